@@ -1,0 +1,72 @@
+// swift-tools-version:6.0
+// lossd: a loss-evaluation and calibration service.
+//
+// Targets, one job each:
+//   LossdKernels  pure numerics on contiguous buffers, backed by OpenBLAS (CBLAS)
+//   LossdHTTP     our HTTP/1.1 server: bytes -> requests -> responses, no domain knowledge
+//   LossdService  routing, decoding, validation, problem+json errors, the store
+//   lossd         the executable: configuration and start-up
+import PackageDescription
+
+let package = Package(
+    name: "lossd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "lossd", targets: ["lossd"]),
+        .library(name: "LossdKernels", targets: ["LossdKernels"]),
+        .library(name: "LossdHTTP", targets: ["LossdHTTP"]),
+        .library(name: "LossdService", targets: ["LossdService"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "CLossdSystem",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .target(
+            name: "LossdKernels",
+            dependencies: ["CBLAS"]
+        ),
+        .target(
+            name: "LossdHTTP",
+            dependencies: [
+                "CLossdSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "LossdService",
+            dependencies: [
+                "LossdHTTP",
+                "LossdKernels",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.embedInCode("Resources/openapi.yaml")]
+        ),
+        .executableTarget(
+            name: "lossd",
+            dependencies: [
+                "LossdService",
+                "LossdHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "LossdKernelsTests", dependencies: ["LossdKernels"]),
+        .testTarget(name: "LossdHTTPTests", dependencies: ["LossdHTTP"]),
+        .testTarget(name: "LossdServiceTests", dependencies: ["LossdService", "LossdHTTP"]),
+        .testTarget(
+            name: "LossdIntegrationTests",
+            dependencies: ["lossd"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

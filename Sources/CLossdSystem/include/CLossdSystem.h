@@ -1,0 +1,26 @@
+#ifndef CLOSSD_SYSTEM_H
+#define CLOSSD_SYSTEM_H
+// Linux system calls that Swift's Glibc module does not import (epoll, eventfd),
+// wrapped so that Swift never touches the packed `struct epoll_event`.
+#include <stdint.h>
+
+/// Creates an epoll instance (close-on-exec). Returns the fd or -1 with errno set.
+int lossd_epoll_create(void);
+/// Registers `fd` for readability (and writability when `want_write`), edge-triggered off.
+int lossd_epoll_add(int epfd, int fd, int want_read, int want_write);
+/// Changes the interest set of a registered fd.
+int lossd_epoll_modify(int epfd, int fd, int want_read, int want_write);
+/// Unregisters `fd`.
+int lossd_epoll_remove(int epfd, int fd);
+/// Waits for events; fills `fds[i]` and `flags[i]` (bit 0 readable, bit 1 writable,
+/// bit 2 hang-up or error). Returns the number of events, or -1 with errno set.
+int lossd_epoll_wait(int epfd, int32_t *fds, uint32_t *flags, int max_events, int timeout_ms);
+/// Creates a non-blocking, close-on-exec eventfd used to wake an epoll loop.
+int lossd_eventfd_create(void);
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU extension Swift does not import).
+int lossd_accept(int listen_fd, void *address, unsigned int *address_length);
+/// Names the calling thread (shown by top and gdb); names are cut to 15 bytes.
+void lossd_set_thread_name(const char *name);
+
+#endif

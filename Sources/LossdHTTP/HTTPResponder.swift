@@ -1,0 +1,29 @@
+/// What the server knows about a request beyond its bytes.
+public struct RequestContext: Sendable {
+    /// The client's `X-Request-Id` when it sent a usable one, else one made by the server.
+    public let requestID: String
+    public let remoteAddress: String
+}
+
+/// The application side of the server: turns complete requests into responses.
+/// The server owns framing, limits and timeouts; a responder never sees raw bytes.
+public protocol HTTPResponder: Sendable {
+    /// Whether the request is cheap enough to answer on the I/O thread (health checks),
+    /// so that it is answered even while every worker is busy.
+    func answersInline(_ head: HTTPRequestHead) -> Bool
+
+    /// Produces the response. Runs on a worker thread unless ``answersInline(_:)`` said yes.
+    func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse
+
+    /// The response for an error found by the server itself (malformed request, limits,
+    /// timeouts, overload), so that every error has the application's format.
+    func errorResponse(status: HTTPStatus, detail: String) -> HTTPResponse
+}
+
+extension HTTPResponder {
+    public func answersInline(_ head: HTTPRequestHead) -> Bool { false }
+
+    public func errorResponse(status: HTTPStatus, detail: String) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: detail + "\n")
+    }
+}

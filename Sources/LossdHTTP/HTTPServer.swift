@@ -1,0 +1,638 @@
+import CLossdSystem
+import Dispatch
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Our HTTP/1.1 server: one epoll I/O thread that owns every connection, and a
+/// ``WorkerPool`` that runs handlers. Keep-alive, pipelining (answered in order),
+/// `Expect: 100-continue`, strict framing, size limits, read/write deadlines, a
+/// connection cap and graceful shutdown are all handled here.
+public final class HTTPServer: Sendable {
+    public let configuration: HTTPServerConfiguration
+    private let loop: EventLoop
+    private let started = Mutex(false)
+
+    /// Binds the listening socket at once, so that a port clash fails here, not later.
+    public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) throws(SocketError) {
+        self.configuration = configuration
+        let pool = WorkerPool(threads: configuration.workerThreads, queueCapacity: configuration.maxQueuedRequests)
+        loop = try EventLoop(configuration: configuration, responder: responder, pool: pool, logger: logger)
+    }
+
+    /// The host and port actually bound.
+    public var boundAddress: (host: String, port: Int) { loop.boundAddress }
+
+    /// Whether the server still takes new work (false once shutdown has begun).
+    public var isAcceptingWork: Bool { !loop.isDraining }
+
+    /// Open client connections.
+    public var openConnections: Int { loop.openConnectionCount }
+
+    /// Requests waiting for a worker thread.
+    public var queueDepth: Int { loop.pool.queueDepth }
+
+    /// Serves until ``beginShutdown()`` has drained every connection (or the grace period
+    /// ran out). Blocks the calling thread.
+    public func run() {
+        let alreadyStarted = started.withLock { value -> Bool in
+            defer { value = true }
+            return value
+        }
+        precondition(!alreadyStarted, "HTTPServer.run() called twice")
+        loop.run()
+        loop.pool.shutdown(timeout: 1)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish within the grace
+    /// period, then makes ``run()`` return. Safe from any thread, idempotent.
+    public func beginShutdown() {
+        loop.requestShutdown()
+    }
+}
+
+// MARK: - Connection
+
+/// One client connection. Touched only by the I/O thread.
+private final class Connection {
+    enum Phase {
+        /// Reading (and parsing) the next request.
+        case reading
+        /// A complete request is with a handler; reading is paused until it answers.
+        case awaitingResponse
+        /// Writing a response; parsing resumes once it is out.
+        case writingResponse
+        /// A final response was sent, the write side is shut; unread input is discarded
+        /// for a moment so that the client sees the response instead of a reset.
+        case lingering
+    }
+
+    enum DeadlineKind {
+        case none, idle, header, body, write, linger
+    }
+
+    let fd: Int32
+    let id: UInt64
+    let remoteAddress: String
+    var parser: HTTPRequestParser
+    var phase = Phase.reading
+    var outbound: [UInt8] = []
+    var outboundOffset = 0
+    var closeAfterResponse = false
+    var peerClosed = false
+    var readInterest = true
+    var writeInterest = false
+    var deadline: UInt64 = 0
+    var deadlineKind = DeadlineKind.none
+    /// True once any byte of the current request arrived (distinguishes idle from slow).
+    var requestStarted = false
+    var currentHead: HTTPRequestHead?
+    var requestStartNanos: UInt64 = 0
+    var requestID = ""
+    var bytesIn = 0
+    var lingerDiscarded = 0
+    /// Removed from epoll after a hang-up while a handler runs.
+    var detached = false
+
+    init(fd: Int32, id: UInt64, remoteAddress: String, limits: HTTPParserLimits) {
+        self.fd = fd
+        self.id = id
+        self.remoteAddress = remoteAddress
+        parser = HTTPRequestParser(limits: limits)
+    }
+
+    var hasPendingOutput: Bool { outboundOffset < outbound.count }
+}
+
+// MARK: - Event loop
+
+/// The I/O thread's state.
+///
+/// `@unchecked Sendable` is safe because every stored property other than `inbox`,
+/// `draining`, `connectionCount` (each a `Mutex` or `Atomic`) and immutable `let`s is
+/// read and written only on the loop thread, inside `run()`; other threads reach the
+/// loop solely through `post(_:)`, which locks `inbox` and writes the eventfd.
+private final class EventLoop: @unchecked Sendable {
+    enum Message {
+        case response(connectionID: UInt64, fd: Int32, response: HTTPResponse)
+        case shutdown
+    }
+
+    let configuration: HTTPServerConfiguration
+    let responder: any HTTPResponder
+    let pool: WorkerPool
+    let logger: Logger
+    let boundAddress: (host: String, port: Int)
+
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    private var listenFD: Int32
+    private let inbox = Mutex<[Message]>([])
+    private let drainingFlag = Atomic<Bool>(false)
+    private let connectionCount = Atomic<Int>(0)
+
+    private var connections: [Int32: Connection] = [:]
+    private var nextConnectionID: UInt64 = 1
+    private var shutdownDeadline: UInt64 = 0
+    private var acceptPausedUntil: UInt64 = 0
+    private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private var dateCache = HTTPDateCache()
+    private let requestIDPrefix: String
+    private var requestCounter: UInt64 = 0
+
+    init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, pool: WorkerPool, logger: Logger) throws(SocketError) {
+        self.configuration = configuration
+        self.responder = responder
+        self.pool = pool
+        self.logger = logger
+        listenFD = try Socket.listen(host: configuration.host, port: configuration.port, backlog: 1024)
+        boundAddress = Socket.localAddress(listenFD) ?? (configuration.host, configuration.port)
+        epollFD = lossd_epoll_create()
+        wakeFD = lossd_eventfd_create()
+        guard epollFD >= 0, wakeFD >= 0 else { throw SocketError("epoll/eventfd") }
+        lossd_epoll_add(epollFD, listenFD, 1, 0)
+        lossd_epoll_add(epollFD, wakeFD, 1, 0)
+        requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    }
+
+    var isDraining: Bool { drainingFlag.load(ordering: .acquiring) }
+    var openConnectionCount: Int { connectionCount.load(ordering: .relaxed) }
+
+    /// Hands a message to the loop thread from any thread.
+    func post(_ message: Message) {
+        inbox.withLock { $0.append(message) }
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    func requestShutdown() { post(.shutdown) }
+
+    // MARK: Loop
+
+    func run() {
+        var fds = [Int32](repeating: 0, count: 256)
+        var flags = [UInt32](repeating: 0, count: 256)
+        var nextSweep = Clock.now + Clock.nanos(0.1)
+        while true {
+            let count = lossd_epoll_wait(epollFD, &fds, &flags, 256, 100)
+            for i in 0..<max(0, Int(count)) {
+                let fd = fds[i]
+                if fd == listenFD {
+                    acceptConnections()
+                } else if fd == wakeFD {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                    processInbox()
+                } else if let connection = connections[fd] {
+                    handleEvent(connection, flags: flags[i])
+                }
+            }
+            let now = Clock.now
+            if now >= nextSweep {
+                sweepDeadlines(now: now)
+                nextSweep = now + Clock.nanos(0.1)
+            }
+            if isDraining {
+                if connections.isEmpty { break }
+                if now >= shutdownDeadline {
+                    logger.warning("shutdown grace period over; closing \(connections.count) connection(s)")
+                    for connection in Array(connections.values) { closeConnection(connection) }
+                    break
+                }
+            }
+        }
+        if listenFD >= 0 { close(listenFD) }
+        close(epollFD)
+        close(wakeFD)
+    }
+
+    private func processInbox() {
+        let messages = inbox.withLock { inbox -> [Message] in
+            defer { inbox.removeAll(keepingCapacity: true) }
+            return inbox
+        }
+        for message in messages {
+            switch message {
+            case let .response(connectionID, fd, response):
+                // The fd may have been closed and reused while the handler ran.
+                guard let connection = connections[fd], connection.id == connectionID,
+                    connection.phase == .awaitingResponse
+                else { continue }
+                if connection.detached {
+                    logAccess(connection, response: response, bytesOut: 0)
+                    closeConnection(connection)
+                    continue
+                }
+                sendResponse(response, on: connection)
+            case .shutdown:
+                startDraining()
+            }
+        }
+    }
+
+    private func startDraining() {
+        guard !isDraining else { return }
+        drainingFlag.store(true, ordering: .releasing)
+        shutdownDeadline = Clock.now + Clock.nanos(configuration.shutdownGracePeriod)
+        if listenFD >= 0 {
+            lossd_epoll_remove(epollFD, listenFD)
+            close(listenFD)
+            listenFD = -1
+        }
+        logger.info("shutting down: stopped accepting, draining \(connections.count) connection(s)")
+        for connection in Array(connections.values) where isIdle(connection) {
+            closeConnection(connection)
+        }
+    }
+
+    private func isIdle(_ connection: Connection) -> Bool {
+        connection.phase == .reading && !connection.requestStarted && !connection.hasPendingOutput
+    }
+
+    // MARK: Accept
+
+    private func acceptConnections() {
+        guard listenFD >= 0 else { return }
+        for _ in 0..<64 {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &storage) { lossd_accept(listenFD, $0, &length) }
+            if fd < 0 {
+                switch errno {
+                case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED: return
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // Out of descriptors: stop accepting for a moment instead of spinning.
+                    logger.error("accept: \(String(cString: strerror(errno))); pausing accepts")
+                    lossd_epoll_remove(epollFD, listenFD)
+                    acceptPausedUntil = Clock.now + Clock.nanos(0.1)
+                    return
+                default:
+                    return
+                }
+            }
+            if connections.count >= configuration.maxConnections {
+                rejectOverCapacity(fd)
+                continue
+            }
+            Socket.setNoDelay(fd)
+            let connection = Connection(
+                fd: fd, id: nextConnectionID, remoteAddress: Socket.peerAddress(&storage),
+                limits: configuration.parserLimits)
+            nextConnectionID += 1
+            connections[fd] = connection
+            connectionCount.store(connections.count, ordering: .relaxed)
+            lossd_epoll_add(epollFD, fd, 1, 0)
+            setDeadline(connection, .header, seconds: configuration.headerTimeout)
+        }
+    }
+
+    /// Over the connection cap: a best-effort 503 and close, without registering the socket.
+    private func rejectOverCapacity(_ fd: Int32) {
+        var response = responder.errorResponse(status: .serviceUnavailable, detail: "too many open connections")
+        response.headers.replaceOrAdd(name: "Retry-After", value: String(configuration.retryAfterSeconds))
+        let bytes = serialize(response, keepAlive: false, isHead: false)
+        bytes.withUnsafeBytes { _ = Socket.send(fd, $0) }
+        close(fd)
+    }
+
+    // MARK: Events
+
+    private func handleEvent(_ connection: Connection, flags: UInt32) {
+        if flags & 2 != 0 { flush(connection) }
+        guard connections[connection.fd] === connection else { return }
+        if flags & 1 != 0 && connection.readInterest { readAvailable(connection) }
+        guard connections[connection.fd] === connection, flags & 4 != 0 else { return }
+        // Hang-up or error: nothing more can be read, and writes will fail.
+        connection.peerClosed = true
+        if connection.phase == .awaitingResponse {
+            // A handler is running; stop watching the socket (level-triggered hang-ups would
+            // otherwise wake us continuously) and close once the answer arrives.
+            lossd_epoll_remove(epollFD, connection.fd)
+            connection.readInterest = false
+            connection.writeInterest = false
+            connection.detached = true
+        } else {
+            closeConnection(connection)
+        }
+    }
+
+    private func readAvailable(_ connection: Connection) {
+        // A few reads per wake-up keeps one fast sender from starving the others.
+        for _ in 0..<4 {
+            let result = readBuffer.withUnsafeMutableBytes { Socket.receive(connection.fd, into: $0) }
+            switch result {
+            case .wouldBlock:
+                return
+            case .closed:
+                connection.peerClosed = true
+                switch connection.phase {
+                case .awaitingResponse, .writingResponse:
+                    // Half-closed after sending a request: answer it, then close.
+                    connection.closeAfterResponse = true
+                    updateInterest(connection)
+                case .reading, .lingering:
+                    // Between requests, in the middle of one (nothing to answer), or done.
+                    closeConnection(connection)
+                }
+                return
+            case .data(let count):
+                if connection.phase == .lingering {
+                    connection.lingerDiscarded += count
+                    if connection.lingerDiscarded > 4 << 20 { closeConnection(connection); return }
+                    continue
+                }
+                connection.bytesIn += count
+                if !connection.requestStarted {
+                    connection.requestStarted = true
+                    setDeadline(connection, .header, seconds: configuration.headerTimeout)
+                }
+                readBuffer.withUnsafeBytes { connection.parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                if connection.parser.isReadingBody {
+                    setDeadline(connection, .body, seconds: configuration.bodyTimeout)
+                }
+                parseRequests(connection)
+                guard connections[connection.fd] === connection, connection.phase == .reading else { return }
+            }
+        }
+    }
+
+    /// Parses buffered input until a request is complete (then hands it to a handler) or
+    /// more bytes are needed.
+    private func parseRequests(_ connection: Connection) {
+        while connection.phase == .reading {
+            let event: HTTPParserEvent?
+            do {
+                event = try connection.parser.next()
+            } catch {
+                failRequest(connection, status: error.status, detail: error.reason)
+                return
+            }
+            switch event {
+            case nil:
+                if connection.parser.isReadingBody {
+                    if connection.deadlineKind != .body { setDeadline(connection, .body, seconds: configuration.bodyTimeout) }
+                } else if connection.parser.bufferedByteCount == 0 && !connection.requestStarted {
+                    setDeadline(connection, .idle, seconds: configuration.keepAliveTimeout)
+                }
+                updateInterest(connection)
+                return
+            case .head(let head)?:
+                connection.requestStarted = true
+                connection.currentHead = head
+                connection.requestStartNanos = Clock.now
+                // HTTP/1.0 clients cannot expect anything (RFC 9110 section 10.1.1).
+                if head.version.minor >= 1, head.headers.contains(name: "expect"), !head.expectsContinue {
+                    failRequest(connection, status: .expectationFailed, detail: "only 100-continue is supported")
+                    return
+                }
+                if head.expectsContinue && head.hasBody && connection.parser.bufferedByteCount == 0 {
+                    connection.outbound.append(contentsOf: Self.continueLine)
+                    flush(connection)
+                    guard connections[connection.fd] === connection else { return }
+                }
+                setDeadline(connection, .body, seconds: configuration.bodyTimeout)
+            case .request(let request)?:
+                dispatch(request, on: connection)
+            }
+        }
+    }
+
+    private static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    private func dispatch(_ request: HTTPRequest, on connection: Connection) {
+        connection.phase = .awaitingResponse
+        connection.deadlineKind = .none
+        connection.currentHead = request.head
+        if !request.head.keepAlive { connection.closeAfterResponse = true }
+        updateInterest(connection)
+
+        let context = RequestContext(requestID: makeRequestID(request.head), remoteAddress: connection.remoteAddress)
+        connection.requestID = context.requestID
+        if responder.answersInline(request.head) {
+            sendResponse(responder.respond(to: request, context: context), on: connection)
+            return
+        }
+        let responder = self.responder
+        let id = connection.id, fd = connection.fd
+        let accepted = pool.submit { [self] in
+            let response = responder.respond(to: request, context: context)
+            post(.response(connectionID: id, fd: fd, response: response))
+        }
+        if !accepted {
+            var response = responder.errorResponse(
+                status: .serviceUnavailable, detail: "the server is at capacity; retry shortly")
+            response.headers.replaceOrAdd(name: "Retry-After", value: String(configuration.retryAfterSeconds))
+            sendResponse(response, on: connection)
+        }
+    }
+
+    private func makeRequestID(_ head: HTTPRequestHead) -> String {
+        if let given = head.headers["x-request-id"], (1...128).contains(given.utf8.count),
+            given.utf8.allSatisfy({ HTTPGrammar.isTokenByte($0) })
+        {
+            return given
+        }
+        requestCounter += 1
+        return "\(requestIDPrefix)-\(String(requestCounter, radix: 16))"
+    }
+
+    /// Answers a request that could not be read (framing, limits, timeouts) and closes.
+    private func failRequest(_ connection: Connection, status: HTTPStatus, detail: String) {
+        connection.closeAfterResponse = true
+        if connection.currentHead == nil { connection.requestStartNanos = Clock.now }
+        connection.phase = .awaitingResponse
+        sendResponse(responder.errorResponse(status: status, detail: detail), on: connection)
+    }
+
+    private func sendResponse(_ response: HTTPResponse, on connection: Connection) {
+        var response = response
+        let head = connection.currentHead
+        if isDraining || connection.peerClosed { connection.closeAfterResponse = true }
+        let keepAlive = !connection.closeAfterResponse
+        if !connection.requestID.isEmpty {
+            response.headers.replaceOrAdd(name: "X-Request-Id", value: connection.requestID)
+        }
+        let isHead = head?.method == "HEAD"
+        let bytes = serialize(response, keepAlive: keepAlive, isHead: isHead, http10: head?.version == .http1_0)
+        logAccess(connection, response: response, bytesOut: bytes.count)
+        connection.outbound.append(contentsOf: bytes)
+        connection.phase = .writingResponse
+        setDeadline(connection, .write, seconds: configuration.writeTimeout)
+        flush(connection)
+    }
+
+    private func logAccess(_ connection: Connection, response: HTTPResponse, bytesOut: Int) {
+        let elapsed = Double(Clock.now &- connection.requestStartNanos) / 1e6
+        let head = connection.currentHead
+        var metadata: Logger.Metadata = [
+            "status": "\(response.status.code)",
+            "ms": "\(Double(Int(elapsed * 1000)) / 1000)",
+            "bytes_in": "\(connection.bytesIn)",
+            "bytes_out": "\(bytesOut)",
+            "peer": "\(connection.remoteAddress)",
+        ]
+        if !connection.requestID.isEmpty { metadata["request_id"] = "\(connection.requestID)" }
+        let line = head.map { "\($0.method) \($0.path)" } ?? "-"
+        logger.info("\(line)", metadata: metadata)
+    }
+
+    // MARK: Writing
+
+    private func flush(_ connection: Connection) {
+        while connection.hasPendingOutput {
+            let sent = connection.outbound.withUnsafeBytes { raw in
+                Socket.send(connection.fd, UnsafeRawBufferPointer(rebasing: raw[connection.outboundOffset...]))
+            }
+            guard let sent else {
+                closeConnection(connection)
+                return
+            }
+            if sent == 0 { break }
+            connection.outboundOffset += sent
+        }
+        if !connection.hasPendingOutput {
+            connection.outbound.removeAll(keepingCapacity: connection.outbound.capacity <= 256 * 1024)
+            connection.outboundOffset = 0
+            if connection.phase == .writingResponse { finishResponse(connection) }
+        }
+        if connections[connection.fd] === connection { updateInterest(connection) }
+    }
+
+    private func finishResponse(_ connection: Connection) {
+        connection.currentHead = nil
+        connection.requestID = ""
+        connection.bytesIn = 0
+        connection.requestStarted = connection.parser.bufferedByteCount > 0
+        if connection.closeAfterResponse {
+            beginLingeringClose(connection)
+            return
+        }
+        connection.phase = .reading
+        if connection.requestStarted {
+            setDeadline(connection, .header, seconds: configuration.headerTimeout)
+            // Pipelined requests may already be buffered.
+            parseRequests(connection)
+        } else {
+            setDeadline(connection, .idle, seconds: configuration.keepAliveTimeout)
+        }
+    }
+
+    /// Shuts the write side and reads (discarding) for up to two seconds, so a client still
+    /// sending a rejected body gets our response rather than a connection reset.
+    private func beginLingeringClose(_ connection: Connection) {
+        if connection.peerClosed {
+            closeConnection(connection)
+            return
+        }
+        shutdown(connection.fd, Int32(SHUT_WR))
+        connection.phase = .lingering
+        setDeadline(connection, .linger, seconds: 2)
+        updateInterest(connection)
+    }
+
+    private func updateInterest(_ connection: Connection) {
+        let wantRead = (connection.phase == .reading || connection.phase == .lingering) && !connection.peerClosed
+        let wantWrite = connection.hasPendingOutput
+        if wantRead != connection.readInterest || wantWrite != connection.writeInterest {
+            connection.readInterest = wantRead
+            connection.writeInterest = wantWrite
+            lossd_epoll_modify(epollFD, connection.fd, wantRead ? 1 : 0, wantWrite ? 1 : 0)
+        }
+    }
+
+    private func closeConnection(_ connection: Connection) {
+        guard connections[connection.fd] === connection else { return }
+        if !connection.detached { lossd_epoll_remove(epollFD, connection.fd) }
+        close(connection.fd)
+        connections[connection.fd] = nil
+        connectionCount.store(connections.count, ordering: .relaxed)
+    }
+
+    // MARK: Deadlines
+
+    private func setDeadline(_ connection: Connection, _ kind: Connection.DeadlineKind, seconds: Double) {
+        connection.deadlineKind = kind
+        connection.deadline = Clock.now + Clock.nanos(seconds)
+    }
+
+    private func sweepDeadlines(now: UInt64) {
+        if listenFD >= 0, acceptPausedUntil != 0, now >= acceptPausedUntil {
+            acceptPausedUntil = 0
+            lossd_epoll_add(epollFD, listenFD, 1, 0)
+        }
+        for connection in Array(connections.values) where connection.deadlineKind != .none && now >= connection.deadline {
+            switch connection.deadlineKind {
+            case .none:
+                break
+            case .idle, .write, .linger:
+                closeConnection(connection)
+            case .header, .body:
+                if connection.requestStarted || connection.parser.bufferedByteCount > 0 {
+                    let detail = connection.deadlineKind == .header
+                        ? "request headers not received in time" : "request body stalled"
+                    connection.deadlineKind = .none
+                    failRequest(connection, status: .requestTimeout, detail: detail)
+                } else {
+                    closeConnection(connection)
+                }
+            }
+        }
+    }
+
+    // MARK: Serialization
+
+    private func serialize(_ response: HTTPResponse, keepAlive: Bool, isHead: Bool, http10: Bool = false) -> [UInt8] {
+        let status = response.status
+        let bodyAllowed = status.code != 204 && status.code != 304 && status.code >= 200
+        var text = "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"
+        text += "Server: \(configuration.serverName)\r\nDate: \(dateCache.current())\r\n"
+        for (name, value) in response.headers {
+            if name.equalsIgnoringASCIICase("content-length") || name.equalsIgnoringASCIICase("connection")
+                || name.equalsIgnoringASCIICase("transfer-encoding") || name.equalsIgnoringASCIICase("date")
+            {
+                continue
+            }
+            text += "\(name): \(value)\r\n"
+        }
+        if bodyAllowed { text += "Content-Length: \(response.body.count)\r\n" }
+        if !keepAlive {
+            text += "Connection: close\r\n"
+        } else if http10 {
+            text += "Connection: keep-alive\r\n"
+        }
+        text += "\r\n"
+        var bytes = Array(text.utf8)
+        if bodyAllowed && !isHead { bytes.append(contentsOf: response.body) }
+        return bytes
+    }
+}
+
+// MARK: - Time
+
+/// Monotonic nanoseconds, for deadlines.
+enum Clock {
+    static var now: UInt64 { DispatchTime.now().uptimeNanoseconds }
+    static func nanos(_ seconds: Double) -> UInt64 { UInt64(max(0, seconds) * 1e9) }
+}
+
+/// The IMF-fixdate for the `Date` header, formatted at most once a second.
+struct HTTPDateCache {
+    private var second: time_t = 0
+    private var text = ""
+
+    mutating func current() -> String {
+        var now = time(nil)
+        if now != second || text.isEmpty {
+            second = now
+            var parts = tm()
+            gmtime_r(&now, &parts)
+            var buffer = [CChar](repeating: 0, count: 64)
+            let n = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+            text = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        return text
+    }
+}

@@ -1,0 +1,29 @@
+/// Everything about the server that a deployment may tune. Defaults follow the API contract.
+public struct HTTPServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    /// TCP port; 0 picks a free one (the bound port is in ``HTTPServer/boundPort``).
+    public var port = 8080
+    public var parserLimits = HTTPParserLimits()
+    /// Seconds a request's header section may take from its first byte (408 after).
+    public var headerTimeout: Double = 10
+    /// Seconds a body may go without a byte arriving (408 after).
+    public var bodyTimeout: Double = 30
+    /// Seconds an idle keep-alive connection is kept open.
+    public var keepAliveTimeout: Double = 60
+    /// Seconds a client may take to read our response before the connection is dropped.
+    public var writeTimeout: Double = 30
+    /// Open connections at most; further ones get 503 and are closed.
+    public var maxConnections = 1024
+    /// Request-handler threads.
+    public var workerThreads = 2
+    /// Requests that may wait for a handler thread before new ones get 503.
+    public var maxQueuedRequests = 256
+    /// Seconds in-flight requests get to finish after shutdown begins.
+    public var shutdownGracePeriod: Double = 10
+    /// Seconds suggested in `Retry-After` when overloaded.
+    public var retryAfterSeconds = 1
+    /// Value of the `Server` header.
+    public var serverName = "lossd"
+
+    public init() {}
+}

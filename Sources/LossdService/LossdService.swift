@@ -1,0 +1,117 @@
+import LossdHTTP
+import LossdKernels
+import Logging
+import Synchronization
+
+/// Settings of the service layer (the HTTP server has its own).
+public struct ServiceConfiguration: Sendable {
+    /// Where the embedded store lives.
+    public var dataDirectory: String = "./data"
+
+    public init(dataDirectory: String = "./data") {
+        self.dataDirectory = dataDirectory
+    }
+}
+
+/// The lossd application: routes requests to handlers and renders every error as
+/// problem+json. It knows the API; the server below it knows only HTTP.
+public final class LossdService: HTTPResponder {
+    public static let version = "0.1.0"
+
+    public let configuration: ServiceConfiguration
+    private let router: Router
+    private let state: ServiceState
+
+    /// - Parameter acceptingWork: whether the server still takes requests (false while draining).
+    public init(configuration: ServiceConfiguration, acceptingWork: @escaping @Sendable () -> Bool = { true }) {
+        self.configuration = configuration
+        let state = ServiceState(acceptingWork: acceptingWork)
+        self.state = state
+        var router = Router()
+        LossdService.registerRoutes(on: &router, state: state)
+        self.router = router
+    }
+
+    /// Marks the store open (or not); `/readyz` answers 503 until it is.
+    public func setStoreReady(_ ready: Bool) {
+        state.storeReady.store(ready, ordering: .releasing)
+    }
+
+    // MARK: HTTPResponder
+
+    public func answersInline(_ head: HTTPRequestHead) -> Bool {
+        if case .found(let route, _) = router.match(method: head.method, path: head.path) { return route.inline }
+        return true  // 404 and 405 are cheap too
+    }
+
+    public func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
+        switch router.match(method: request.method, path: request.path) {
+        case .notFound:
+            return ServiceError.notFound("no resource at \(request.path)").response
+        case .methodNotAllowed(let allow):
+            var error = ServiceError(
+                status: .methodNotAllowed, code: "method_not_allowed",
+                detail: "\(request.method) is not allowed on \(request.path); use \(allow.joined(separator: ", "))")
+            error.headers = [("Allow", allow.joined(separator: ", "))]
+            return error.response
+        case let .found(route, parameters):
+            do {
+                return try route.handler(RouteRequest(request: request, context: context, parameters: parameters))
+            } catch {
+                return error.response
+            }
+        }
+    }
+
+    public func errorResponse(status: HTTPStatus, detail: String) -> HTTPResponse {
+        ServiceError(status: status, code: ServiceError.code(forTransportStatus: status), detail: detail).response
+    }
+
+    // MARK: Routes
+
+    private static func registerRoutes(on router: inout Router, state: ServiceState) {
+        router.add("GET", "/healthz", inline: true) { _ throws(ServiceError) in
+            json(["status": "ok"])
+        }
+        router.add("GET", "/readyz", inline: true) { _ throws(ServiceError) in
+            let store = state.storeReady.load(ordering: .acquiring)
+            let accepting = state.acceptingWork()
+            let body: JSONValue = [
+                "status": .string(store && accepting ? "ready" : "not_ready"),
+                "store": .string(store ? "open" : "closed"),
+                "accepting": .bool(accepting),
+            ]
+            guard store && accepting else {
+                var response = json(body, status: .serviceUnavailable)
+                response.headers.add(name: "Retry-After", value: "1")
+                return response
+            }
+            return json(body)
+        }
+        router.add("GET", "/v1/version", inline: true) { _ throws(ServiceError) in
+            json([
+                "name": "lossd",
+                "version": .string(version),
+                "blas": .string(BLAS.libraryDescription),
+                "simd": .string(CompiledSIMD.description),
+            ])
+        }
+        router.add("GET", "/openapi.yaml", inline: true) { _ throws(ServiceError) in
+            HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml"], body: OpenAPIDocument.bytes)
+        }
+    }
+
+    static func json(_ value: JSONValue, status: HTTPStatus = .ok) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: value.bytes)
+    }
+}
+
+/// State shared by the service and its route handlers.
+final class ServiceState: Sendable {
+    let storeReady = Atomic<Bool>(false)
+    let acceptingWork: @Sendable () -> Bool
+
+    init(acceptingWork: @escaping @Sendable () -> Bool) {
+        self.acceptingWork = acceptingWork
+    }
+}

@@ -1,0 +1,110 @@
+import LossdHTTP
+
+/// The parts of a request a handler needs, with path parameters resolved.
+public struct RouteRequest: Sendable {
+    public let request: HTTPRequest
+    public let context: RequestContext
+    /// Values of `{name}` segments in the route's pattern.
+    public let parameters: [String: String]
+}
+
+/// What a route returns: a response, or a `ServiceError` rendered as problem+json.
+public typealias RouteHandler = @Sendable (RouteRequest) throws(ServiceError) -> HTTPResponse
+
+/// Matches method and path to a handler: 404 for an unknown path, 405 with `Allow` for a
+/// known path with another method. `HEAD` is answered by the `GET` route.
+public struct Router: Sendable {
+    struct Route: Sendable {
+        let method: String
+        let segments: [Segment]
+        let pattern: String
+        /// Cheap and non-blocking: may run on the I/O thread.
+        let inline: Bool
+        let handler: RouteHandler
+    }
+
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    private(set) var routes: [Route] = []
+
+    public init() {}
+
+    /// Adds a route. `pattern` is a path such as `/v1/calibrators/{name}`.
+    public mutating func add(_ method: String, _ pattern: String, inline: Bool = false, _ handler: @escaping RouteHandler) {
+        let segments = Router.split(pattern).map { part -> Segment in
+            if part.hasPrefix("{"), part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
+            return .literal(String(part))
+        }
+        routes.append(Route(method: method, segments: segments, pattern: pattern, inline: inline, handler: handler))
+    }
+
+    enum Match {
+        case found(Route, [String: String])
+        case methodNotAllowed(allow: [String])
+        case notFound
+    }
+
+    func match(method: String, path: String) -> Match {
+        let parts = Router.split(path)
+        var allowed: [String] = []
+        for route in routes {
+            guard let parameters = Router.bind(route.segments, to: parts) else { continue }
+            if route.method == method || (method == "HEAD" && route.method == "GET") {
+                return .found(route, parameters)
+            }
+            allowed.append(route.method)
+            if route.method == "GET" { allowed.append("HEAD") }
+        }
+        if allowed.isEmpty { return .notFound }
+        var seen = Set<String>()
+        return .methodNotAllowed(allow: allowed.filter { seen.insert($0).inserted })
+    }
+
+    private static func split(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { $0 }
+    }
+
+    private static func bind(_ segments: [Segment], to parts: [Substring]) -> [String: String]? {
+        guard segments.count == parts.count else { return nil }
+        var parameters: [String: String] = [:]
+        for (segment, part) in zip(segments, parts) {
+            switch segment {
+            case .literal(let literal):
+                guard part == literal else { return nil }
+            case .parameter(let name):
+                guard !part.isEmpty else { return nil }
+                parameters[name] = PercentDecoding.decode(part) ?? String(part)
+            }
+        }
+        return parameters
+    }
+}
+
+enum PercentDecoding {
+    /// Decodes `%XX` escapes; nil when an escape is malformed or the result is not UTF-8.
+    static func decode<S: StringProtocol>(_ text: S) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let hi = iterator.next().flatMap(hex), let lo = iterator.next().flatMap(hex) else { return nil }
+                bytes.append(hi << 4 | lo)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

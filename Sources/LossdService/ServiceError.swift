@@ -1,0 +1,94 @@
+import LossdHTTP
+
+/// A request the service refuses, rendered as RFC 9457 `application/problem+json`.
+/// `code` is one of the error codes of the spec (the `type` is `urn:lossd:error:<code>`),
+/// and `field`, when known, is a JSON pointer to the offending request field.
+public struct ServiceError: Error, Sendable, Equatable {
+    public let status: HTTPStatus
+    public let code: String
+    public let detail: String
+    public let field: String?
+    /// Extra response headers (`Allow` on 405, `Retry-After` on 503).
+    public var headers: [(String, String)] = []
+
+    public init(status: HTTPStatus, code: String, detail: String, field: String? = nil) {
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.field = field
+    }
+
+    public static func == (lhs: ServiceError, rhs: ServiceError) -> Bool {
+        lhs.status == rhs.status && lhs.code == rhs.code && lhs.detail == rhs.detail && lhs.field == rhs.field
+    }
+
+    /// The fixed title for each code, as the spec asks.
+    public var title: String {
+        ServiceError.titles[code] ?? status.reasonPhrase
+    }
+
+    static let titles: [String: String] = [
+        "malformed_request": "Malformed HTTP request",
+        "invalid_json": "Malformed JSON",
+        "not_found": "Not found",
+        "method_not_allowed": "Method not allowed",
+        "request_timeout": "Request not received in time",
+        "content_too_large": "Request body too large",
+        "unsupported_media_type": "Unsupported media type",
+        "expectation_failed": "Expectation not supported",
+        "headers_too_large": "Request headers too large",
+        "unsupported_transfer_coding": "Unsupported transfer coding",
+        "http_version_not_supported": "HTTP version not supported",
+        "overloaded": "Service overloaded",
+        "not_ready": "Service not ready",
+        "internal": "Internal error",
+        "unknown_loss": "Unknown loss",
+        "missing_field": "Missing field",
+        "invalid_shape": "Invalid shape",
+        "non_finite": "Non-finite value",
+        "invalid_label": "Invalid label",
+        "invalid_target": "Invalid target",
+        "invalid_param": "Invalid parameter",
+        "invalid_input": "Invalid input",
+        "value_overflow": "Value overflow",
+    ]
+
+    /// The code used for an error the HTTP layer found itself.
+    static func code(forTransportStatus status: HTTPStatus) -> String {
+        switch status.code {
+        case 400: "malformed_request"
+        case 404: "not_found"
+        case 405: "method_not_allowed"
+        case 408: "request_timeout"
+        case 413: "content_too_large"
+        case 415: "unsupported_media_type"
+        case 417: "expectation_failed"
+        case 431: "headers_too_large"
+        case 501: "unsupported_transfer_coding"
+        case 503: "overloaded"
+        case 505: "http_version_not_supported"
+        default: "internal"
+        }
+    }
+
+    public var problem: JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("type", .string("urn:lossd:error:\(code)")),
+            ("title", .string(title)),
+            ("status", .int(status.code)),
+            ("detail", .string(detail)),
+        ]
+        if let field { members.append(("field", .string(field))) }
+        return .object(members)
+    }
+
+    public var response: HTTPResponse {
+        var headers: HTTPHeaders = ["Content-Type": "application/problem+json"]
+        for (name, value) in self.headers { headers.add(name: name, value: value) }
+        return HTTPResponse(status: status, headers: headers, body: problem.bytes)
+    }
+
+    public static func notFound(_ detail: String) -> ServiceError {
+        ServiceError(status: .notFound, code: "not_found", detail: detail)
+    }
+}

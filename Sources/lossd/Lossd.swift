@@ -1,0 +1,145 @@
+import ArgumentParser
+import Dispatch
+import LossdHTTP
+import LossdService
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `lossd` command: reads configuration from flags or `LOSSD_*` environment
+/// variables (a flag wins), opens the data directory, and serves until SIGTERM/SIGINT.
+@main
+struct Lossd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lossd",
+        abstract: "Loss evaluation and calibration over HTTP.",
+        discussion: """
+            Every option can also be set with the environment variable shown beside it;
+            a flag given on the command line wins over the environment.
+            SIGTERM or SIGINT stops accepting connections and lets in-flight requests
+            finish within the shutdown grace period; a second signal exits at once.
+            """,
+        version: LossdService.version
+    )
+
+    @Option(help: "Address to listen on; 0.0.0.0 or :: for every interface. [env: LOSSD_HOST] (default: 127.0.0.1)")
+    var host: String?
+
+    @Option(help: "TCP port; 0 picks a free one. [env: LOSSD_PORT] (default: 8080)")
+    var port: Int?
+
+    @Option(help: "Largest request body accepted, in bytes (413 beyond). [env: LOSSD_MAX_BODY_BYTES] (default: 67108864)")
+    var maxBodyBytes: Int?
+
+    @Option(help: "Request-handler threads. [env: LOSSD_THREADS] (default: the number of cores)")
+    var threads: Int?
+
+    @Option(help: "Directory of the embedded store. [env: LOSSD_DATA_DIR] (default: ./data)")
+    var dataDir: String?
+
+    @Option(help: "Largest request header section, in bytes (431 beyond). [env: LOSSD_MAX_HEADER_BYTES] (default: 16384)")
+    var maxHeaderBytes: Int?
+
+    @Option(help: "Open connections at most; more get 503. [env: LOSSD_MAX_CONNECTIONS] (default: 1024)")
+    var maxConnections: Int?
+
+    @Option(help: "Requests that may wait for a handler thread before 503. [env: LOSSD_QUEUE_DEPTH] (default: 64 per thread)")
+    var queueDepth: Int?
+
+    @Option(help: "Seconds for a request's headers to arrive (408 after). [env: LOSSD_HEADER_TIMEOUT] (default: 10)")
+    var headerTimeout: Double?
+
+    @Option(help: "Seconds a request body may stall without a byte (408 after). [env: LOSSD_BODY_TIMEOUT] (default: 30)")
+    var bodyTimeout: Double?
+
+    @Option(help: "Seconds an idle keep-alive connection stays open. [env: LOSSD_KEEP_ALIVE_TIMEOUT] (default: 60)")
+    var keepAliveTimeout: Double?
+
+    @Option(help: "Seconds in-flight requests get to finish on shutdown. [env: LOSSD_SHUTDOWN_GRACE] (default: 10)")
+    var shutdownGrace: Double?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [env: LOSSD_LOG_LEVEL] (default: info)")
+    var logLevel: String?
+
+    func run() throws {
+        let settings = try Settings(from: self, environment: Environment.current)
+        Server.start(settings)
+    }
+}
+
+/// Resolved settings: flag, else environment variable, else default; validated.
+struct Settings: Sendable {
+    var http = HTTPServerConfiguration()
+    var service = ServiceConfiguration()
+    var logLevel = Logger.Level.info
+
+    init(from command: Lossd, environment: [String: String]) throws {
+        func value<T>(_ flag: T?, _ variable: String, parse: (String) -> T?) throws -> T? {
+            if let flag { return flag }
+            guard let text = environment[variable] else { return nil }
+            guard let parsed = parse(text) else {
+                throw ValidationError("\(variable)=\(text) is not a valid value")
+            }
+            return parsed
+        }
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
+        http.host = try value(command.host, "LOSSD_HOST") { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+        http.port = try value(command.port, "LOSSD_PORT") { Int($0) } ?? 8080
+        http.parserLimits.maxBodyBytes = try value(command.maxBodyBytes, "LOSSD_MAX_BODY_BYTES") { Int($0) } ?? 64 << 20
+        http.parserLimits.maxHeaderBytes = try value(command.maxHeaderBytes, "LOSSD_MAX_HEADER_BYTES") { Int($0) } ?? 16 << 10
+        http.workerThreads = try value(command.threads, "LOSSD_THREADS") { Int($0) } ?? max(1, cores)
+        http.maxConnections = try value(command.maxConnections, "LOSSD_MAX_CONNECTIONS") { Int($0) } ?? 1024
+        http.maxQueuedRequests = try value(command.queueDepth, "LOSSD_QUEUE_DEPTH") { Int($0) } ?? 64 * http.workerThreads
+        http.headerTimeout = try value(command.headerTimeout, "LOSSD_HEADER_TIMEOUT") { Double($0) } ?? 10
+        http.bodyTimeout = try value(command.bodyTimeout, "LOSSD_BODY_TIMEOUT") { Double($0) } ?? 30
+        http.keepAliveTimeout = try value(command.keepAliveTimeout, "LOSSD_KEEP_ALIVE_TIMEOUT") { Double($0) } ?? 60
+        http.shutdownGracePeriod = try value(command.shutdownGrace, "LOSSD_SHUTDOWN_GRACE") { Double($0) } ?? 10
+        service.dataDirectory = try value(command.dataDir, "LOSSD_DATA_DIR") { $0.isEmpty ? nil : $0 } ?? "./data"
+        let level = try value(command.logLevel, "LOSSD_LOG_LEVEL") { $0 } ?? "info"
+        guard let parsedLevel = Logger.Level(rawValue: level.lowercased()) else {
+            throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical (got \(level))")
+        }
+        logLevel = parsedLevel
+
+        guard (0...65535).contains(http.port) else { throw ValidationError("port must be in 0...65535 (got \(http.port))") }
+        guard http.parserLimits.maxBodyBytes >= 0 else { throw ValidationError("max body bytes must be >= 0") }
+        guard http.parserLimits.maxHeaderBytes >= 256 else { throw ValidationError("max header bytes must be >= 256") }
+        guard (1...1024).contains(http.workerThreads) else { throw ValidationError("threads must be in 1...1024") }
+        guard http.maxConnections >= 1 else { throw ValidationError("max connections must be >= 1") }
+        guard http.maxQueuedRequests >= 1 else { throw ValidationError("queue depth must be >= 1") }
+        for (name, seconds) in [
+            ("header timeout", http.headerTimeout), ("body timeout", http.bodyTimeout),
+            ("keep-alive timeout", http.keepAliveTimeout), ("shutdown grace", http.shutdownGracePeriod),
+        ] where !(seconds > 0 && seconds.isFinite) {
+            throw ValidationError("\(name) must be a positive number of seconds")
+        }
+    }
+
+    /// One line that says what the process runs with, printed at start-up.
+    var summary: String {
+        let limits = http.parserLimits
+        return "host=\(http.host) port=\(http.port) threads=\(http.workerThreads) queue=\(http.maxQueuedRequests) "
+            + "max_body_bytes=\(limits.maxBodyBytes) max_header_bytes=\(limits.maxHeaderBytes) "
+            + "max_connections=\(http.maxConnections) header_timeout=\(http.headerTimeout)s "
+            + "body_timeout=\(http.bodyTimeout)s keep_alive=\(http.keepAliveTimeout)s "
+            + "shutdown_grace=\(http.shutdownGracePeriod)s data_dir=\(service.dataDirectory) log_level=\(logLevel)"
+    }
+}
+
+enum Environment {
+    static var current: [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                result[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+}

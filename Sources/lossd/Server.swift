@@ -1,0 +1,72 @@
+import Dispatch
+import LossdHTTP
+import LossdService
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Start-up and shutdown of the process.
+enum Server {
+    static func start(_ settings: Settings) -> Never {
+        let level = settings.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "lossd")
+        signal(SIGPIPE, SIG_IGN)
+
+        do {
+            try DataDirectory.prepare(settings.service.dataDirectory)
+        } catch {
+            logger.critical("cannot use data directory: \(error)")
+            exit(1)
+        }
+
+        let gate = ServerGate()
+        let service = LossdService(configuration: settings.service, acceptingWork: { gate.acceptingWork })
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(configuration: settings.http, responder: service, logger: logger)
+        } catch {
+            logger.critical("cannot listen on \(settings.http.host):\(settings.http.port): \(error)")
+            exit(1)
+        }
+        gate.attach(server)
+        service.setStoreReady(true)
+
+        let signals = installSignalHandlers(server: server, logger: logger)
+        let (host, port) = server.boundAddress
+        logger.info("configuration: \(settings.summary)")
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        print("lossd \(LossdService.version) listening on http://\(shownHost):\(port)")
+        fflush(nil)  // all output streams; stdout itself is not concurrency-safe to name
+
+        server.run()
+        withExtendedLifetime(signals) {}
+        logger.info("stopped")
+        exit(0)
+    }
+
+    /// SIGTERM/SIGINT begin a graceful shutdown; a second one exits at once.
+    private static func installSignalHandlers(server: HTTPServer, logger: Logger) -> [any DispatchSourceSignal] {
+        let received = SignalCounter()
+        return [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                if received.increment() > 1 {
+                    logger.warning("second signal: exiting now")
+                    exit(1)
+                }
+                logger.info("signal \(number): shutting down")
+                server.beginShutdown()
+            }
+            source.resume()
+            return source
+        }
+    }
+}

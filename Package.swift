@@ -61,11 +61,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LossdKernelsTests", dependencies: ["LossdKernels"]),
-        .testTarget(name: "LossdHTTPTests", dependencies: ["LossdHTTP"]),
+        // Test helpers shared by the test targets: a raw-socket HTTP client.
+        .target(name: "LossdTestSupport", path: "Tests/LossdTestSupport"),
+        .testTarget(
+            name: "LossdHTTPTests",
+            dependencies: ["LossdHTTP", "LossdTestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "LossdServiceTests", dependencies: ["LossdService", "LossdHTTP"]),
         .testTarget(
             name: "LossdIntegrationTests",
-            dependencies: ["lossd"]
+            dependencies: ["lossd", "LossdTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -39,13 +39,13 @@ public struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertibl
         self.reason = reason
     }
 
+    /// The status to answer with. Unsupported codings and versions are the client's
+    /// doing, so they get 400 rather than RFC 9110's 501/505: no client input yields a 5xx.
     public var status: HTTPStatus {
         switch kind {
-        case .malformed: .badRequest
+        case .malformed, .unsupportedTransferCoding, .unsupportedVersion: .badRequest
         case .headersTooLarge: .requestHeaderFieldsTooLarge
         case .bodyTooLarge: .contentTooLarge
-        case .unsupportedTransferCoding: .notImplemented
-        case .unsupportedVersion: .httpVersionNotSupported
         }
     }
 

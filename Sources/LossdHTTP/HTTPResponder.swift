@@ -3,6 +3,11 @@ public struct RequestContext: Sendable {
     /// The client's `X-Request-Id` when it sent a usable one, else one made by the server.
     public let requestID: String
     public let remoteAddress: String
+
+    public init(requestID: String, remoteAddress: String) {
+        self.requestID = requestID
+        self.remoteAddress = remoteAddress
+    }
 }
 
 /// The application side of the server: turns complete requests into responses.

@@ -35,6 +35,9 @@ public final class HTTPServer: Sendable {
     /// Requests waiting for a worker thread.
     public var queueDepth: Int { loop.pool.queueDepth }
 
+    /// Worker threads running a handler now.
+    public var busyWorkers: Int { loop.pool.busyThreads }
+
     /// Serves until ``beginShutdown()`` has drained every connection (or the grace period
     /// ran out). Blocks the calling thread.
     public func run() {
@@ -82,6 +85,8 @@ private final class Connection {
     var outbound: [UInt8] = []
     var outboundOffset = 0
     var closeAfterResponse = false
+    /// The request was rejected, maybe with part of it unread: linger before closing.
+    var rejected = false
     var peerClosed = false
     var readInterest = true
     var writeInterest = false
@@ -442,6 +447,7 @@ private final class EventLoop: @unchecked Sendable {
     /// Answers a request that could not be read (framing, limits, timeouts) and closes.
     private func failRequest(_ connection: Connection, status: HTTPStatus, detail: String) {
         connection.closeAfterResponse = true
+        connection.rejected = true
         if connection.currentHead == nil { connection.requestStartNanos = Clock.now }
         connection.phase = .awaitingResponse
         sendResponse(responder.errorResponse(status: status, detail: detail), on: connection)
@@ -520,10 +526,11 @@ private final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Shuts the write side and reads (discarding) for up to two seconds, so a client still
-    /// sending a rejected body gets our response rather than a connection reset.
+    /// Closes after a final response. A rejected request may still be arriving, so then the
+    /// write side is shut and input is discarded for up to two seconds: the client sees our
+    /// response rather than a connection reset.
     private func beginLingeringClose(_ connection: Connection) {
-        if connection.peerClosed {
+        if connection.peerClosed || (!connection.rejected && connection.parser.bufferedByteCount == 0) {
             closeConnection(connection)
             return
         }

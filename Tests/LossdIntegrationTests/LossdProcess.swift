@@ -1,0 +1,87 @@
+import Foundation
+import LossdTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The real `lossd` binary, started on a free port for one test.
+final class LossdProcess {
+    let process = Process()
+    let port: Int
+    let dataDirectory: String
+    private let stderrPipe = Pipe()
+    private let stdoutPipe = Pipe()
+
+    /// The `lossd` built beside this test bundle (SwiftPM builds it because the test
+    /// target depends on it).
+    static var binaryPath: String {
+        if let override = ProcessInfo.processInfo.environment["LOSSD_BINARY"] { return override }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("lossd").path
+    }
+
+    /// The package root, for reading files such as openapi.yaml.
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// Starts lossd with `arguments` (plus `--port 0` and a fresh data directory) and waits
+    /// until it prints the port it listens on.
+    init(_ arguments: [String] = [], environment: [String: String] = [:]) throws {
+        dataDirectory = NSTemporaryDirectory() + "lossd-test-\(UUID().uuidString)"
+        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        process.arguments = ["--port", "0", "--data-dir", dataDirectory, "--log-level", "warning"] + arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        try process.run()
+
+        let handle = stdoutPipe.fileHandleForReading
+        var text = ""
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }),
+                let portText = line.split(separator: ":").last, let port = Int(portText.trimmingCharacters(in: .whitespaces))
+            {
+                self.port = port
+                return
+            }
+        }
+        process.terminate()
+        throw LaunchFailure(output: text + String(decoding: stderrPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    struct LaunchFailure: Error, CustomStringConvertible {
+        let output: String
+        var description: String { "lossd did not start: \(output)" }
+    }
+
+    func connect() throws -> RawClient { try RawClient(port: port) }
+
+    /// Sends a signal (SIGTERM by default).
+    func signal(_ number: Int32 = SIGTERM) { kill(process.processIdentifier, number) }
+
+    /// Waits for the process to exit; returns its status, or nil on timeout.
+    func waitForExit(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            _ = waitForExit(timeout: 5)
+        }
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+    }
+}
+

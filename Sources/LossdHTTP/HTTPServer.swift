@@ -101,6 +101,8 @@ private final class Connection {
     var lingerDiscarded = 0
     /// Removed from epoll after a hang-up while a handler runs.
     var detached = false
+    /// Inside `parseRequests`: a response finished meanwhile must not re-enter it.
+    var parsing = false
 
     init(fd: Int32, id: UInt64, remoteAddress: String, limits: HTTPParserLimits) {
         self.fd = fd
@@ -367,6 +369,9 @@ private final class EventLoop: @unchecked Sendable {
     /// Parses buffered input until a request is complete (then hands it to a handler) or
     /// more bytes are needed.
     private func parseRequests(_ connection: Connection) {
+        guard !connection.parsing else { return }
+        connection.parsing = true
+        defer { connection.parsing = false }
         while connection.phase == .reading {
             let event: HTTPParserEvent?
             do {
@@ -411,7 +416,10 @@ private final class EventLoop: @unchecked Sendable {
         connection.phase = .awaitingResponse
         connection.deadlineKind = .none
         connection.currentHead = request.head
-        if !request.head.keepAlive { connection.closeAfterResponse = true }
+        // An HTTP/1.0 chunked body is faulty framing: answer, then close (RFC 9112 section 6.1).
+        if !request.head.keepAlive || (request.head.version == .http1_0 && request.head.framing == .chunked) {
+            connection.closeAfterResponse = true
+        }
         updateInterest(connection)
 
         let context = RequestContext(requestID: makeRequestID(request.head), remoteAddress: connection.remoteAddress)
@@ -519,7 +527,8 @@ private final class EventLoop: @unchecked Sendable {
         connection.phase = .reading
         if connection.requestStarted {
             setDeadline(connection, .header, seconds: configuration.headerTimeout)
-            // Pipelined requests may already be buffered.
+            // Pipelined requests may already be buffered. When this response was sent from
+            // inside parseRequests (an inline route), its loop picks them up instead.
             parseRequests(connection)
         } else {
             setDeadline(connection, .idle, seconds: configuration.keepAliveTimeout)

@@ -92,6 +92,35 @@ struct LifecycleTests {
         #expect(try lossd.connect().exchange(get("/healthz")).status == 200)
     }
 
+    @Test func thousandsOfPipelinedRequestsAreAllAnsweredInOrder() throws {
+        let lossd = try LossdProcess()
+        let client = try lossd.connect()
+        let count = 5000
+        var batch = ""
+        for i in 0..<count { batch += get("/healthz", "X-Request-Id: r\(i)\r\n") }
+        let bytes = Array(batch.utf8)
+        // Send from another thread: the server stops reading while our unread answers pile up.
+        let fd = client.fd
+        let sender = Thread {
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { return }
+                offset += n
+            }
+        }
+        sender.start()
+        for i in 0..<count {
+            let response = try client.readResponse()
+            #expect(response.status == 200)
+            if response.header("x-request-id") != "r\(i)" {
+                Issue.record("response \(i) out of order: \(response.header("x-request-id") ?? "-")")
+                break
+            }
+        }
+        #expect(lossd.isRunning)
+    }
+
     @Test func manyConcurrentKeepAliveClientsAreAllServed() async throws {
         let lossd = try LossdProcess()
         let port = lossd.port

@@ -1,0 +1,23 @@
+# lossd — see README.md. Every target installs missing Debian packages first when run as root.
+.PHONY: run build test lint bench bench-http clean
+
+run:            ## build (release) and start on 127.0.0.1:8080, store under ./data
+	bash scripts/run.sh
+
+build:          ## release build (AVX2 on x86-64; LOSSD_GENERIC=1 for baseline x86-64)
+	bash scripts/install-deps.sh
+	bash scripts/build-release.sh
+
+test:           ## every test: swift test (unit + real-binary integration) and the linters
+	bash scripts/test.sh
+
+lint:           ## openapi.yaml, Dockerfile and deploy/ manifests
+	bash scripts/lint.sh
+
+bench: bench-http  ## all benchmarks, printing figures
+
+bench-http:     ## wrk against lossd and a FastAPI app on the same routes
+	bash bench/http/run.sh
+
+clean:
+	swift package clean

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test: the Swift test suite (unit tests, and integration tests that start the
+# real lossd binary on free ports), then the linters for openapi.yaml, the Dockerfile and
+# the Kubernetes manifests. Installs missing Debian packages first when run as root.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --test || exit 1
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "== swift build --build-tests"
+swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Write|Emitting|Linking|Applying)' || true
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then echo "build failed"; exit 1; fi
+
+echo "== swift test"
+swift test --skip-build 2>&1 | tee "$log" | grep -vE '^(◇|↳)|passed after|started\.$'
+swift_status=${PIPESTATUS[0]}
+
+echo "== lint"
+bash scripts/lint.sh
+lint_status=$?
+
+# One closing line that counts the Swift tests (Swift Testing prints them as a "Test run" line).
+passed=$(grep -oE 'Test run with [0-9]+ tests?' "$log" | grep -oE '[0-9]+' | tail -1)
+failed=$(grep -cE '^✘ Test .*\) failed' "$log" || true)
+echo
+if [ "$swift_status" -eq 0 ] && [ "$lint_status" -eq 0 ]; then
+  echo "tests: ${passed:-0} passed, 0 failed"
+  exit 0
+fi
+echo "tests: $(( ${passed:-0} - failed )) passed, $failed failed (swift test exit $swift_status, lint exit $lint_status)"
+exit 1

@@ -6,6 +6,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test || exit 1
 
+# A crashing test prints its fatal error; skip the interactive backtracer, which can hang CI.
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

@@ -4,6 +4,7 @@
 // Targets, one job each:
 //   LossdKernels  pure numerics on contiguous buffers, backed by OpenBLAS (CBLAS)
 //   LossdHTTP     our HTTP/1.1 server: bytes -> requests -> responses, no domain knowledge
+//   LossdJSON     strict JSON reader that packs numeric arrays into contiguous buffers
 //   LossdService  routing, decoding, validation, problem+json errors, the store
 //   lossd         the executable: configuration and start-up
 import PackageDescription
@@ -35,6 +36,7 @@ let package = Package(
             name: "LossdKernels",
             dependencies: ["CBLAS"]
         ),
+        .target(name: "LossdJSON"),
         .target(
             name: "LossdHTTP",
             dependencies: [
@@ -46,6 +48,7 @@ let package = Package(
             name: "LossdService",
             dependencies: [
                 "LossdHTTP",
+                "LossdJSON",
                 "LossdKernels",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -61,6 +64,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LossdKernelsTests", dependencies: ["LossdKernels"]),
+        .testTarget(name: "LossdJSONTests", dependencies: ["LossdJSON"]),
         // Test helpers shared by the test targets: a raw-socket HTTP client.
         .target(name: "LossdTestSupport", path: "Tests/LossdTestSupport"),
         .testTarget(

@@ -17,7 +17,8 @@ swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Write|E
 if [ "${PIPESTATUS[0]}" -ne 0 ]; then echo "build failed"; exit 1; fi
 
 echo "== swift test"
-swift test --skip-build 2>&1 | tee "$log" | grep -vE '^(◇|↳)|passed after|started\.$'
+# The full log goes to a file; the console shows suites, failures and the totals.
+swift test --skip-build 2>&1 | tee "$log" | grep -E '^(✘|✔ Suite|✔ Test run|Test Suite .All tests|Executed)|error:|Fatal error'
 swift_status=${PIPESTATUS[0]}
 
 echo "== lint"

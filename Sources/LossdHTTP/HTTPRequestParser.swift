@@ -79,7 +79,7 @@ public struct HTTPRequestParser: Sendable {
         case chunkData(remaining: Int)
         case chunkDataEnd
         case trailers
-        case failed
+        case failed(HTTPParseError)
     }
 
     public let limits: HTTPParserLimits
@@ -135,12 +135,12 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// Parses as far as the buffered bytes allow. Returns nil when more bytes are needed.
-    /// After an error the parser stays failed: the connection must be closed.
+    /// After an error the parser stays failed, repeating that error: the connection must be closed.
     public mutating func next() throws(HTTPParseError) -> HTTPParserEvent? {
         do {
             return try step()
         } catch {
-            state = .failed
+            state = .failed(error)
             throw error
         }
     }
@@ -150,8 +150,8 @@ public struct HTTPRequestParser: Sendable {
     private mutating func step() throws(HTTPParseError) -> HTTPParserEvent? {
         while true {
             switch state {
-            case .failed:
-                throw .malformed("connection already failed")
+            case .failed(let error):
+                throw error
 
             case .requestLine:
                 guard let line = try nextLine(limit: limits.maxHeaderBytes - headBytes, tooLong: .headersTooLarge) else {
@@ -325,14 +325,14 @@ public struct HTTPRequestParser: Sendable {
         while i < end {
             let byte = buffer[i]
             if byte == UInt8(ascii: "\n") {
+                // The length check comes first, so that the answer does not depend on how
+                // the bytes were split: a streaming read would have hit the limit already.
+                if i + 1 - readIndex > limit { throw tooLongError(tooLong) }
                 guard i > readIndex, buffer[i - 1] == UInt8(ascii: "\r") else {
                     throw .malformed("line ends with a bare LF")
                 }
-                if i + 1 - readIndex > limit { throw tooLongError(tooLong) }
                 let line = buffer[readIndex..<(i - 1)]
-                if let cr = line.firstIndex(of: UInt8(ascii: "\r")) , cr < i - 1 {
-                    throw .malformed("bare CR in line")
-                }
+                if line.contains(UInt8(ascii: "\r")) { throw .malformed("bare CR in line") }
                 readIndex = i + 1
                 scanIndex = readIndex
                 return line
@@ -446,15 +446,20 @@ public struct HTTPRequestParser: Sendable {
         return bytes.reduce(0) { $0 * 10 + Int($1 - 48) }
     }
 
-    /// chunk-size [ chunk-ext ], with chunk-size = 1*HEXDIG bounded to 15 digits.
+    /// chunk-size [ chunk-ext ], with chunk-size = 1*HEXDIG; leading zeros are skipped and at
+    /// most 15 significant digits are accepted, so the size cannot overflow.
     private func parseChunkSize(_ line: ArraySlice<UInt8>) throws(HTTPParseError) -> Int {
         var size = 0
         var digits = 0
+        var significant = 0
         var index = line.startIndex
         while index < line.endIndex, let value = HTTPGrammar.hexValue(line[index]) {
-            size = size * 16 + value
             digits += 1
-            guard digits <= 15 else { throw .malformed("chunk size too large") }
+            if significant > 0 || value != 0 {
+                significant += 1
+                guard significant <= 15 else { throw .malformed("chunk size too large") }
+                size = size * 16 + value
+            }
             index += 1
         }
         guard digits > 0 else { throw .malformed("invalid chunk size") }

@@ -9,6 +9,10 @@ public enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     /// Keys are written in the order given, so responses read the way the API documents them.
     case object([(String, JSONValue)])
+    /// A vector of numbers, written without a JSONValue per element.
+    case doubles([Double])
+    /// A row-major matrix, written as nested arrays.
+    case matrix(rows: Int, cols: Int, values: [Double])
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
@@ -19,6 +23,8 @@ public enum JSONValue: Sendable, Equatable {
         case let (.string(a), .string(b)): a == b
         case let (.array(a), .array(b)): a == b
         case let (.object(a), .object(b)): a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case let (.doubles(a), .doubles(b)): a == b
+        case let (.matrix(r1, c1, a), .matrix(r2, c2, b)): r1 == r2 && c1 == c2 && a == b
         default: false
         }
     }
@@ -59,7 +65,28 @@ public enum JSONValue: Sendable, Equatable {
                 value.write(into: &out)
             }
             out.append(UInt8(ascii: "}"))
+        case .doubles(let values):
+            JSONValue.writeRow(values[...], into: &out)
+        case let .matrix(rows, cols, values):
+            out.reserveCapacity(out.count + values.count * 20)
+            out.append(UInt8(ascii: "["))
+            for r in 0..<rows {
+                if r > 0 { out.append(UInt8(ascii: ",")) }
+                JSONValue.writeRow(values[(r * cols)..<((r + 1) * cols)], into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
         }
+    }
+
+    static func writeRow(_ values: ArraySlice<Double>, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        var first = true
+        for v in values {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            writeNumber(v, into: &out)
+        }
+        out.append(UInt8(ascii: "]"))
     }
 
     /// Shortest round-trip text for finite values (integral ones without `.0`); JSON has

@@ -96,6 +96,12 @@ public final class LossdService: HTTPResponder {
                 "simd": .string(CompiledSIMD.description),
             ])
         }
+        router.add("GET", "/v1/losses", inline: true) { _ throws(ServiceError) in
+            LossEndpoint.listLosses()
+        }
+        router.add("POST", "/v1/loss") { route throws(ServiceError) in
+            try LossEndpoint.evaluate(route.request)
+        }
         router.add("GET", "/openapi.yaml", inline: true) { _ throws(ServiceError) in
             HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml"], body: OpenAPIDocument.bytes)
         }

@@ -1,4 +1,5 @@
 import LossdHTTP
+import LossdKernels
 
 /// A request the service refuses, rendered as RFC 9457 `application/problem+json`.
 /// `code` is one of the error codes of the spec (the `type` is `urn:lossd:error:<code>`),
@@ -86,6 +87,20 @@ public struct ServiceError: Error, Sendable, Equatable {
         var headers: HTTPHeaders = ["Content-Type": "application/problem+json"]
         for (name, value) in self.headers { headers.add(name: name, value: value) }
         return HTTPResponse(status: status, headers: headers, body: problem.bytes)
+    }
+
+    /// A 422 with one of the spec's validation codes.
+    static func invalid(_ code: LossErrorCode, field: String?, _ detail: String) -> ServiceError {
+        ServiceError(status: .unprocessableContent, code: code.rawValue, detail: detail, field: field)
+    }
+
+    /// A required request field is absent.
+    static func missing(_ name: String, pointer: String? = nil) -> ServiceError {
+        invalid(.missingField, field: pointer ?? "/\(name)", "`\(name)` is required")
+    }
+
+    init(_ error: LossInputError) {
+        self.init(status: .unprocessableContent, code: error.code.rawValue, detail: error.detail, field: error.field)
     }
 
     public static func notFound(_ detail: String) -> ServiceError {

@@ -1,0 +1,154 @@
+/// A dense row-major matrix of float64 values: the kernels' unit of data.
+public struct Matrix: Sendable, Equatable {
+    public let rows: Int
+    public let cols: Int
+    public var values: [Double]
+
+    public init(rows: Int, cols: Int, values: [Double]) {
+        precondition(values.count == rows * cols, "Matrix values must hold rows * cols entries")
+        self.rows = rows
+        self.cols = cols
+        self.values = values
+    }
+
+    public init(zeros rows: Int, _ cols: Int) {
+        self.init(rows: rows, cols: cols, values: [Double](repeating: 0, count: rows * cols))
+    }
+
+    public subscript(row: Int, col: Int) -> Double {
+        get { values[row * cols + col] }
+        set { values[row * cols + col] = newValue }
+    }
+
+    /// The rows as nested arrays (for responses).
+    public var nested: [[Double]] {
+        (0..<rows).map { r in Array(values[(r * cols)..<((r + 1) * cols)]) }
+    }
+}
+
+/// What a loss compares its predictions with: hard class labels or per-class targets.
+public enum ClassTargets: Sendable {
+    /// One class index per row; a row whose label equals the loss's ignore index is skipped.
+    case labels([Int])
+    /// One distribution (or 0/1 multi-label vector) per row.
+    case probabilities(Matrix)
+}
+
+/// The kinds of rejection the spec names (`urn:lossd:error:<code>`).
+public enum LossErrorCode: String, Sendable {
+    case unknownLoss = "unknown_loss"
+    case missingField = "missing_field"
+    case invalidShape = "invalid_shape"
+    case nonFinite = "non_finite"
+    case invalidLabel = "invalid_label"
+    case invalidTarget = "invalid_target"
+    case invalidParam = "invalid_param"
+    case invalidInput = "invalid_input"
+    case valueOverflow = "value_overflow"
+}
+
+/// An input a loss cannot evaluate, with the field it concerns (a JSON-pointer-shaped path
+/// such as `/targets/0`, built from the argument's name) and a message following the spec.
+public struct LossInputError: Error, Sendable, Equatable {
+    public let code: LossErrorCode
+    public let field: String?
+    public let detail: String
+
+    public init(_ code: LossErrorCode, field: String?, _ detail: String) {
+        self.code = code
+        self.field = field
+        self.detail = detail
+    }
+
+    /// The result cannot be represented in float64.
+    public static let overflow = LossInputError(
+        .valueOverflow, field: nil, "the loss or its gradient is not representable in float64")
+}
+
+/// Per-row results of a loss, before reduction.
+public struct LossOutput: Sendable {
+    /// ℓ_r for each row (sample or anchor), without sample weights.
+    public var values: [Double]
+    /// d_r for each row: what the row contributes to the `mean` divisor.
+    public var denominators: [Double]
+    /// Gradient of Σ_r ℓ_r with respect to each differentiable input, by input name.
+    /// Row r of each depends on row r of the inputs only (row-separable losses), so
+    /// sample weights scale rows.
+    public var gradients: [String: Matrix]
+    /// Loss-specific outputs (per-element values, decoded predictions, ...).
+    public var extras: [String: LossExtra]
+
+    public init(values: [Double], denominators: [Double], gradients: [String: Matrix] = [:], extras: [String: LossExtra] = [:]) {
+        self.values = values
+        self.denominators = denominators
+        self.gradients = gradients
+        self.extras = extras
+    }
+}
+
+/// An informative output beside the loss value.
+public enum LossExtra: Sendable, Equatable {
+    case scalar(Double)
+    case vector([Double])
+    case matrix(Matrix)
+}
+
+/// How per-row values become the answer.
+public enum Reduction: String, Sendable, CaseIterable {
+    case mean, sum, none
+}
+
+/// A reduced loss: the value (or per-row values), the mean's divisor, and gradients of the
+/// reduced value (of the sum for `none`).
+public struct ReducedLoss: Sendable {
+    public var reduction: Reduction
+    /// `mean` or `sum`; nil for `none`.
+    public var value: Double?
+    /// For `none`: s_r ℓ_r per row.
+    public var values: [Double]?
+    public var meanDenominator: Double
+    public var gradients: [String: Matrix]
+}
+
+extension LossOutput {
+    /// Applies sample weights and the reduction (spec §1.3): `none` → s_r ℓ_r, `sum` → Σ s_r ℓ_r,
+    /// `mean` → sum / Σ s_r d_r (0 when that divisor is 0). Gradients follow the same rule.
+    public func reduced(_ reduction: Reduction, sampleWeights: [Double]?) throws(LossInputError) -> ReducedLoss {
+        let n = values.count
+        var sum = 0.0, denominator = 0.0
+        var weighted = values
+        for r in 0..<n {
+            let s = sampleWeights?[r] ?? 1
+            weighted[r] = s == 0 ? 0 : s * values[r]
+            sum += weighted[r]
+            denominator += s * denominators[r]
+        }
+        let scale: Double = reduction == .mean ? (denominator == 0 ? 0 : 1 / denominator) : 1
+        var grads: [String: Matrix] = [:]
+        for (name, gradient) in gradients {
+            var g = gradient
+            let perRow = g.rows == n ? g.cols : 0
+            for r in 0..<g.rows {
+                let s = (perRow > 0 ? sampleWeights?[r] : nil) ?? 1
+                let factor = s * scale
+                for k in (r * g.cols)..<((r + 1) * g.cols) { g.values[k] = factor == 0 ? 0 : g.values[k] * factor }
+            }
+            guard g.values.allSatisfy(\.isFinite) else { throw .overflow }
+            grads[name] = g
+        }
+        let result: ReducedLoss
+        switch reduction {
+        case .none:
+            guard weighted.allSatisfy(\.isFinite) else { throw .overflow }
+            result = ReducedLoss(reduction: .none, value: nil, values: weighted, meanDenominator: denominator, gradients: grads)
+        case .sum:
+            guard sum.isFinite else { throw .overflow }
+            result = ReducedLoss(reduction: .sum, value: sum, values: nil, meanDenominator: denominator, gradients: grads)
+        case .mean:
+            let mean = denominator == 0 ? 0 : sum / denominator
+            guard mean.isFinite else { throw .overflow }
+            result = ReducedLoss(reduction: .mean, value: mean, values: nil, meanDenominator: denominator, gradients: grads)
+        }
+        return result
+    }
+}

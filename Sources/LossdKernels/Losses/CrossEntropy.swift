@@ -1,0 +1,117 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Softmax cross-entropy with PyTorch's `CrossEntropyLoss` semantics (spec §2): hard
+/// labels with `ignoreIndex`, class weights and label smoothing, or soft targets.
+public enum CrossEntropy {
+    public struct Parameters: Sendable {
+        /// ε in [0, 1].
+        public var labelSmoothing: Double = 0
+        /// Rows whose label equals this are skipped (value 0, no weight in the mean).
+        public var ignoreIndex: Int = -100
+
+        public init(labelSmoothing: Double = 0, ignoreIndex: Int = -100) {
+            self.labelSmoothing = labelSmoothing
+            self.ignoreIndex = ignoreIndex
+        }
+    }
+
+    /// Evaluates ℓ_r, d_r and (when asked) ∂ℓ_r/∂logits for every row.
+    public static func evaluate(
+        logits: Matrix, targets: ClassTargets, classWeights: [Double]?, parameters: Parameters, gradient: Bool
+    ) throws(LossInputError) -> LossOutput {
+        let n = logits.rows, c = logits.cols
+        try Validate.weights(classWeights, name: "class_weights", count: c)
+        switch targets {
+        case .labels(let labels):
+            try Validate.count(labels.count, name: "labels", expected: n)
+            for (i, y) in labels.enumerated() where y != parameters.ignoreIndex && !(0..<c).contains(y) {
+                throw LossInputError(.invalidLabel, field: "/labels/\(i)", "`labels[\(i)]` = \(y) is out of range [0, \(c))")
+            }
+        case .probabilities(let t):
+            try Validate.rows(t, name: "targets", rows: n, cols: c)
+            for i in 0..<n {
+                var sum = 0.0
+                for j in 0..<c {
+                    let v = t[i, j]
+                    guard v >= 0 else {
+                        throw LossInputError(.invalidTarget, field: "/targets/\(i)/\(j)", "`targets[\(i)][\(j)]` must be >= 0")
+                    }
+                    sum += v
+                }
+                guard abs(sum - 1) <= 1e-6 else {
+                    throw LossInputError(.invalidTarget, field: "/targets/\(i)", "`targets[\(i)]` must sum to 1 (within 1e-6)")
+                }
+            }
+        }
+
+        let eps = parameters.labelSmoothing
+        let w = classWeights ?? [Double](repeating: 1, count: c)
+        let totalWeight = w.reduce(0, +)
+        var values = [Double](repeating: 0, count: n)
+        var denominators = [Double](repeating: 0, count: n)
+        var grad = gradient ? [Double](repeating: 0, count: n * c) : []
+
+        values.withUnsafeMutableBufferPointer { valuesOut in
+            denominators.withUnsafeMutableBufferPointer { denominatorsOut in
+                grad.withUnsafeMutableBufferPointer { gradOut in
+                    logits.values.withUnsafeBufferPointer { z in
+                        Parallel.forEachRange(n, costPerRow: c) { rows in
+                            var p = [Double](repeating: 0, count: c)
+                            for r in rows {
+                                let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
+                                let lse = StableMath.logSumExp(row)
+                                switch targets {
+                                case .labels(let labels):
+                                    let y = labels[r]
+                                    if y == parameters.ignoreIndex { continue }
+                                    var smooth = 0.0
+                                    if eps > 0 { for k in 0..<c { smooth += w[k] * (lse - row[k]) } }
+                                    valuesOut[r] = (1 - eps) * w[y] * (lse - row[y]) + eps / Double(c) * smooth
+                                    denominatorsOut[r] = w[y]
+                                    guard gradient else { continue }
+                                    for k in 0..<c { p[k] = exp(row[k] - lse) }
+                                    let hard = (1 - eps) * w[y], soft = eps / Double(c)
+                                    for k in 0..<c {
+                                        var g = hard * p[k] + soft * (totalWeight * p[k] - w[k])
+                                        if k == y { g -= hard }
+                                        gradOut[r * c + k] = g
+                                    }
+                                case .probabilities(let t):
+                                    var value = 0.0, mass = 0.0
+                                    for k in 0..<c {
+                                        let tk = (1 - eps) * t[r, k] + eps / Double(c)
+                                        if tk != 0 { value += w[k] * tk * (lse - row[k]) }
+                                        mass += w[k] * tk
+                                    }
+                                    valuesOut[r] = value
+                                    denominatorsOut[r] = 1
+                                    guard gradient else { continue }
+                                    for k in 0..<c {
+                                        let tk = (1 - eps) * t[r, k] + eps / Double(c)
+                                        gradOut[r * c + k] = mass * exp(row[k] - lse) - w[k] * tk
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard values.allSatisfy(\.isFinite) else { throw .overflow }
+        var output = LossOutput(values: values, denominators: denominators)
+        if gradient { output.gradients["logits"] = Matrix(rows: n, cols: c, values: grad) }
+        return output
+    }
+
+    /// Bits and perplexity, from the per-row values and the reduced mean (spec §2 "Units").
+    public static func unitExtras(rowValues: [Double], mean: Double) -> [String: LossExtra] {
+        let ln2 = log(2.0)
+        return [
+            "per_sample_bits": .vector(rowValues.map { $0 / ln2 }),
+            "mean_bits": .scalar(mean / ln2),
+            "perplexity": .scalar(mean > 709.78 ? .nan : exp(mean)),
+        ]
+    }
+}

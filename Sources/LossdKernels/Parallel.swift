@@ -1,0 +1,54 @@
+import Dispatch
+import Synchronization
+
+/// Splits row ranges across cores for large batches. Rows are independent in every
+/// row-separable loss, so each task writes a disjoint slice of the outputs.
+public enum Parallel {
+    private static let threadLimit = Atomic<Int>(0)
+
+    /// Most threads a kernel may use (0 = one per core). Process-wide, like OpenBLAS's.
+    public static var maxThreads: Int {
+        get { threadLimit.load(ordering: .relaxed) }
+        set { threadLimit.store(max(0, newValue), ordering: .relaxed) }
+    }
+
+    static var cores: Int { max(1, System.activeProcessorCount) }
+
+    /// Calls `body` on disjoint ranges covering `0..<count`, in parallel when the work
+    /// (`count * costPerRow`, roughly in element operations) is worth it.
+    public static func forEachRange(_ count: Int, costPerRow: Int, _ body: (Range<Int>) -> Void) {
+        let limit = maxThreads == 0 ? cores : min(maxThreads, cores * 4)
+        let work = count * max(1, costPerRow)
+        let tasks = min(limit, max(1, work / 200_000), count)
+        if tasks <= 1 {
+            body(0..<count)
+            return
+        }
+        let chunk = (count + tasks - 1) / tasks
+        withoutActuallyEscaping(body) { body in
+            let shared = RangeBody(body: body)
+            DispatchQueue.concurrentPerform(iterations: tasks) { t in
+                let start = t * chunk
+                let end = min(count, start + chunk)
+                if start < end { shared.body(start..<end) }
+            }
+        }
+    }
+}
+
+/// The per-range closure, handed to Dispatch's worker threads.
+///
+/// `@unchecked Sendable` is safe because `concurrentPerform` returns only after every
+/// iteration has finished (the closure never outlives `forEachRange`), and callers write
+/// only the rows of the range they are given, so no two threads touch the same memory.
+private struct RangeBody: @unchecked Sendable {
+    let body: (Range<Int>) -> Void
+}
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+enum System {
+    static var activeProcessorCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+}

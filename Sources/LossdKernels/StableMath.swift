@@ -1,0 +1,40 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Numerically stable primitives (spec §1.1): each exact to a few ulp and free of
+/// overflow for finite input.
+public enum StableMath {
+    /// log Σ exp(v_k), shifted by the maximum; -∞ for an empty row.
+    @inline(__always)
+    public static func logSumExp(_ row: UnsafeBufferPointer<Double>) -> Double {
+        guard var m = row.first else { return -.infinity }
+        for v in row where v > m { m = v }
+        if m == .infinity { return .infinity }
+        var s = 0.0
+        for v in row { s += exp(v - m) }
+        return m + log(s)
+    }
+
+    /// softplus(x) = max(x, 0) + log1p(exp(-|x|)).
+    @inline(__always)
+    public static func softplus(_ x: Double) -> Double {
+        max(x, 0) + log1p(exp(-abs(x)))
+    }
+
+    /// log σ(x) = -softplus(-x).
+    @inline(__always)
+    public static func logSigmoid(_ x: Double) -> Double { -softplus(-x) }
+
+    /// σ(x) without overflow for either sign.
+    @inline(__always)
+    public static func sigmoid(_ x: Double) -> Double {
+        if x >= 0 { return 1 / (1 + exp(-x)) }
+        let e = exp(x)
+        return e / (1 + e)
+    }
+
+    /// 1 - exp(a) for a probability's logarithm a ≤ 0, without cancellation.
+    @inline(__always)
+    public static func oneMinusExp(_ a: Double) -> Double { -expm1(a) }
+}

@@ -1,0 +1,145 @@
+import LossdHTTP
+import LossdJSON
+import LossdKernels
+
+/// `POST /v1/loss` and `GET /v1/losses`.
+enum LossEndpoint {
+    /// The catalogue, rendered once.
+    static let catalogue: [UInt8] = JSONValue.array(LossCatalogue.all.map(\.catalogueEntry)).bytes
+
+    static func listLosses() -> HTTPResponse {
+        HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: catalogue)
+    }
+
+    /// One entry of the request: a loss with its params and reduction, and where its fields live.
+    struct Entry {
+        let lossNode: JSONNode?
+        let params: JSONNode?
+        let reduction: JSONNode?
+        let pointer: String  // "" for the top level, "/losses/i" inside `losses`
+    }
+
+    static func evaluate(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
+        let body = try RequestBody.object(request)
+        let tensors = TensorReader(object: body)
+        let wantGradient: Bool
+        switch body["return_grad"] {
+        case nil, .null?: wantGradient = false
+        case .bool(let b)?: wantGradient = b
+        case let other?:
+            throw ServiceError.invalid(
+                .invalidParam, field: "/return_grad", "`return_grad` must be true or false (got \(ResolvedParameters.text(other)))")
+        }
+
+        if let list = body["losses"] {
+            guard case .array(let items) = list, !items.isEmpty, items.count <= 64 else {
+                throw ServiceError.invalid(.invalidShape, field: "/losses", "`losses` must be an array of 1 to 64 objects")
+            }
+            var results: [JSONValue] = []
+            for (i, item) in items.enumerated() {
+                guard case .object(let object) = item else {
+                    throw ServiceError.invalid(.invalidShape, field: "/losses/\(i)", "`losses[\(i)]` must be an object")
+                }
+                let entry = Entry(
+                    lossNode: object["loss"], params: object["params"], reduction: object["reduction"], pointer: "/losses/\(i)")
+                results.append(try evaluate(entry, tensors: tensors, gradient: wantGradient))
+            }
+            return LossdService.json(["results": .array(results)])
+        }
+        let entry = Entry(lossNode: body["loss"], params: body["params"], reduction: body["reduction"], pointer: "")
+        return LossdService.json(try evaluate(entry, tensors: tensors, gradient: wantGradient))
+    }
+
+    private static func evaluate(_ entry: Entry, tensors: TensorReader, gradient: Bool) throws(ServiceError) -> JSONValue {
+        // Validation order (spec §1.4): loss name, reduction, then the loss's own checks.
+        guard let lossNode = entry.lossNode else { throw ServiceError.missing("loss", pointer: "\(entry.pointer)/loss") }
+        guard case .string(let name) = lossNode, let definition = LossCatalogue.byName[name] else {
+            throw ServiceError.invalid(
+                .unknownLoss, field: "\(entry.pointer)/loss",
+                "unknown loss `\(ResolvedParameters.plain(lossNode))`")
+        }
+        let reduction: Reduction
+        switch entry.reduction {
+        case nil, .null?: reduction = .mean
+        case .string(let text)? where Reduction(rawValue: text) != nil: reduction = Reduction(rawValue: text)!
+        case let other?:
+            throw ServiceError.invalid(
+                .invalidParam, field: "\(entry.pointer)/reduction",
+                "`reduction` must be one of mean, sum, none (got \(ResolvedParameters.text(other)))")
+        }
+        let paramsPointer = "\(entry.pointer)/params"
+        var paramsObject: JSONObject?
+        switch entry.params {
+        case nil, .null?: paramsObject = nil
+        case .object(let object)?: paramsObject = object
+        default: throw ServiceError.invalid(.invalidParam, field: paramsPointer, "`params` must be an object")
+        }
+        let parameters = try ResolvedParameters(paramsObject, specs: definition.parameters, pointer: paramsPointer)
+        if tensors.contains("sample_weights") && !definition.acceptsSampleWeights {
+            throw ServiceError.invalid(
+                .invalidInput, field: "/sample_weights", "`sample_weights` is not supported by loss `\(definition.name)`")
+        }
+        let context = LossContext(tensors: tensors, parameters: parameters, gradient: gradient, parametersPointer: paramsPointer)
+        let output = try definition.evaluate(context)
+
+        let sampleWeights = try tensors.vector("sample_weights")
+        if let sampleWeights {
+            do {
+                try Validate.weights(sampleWeights, name: "sample_weights", count: output.values.count)
+            } catch {
+                throw ServiceError(error)
+            }
+        }
+        let reduced: ReducedLoss
+        let mean: Double
+        do {
+            reduced = try output.reduced(reduction, sampleWeights: sampleWeights)
+            mean = reduction == .mean ? reduced.value ?? 0 : try output.reduced(.mean, sampleWeights: sampleWeights).value ?? 0
+        } catch {
+            throw ServiceError(error)
+        }
+
+        var members: [(String, JSONValue)] = [
+            ("loss", .string(definition.name)),
+            ("reduction", .string(reduction.rawValue)),
+            ("n", .int(output.values.count)),
+        ]
+        if let values = reduced.values {
+            members.append(("values", .doubles(values)))
+        } else {
+            members.append(("value", .double(reduced.value ?? 0)))
+        }
+        if gradient {
+            var grads: [(String, JSONValue)] = []
+            for name in reduced.gradients.keys.sorted() {
+                let g = reduced.gradients[name]!
+                grads.append((name, .matrix(rows: g.rows, cols: g.cols, values: g.values)))
+            }
+            members.append(("grad", .object(grads)))
+        }
+        var extras = output.extras
+        if let meanExtras = definition.meanExtras {
+            for (key, value) in meanExtras(output, mean) { extras[key] = value }
+        }
+        if !extras.isEmpty {
+            var rendered: [(String, JSONValue)] = []
+            for key in extras.keys.sorted() {
+                switch extras[key]! {
+                case .scalar(let v): rendered.append((key, v.isFinite ? .double(v) : .null))
+                case .vector(let v): rendered.append((key, .doubles(v)))
+                case .matrix(let m): rendered.append((key, .matrix(rows: m.rows, cols: m.cols, values: m.values)))
+                }
+            }
+            members.append(("extras", .object(rendered)))
+        }
+        return .object(members)
+    }
+}
+
+extension ResolvedParameters {
+    /// A value's text without quotes (for names in messages).
+    static func plain(_ node: JSONNode) -> String {
+        if case .string(let s) = node { return s }
+        return text(node)
+    }
+}

@@ -1,0 +1,178 @@
+import LossdJSON
+
+/// One parameter a loss accepts: its type, range and default, as listed by `/v1/losses`
+/// and enforced with the spec's messages (`invalid_param`, field `/params/NAME`).
+struct ParameterSpec: Sendable {
+    struct Bound: Sendable {
+        let value: Double
+        let inclusive: Bool
+    }
+
+    enum Kind: Sendable {
+        case number(lower: Bound?, upper: Bound?)
+        case integer(lower: Int?, upper: Int?)
+        case choice([String])
+        case boolean
+    }
+
+    let name: String
+    let kind: Kind
+    /// The default, or nil when the parameter is required.
+    let defaultValue: JSONValue?
+    /// Whether `null` is a meaningful value (e.g. focal's `alpha: null` disables α).
+    var nullable = false
+    let summary: String
+
+    static func number(
+        _ name: String, default value: Double?, min: Double? = nil, max: Double? = nil,
+        minOpen: Bool = false, maxOpen: Bool = false, nullable: Bool = false, _ summary: String
+    ) -> ParameterSpec {
+        ParameterSpec(
+            name: name,
+            kind: .number(lower: min.map { Bound(value: $0, inclusive: !minOpen) }, upper: max.map { Bound(value: $0, inclusive: !maxOpen) }),
+            defaultValue: value.map { .double($0) }, nullable: nullable, summary: summary)
+    }
+
+    static func integer(_ name: String, default value: Int, min: Int? = nil, max: Int? = nil, _ summary: String) -> ParameterSpec {
+        ParameterSpec(name: name, kind: .integer(lower: min, upper: max), defaultValue: .int(value), summary: summary)
+    }
+
+    static func choice(_ name: String, _ options: [String], default value: String, _ summary: String) -> ParameterSpec {
+        ParameterSpec(name: name, kind: .choice(options), defaultValue: .string(value), summary: summary)
+    }
+
+    /// "[0, inf)"-style text of the valid range.
+    var rangeText: String? {
+        switch kind {
+        case let .number(lower, upper):
+            let lo = lower.map { ($0.inclusive ? "[" : "(") + NumberText.format($0.value) } ?? "(-inf"
+            let hi = upper.map { NumberText.format($0.value) + ($0.inclusive ? "]" : ")") } ?? "inf)"
+            return "\(lo), \(hi)"
+        case let .integer(lower, upper):
+            return "[\(lower.map(String.init) ?? "-inf"), \(upper.map(String.init) ?? "inf")]"
+        default:
+            return nil
+        }
+    }
+
+    /// The catalogue entry: `{"default", "min", "max", ...}`.
+    var catalogueEntry: JSONValue {
+        var members: [(String, JSONValue)] = [("default", defaultValue ?? .null)]
+        switch kind {
+        case let .number(lower, upper):
+            members.append(("type", "number"))
+            members.append(("min", lower.map { .double($0.value) } ?? .null))
+            members.append(("max", upper.map { .double($0.value) } ?? .null))
+            if let lower, !lower.inclusive { members.append(("min_exclusive", true)) }
+            if let upper, !upper.inclusive { members.append(("max_exclusive", true)) }
+        case let .integer(lower, upper):
+            members.append(("type", "integer"))
+            members.append(("min", lower.map { .int($0) } ?? .null))
+            members.append(("max", upper.map { .int($0) } ?? .null))
+        case .choice(let options):
+            members.append(("type", "string"))
+            members.append(("enum", .array(options.map { .string($0) })))
+        case .boolean:
+            members.append(("type", "boolean"))
+        }
+        if defaultValue == nil { members.append(("required", true)) }
+        if nullable { members.append(("nullable", true)) }
+        members.append(("description", .string(summary)))
+        return .object(members)
+    }
+}
+
+/// Parameters of one loss evaluation after validation; every declared parameter has a value.
+struct ResolvedParameters: Sendable {
+    private var numbers: [String: Double] = [:]
+    private var strings: [String: String] = [:]
+    private var nulls: Set<String> = []
+    /// Names the client sent explicitly.
+    private(set) var given: Set<String> = []
+
+    /// Validates `params` against `specs` in declaration order. `pointer` is the JSON pointer of
+    /// the params object (`/params` or `/losses/2/params`). Unknown names are ignored.
+    init(_ params: JSONObject?, specs: [ParameterSpec], pointer: String) throws(ServiceError) {
+        for spec in specs {
+            let field = "\(pointer)/\(spec.name)"
+            let node = params?[spec.name]
+            if node != nil { given.insert(spec.name) }
+            if case .null? = node, spec.nullable {
+                nulls.insert(spec.name)
+                continue
+            }
+            guard let node, !isNull(node) else {
+                guard let value = spec.defaultValue else {
+                    throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` is required")
+                }
+                switch value {
+                case .double(let d): numbers[spec.name] = d
+                case .int(let i): numbers[spec.name] = Double(i)
+                case .string(let s): strings[spec.name] = s
+                case .bool(let b): numbers[spec.name] = b ? 1 : 0
+                default: nulls.insert(spec.name)
+                }
+                continue
+            }
+            switch spec.kind {
+            case let .number(lower, upper):
+                guard case .number(let v) = node, v.isFinite else {
+                    throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` must be a finite number (got \(Self.text(node)))")
+                }
+                let belowLower = lower.map { $0.inclusive ? v < $0.value : v <= $0.value } ?? false
+                let aboveUpper = upper.map { $0.inclusive ? v > $0.value : v >= $0.value } ?? false
+                if belowLower || aboveUpper {
+                    throw ServiceError.invalid(
+                        .invalidParam, field: field, "`\(spec.name)` must be in \(spec.rangeText ?? "") (got \(NumberText.format(v)))")
+                }
+                numbers[spec.name] = v
+            case let .integer(lower, upper):
+                guard case .number(let v) = node, v.isFinite, v == v.rounded(), abs(v) < 1e15 else {
+                    throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` must be an integer (got \(Self.text(node)))")
+                }
+                if let lower, Int(v) < lower { throw rangeError(spec, field, v) }
+                if let upper, Int(v) > upper { throw rangeError(spec, field, v) }
+                numbers[spec.name] = v
+            case .choice(let options):
+                guard case .string(let s) = node, options.contains(s) else {
+                    throw ServiceError.invalid(
+                        .invalidParam, field: field,
+                        "`\(spec.name)` must be one of \(options.joined(separator: ", ")) (got \(Self.text(node)))")
+                }
+                strings[spec.name] = s
+            case .boolean:
+                guard case .bool(let b) = node else {
+                    throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` must be true or false (got \(Self.text(node)))")
+                }
+                numbers[spec.name] = b ? 1 : 0
+            }
+        }
+    }
+
+    private func rangeError(_ spec: ParameterSpec, _ field: String, _ v: Double) -> ServiceError {
+        ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` must be in \(spec.rangeText ?? "") (got \(NumberText.format(v)))")
+    }
+
+    private func isNull(_ node: JSONNode) -> Bool {
+        if case .null = node { return true }
+        return false
+    }
+
+    func number(_ name: String) -> Double { numbers[name] ?? 0 }
+    func optionalNumber(_ name: String) -> Double? { nulls.contains(name) ? nil : numbers[name] }
+    func integer(_ name: String) -> Int { Int(numbers[name] ?? 0) }
+    func string(_ name: String) -> String { strings[name] ?? "" }
+    func bool(_ name: String) -> Bool { (numbers[name] ?? 0) != 0 }
+
+    /// JSON text of a value, for messages: numbers in shortest form, strings quoted.
+    static func text(_ node: JSONNode) -> String {
+        switch node {
+        case .null: "null"
+        case .bool(let b): b ? "true" : "false"
+        case .number(let v): NumberText.format(v)
+        case .string(let s): String(decoding: JSONValue.string(s).bytes, as: UTF8.self)
+        case .array, .numbers: "an array"
+        case .object: "an object"
+        }
+    }
+}

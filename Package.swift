@@ -71,7 +71,11 @@ let package = Package(
             name: "LossdHTTPTests",
             dependencies: ["LossdHTTP", "LossdTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "LossdServiceTests", dependencies: ["LossdService", "LossdHTTP"]),
+        .testTarget(
+            name: "LossdServiceTests",
+            dependencies: ["LossdService", "LossdHTTP"],
+            resources: [.copy("Vectors")]
+        ),
         .testTarget(
             name: "LossdIntegrationTests",
             dependencies: ["lossd", "LossdTestSupport"]

@@ -1,5 +1,5 @@
 # lossd — see README.md. Every target installs missing Debian packages first when run as root.
-.PHONY: run build test lint bench bench-http clean
+.PHONY: run build test lint bench bench-http bench-kernels bench-loss clean
 
 run:            ## build (release) and start on 127.0.0.1:8080, store under ./data
 	bash scripts/run.sh
@@ -14,7 +14,13 @@ test:           ## every test: swift test (unit + real-binary integration) and t
 lint:           ## openapi.yaml, Dockerfile and deploy/ manifests
 	bash scripts/lint.sh
 
-bench: bench-http  ## all benchmarks, printing figures
+bench: bench-kernels bench-http bench-loss  ## all benchmarks, printing figures
+
+bench-kernels:  ## cross-entropy kernel and JSON tensor parsing, beside NumPy
+	bash bench/kernels/run.sh
+
+bench-loss:     ## wrk on POST /v1/loss (256x1000) against a FastAPI+NumPy app
+	bash bench/loss/run.sh
 
 bench-http:     ## wrk against lossd and a FastAPI app on the same routes
 	bash bench/http/run.sh

@@ -63,6 +63,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Prints kernel and JSON-reader figures for `make bench`.
+        .executableTarget(name: "lossd-bench", dependencies: ["LossdKernels", "LossdJSON"]),
         .testTarget(name: "LossdKernelsTests", dependencies: ["LossdKernels"]),
         .testTarget(name: "LossdJSONTests", dependencies: ["LossdJSON"]),
         // Test helpers shared by the test targets: a raw-socket HTTP client.

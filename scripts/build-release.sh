@@ -7,4 +7,4 @@ flags=()
 if [ "$(uname -m)" = "x86_64" ] && [ "${LOSSD_GENERIC:-0}" != "1" ]; then
   flags=(-Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLOSSD_AVX2 -Xcc -mavx2 -Xcc -mfma)
 fi
-swift build -c release --product lossd "${flags[@]+"${flags[@]}"}" "$@"
+swift build -c release --product "${LOSSD_PRODUCT:-lossd}" "${flags[@]+"${flags[@]}"}" "$@"

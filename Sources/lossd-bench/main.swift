@@ -1,0 +1,86 @@
+// Micro-benchmarks of lossd's kernels and JSON reader; prints figures, asserts nothing.
+// Run through `make bench` (bench/kernels/run.sh), which prints NumPy's figures beside these.
+import Dispatch
+import LossdJSON
+import LossdKernels
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Best-of-`repeats` wall time of `body`, in milliseconds.
+func time(_ repeats: Int, _ body: () -> Void) -> Double {
+    var best = Double.infinity
+    for _ in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    return best
+}
+
+struct Generator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+let arguments = CommandLine.arguments
+let rows = 4096, cols = 1000
+var generator = Generator(state: 42)
+let logits = (0..<(rows * cols)).map { _ in Float.random(in: -4...4, using: &generator) }
+let labels = (0..<rows).map { _ in Int32.random(in: 0..<Int32(cols), using: &generator) }
+let megabytes = Double(rows * cols * 4) / 1e6
+
+print("== cross-entropy (mean, hard labels) on \(rows)x\(cols) float32 logits (\(megabytes) MB)")
+var sink = 0.0
+for threads in [1, 2] {
+    Parallel.maxThreads = threads
+    let ms = time(20) {
+        sink += logits.withUnsafeBufferPointer { l in
+            labels.withUnsafeBufferPointer { CrossEntropy.meanFloat32(logits: l, rows: rows, cols: cols, labels: $0) }
+        }
+    }
+    print("lossd two-pass float32, \(threads) thread(s): \(format3(ms)) ms, \(format3(megabytes / ms)) GB/s")
+}
+let doubles = Matrix(rows: rows, cols: cols, values: logits.map(Double.init))
+for threads in [1, 2] {
+    Parallel.maxThreads = threads
+    let ms = time(3) {
+        sink += (try? CrossEntropy.evaluate(
+            logits: doubles, targets: .labels(labels.map(Int.init)), classWeights: nil, parameters: .init(), gradient: false))?
+            .values[0] ?? 0
+    }
+    print("lossd float64 service kernel, \(threads) thread(s): \(format3(ms)) ms")
+}
+Parallel.maxThreads = 0
+
+print("== JSON tensor parsing")
+var body = Array(#"{"loss": "cross_entropy", "logits": ["#.utf8)
+var text = generator
+for r in 0..<5000 {
+    if r > 0 { body.append(UInt8(ascii: ",")) }
+    body.append(UInt8(ascii: "["))
+    for c in 0..<200 {
+        if c > 0 { body.append(contentsOf: ", ".utf8) }
+        body.append(contentsOf: "\(Double.random(in: -10...10, using: &text))".utf8)
+    }
+    body.append(UInt8(ascii: "]"))
+}
+body.append(contentsOf: "]}".utf8)
+let bodyMB = Double(body.count) / 1e6
+let parseMs = time(5) {
+    if case .object(let o)? = try? JSONReader.parse(body), case .numbers(let n)? = o["logits"] { sink += n.values[0] }
+}
+print("parse \(format3(bodyMB)) MB body of 1,000,000 shortest-round-trip doubles: \(format3(parseMs)) ms, \(format3(bodyMB / parseMs * 1000)) MB/s")
+if sink == 0.123 { print(sink) }
+
+func format3(_ x: Double) -> String {
+    let scaled = (x * 1000).rounded() / 1000
+    return "\(scaled)"
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Kernel and JSON-reader figures: lossd-bench (release, AVX2 like the service) beside
+# NumPy on the same problem, in one run, with the ratio. NumPy is NumPy's own single
+# thread (its elementwise ops do not thread); OPENBLAS_* settings are left as they are.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash scripts/install-deps.sh >/dev/null
+LOSSD_PRODUCT=lossd-bench bash scripts/build-release.sh >/dev/null 2>&1 || LOSSD_PRODUCT=lossd-bench bash scripts/build-release.sh
+bin="$(swift build -c release --show-bin-path)/lossd-bench"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+"$bin" | tee "$out"
+numpy_line=$(python3 bench/kernels/numpy_ce.py 1)
+echo "$numpy_line"
+ours=$(grep 'two-pass float32, 1 thread' "$out" | sed -E 's/.*: ([0-9.]+) ms.*/\1/')
+theirs=$(echo "$numpy_line" | sed -E 's/.*: ([0-9.]+) ms.*/\1/')
+python3 -c "print(f'ratio (lossd 1 thread vs NumPy): {float($theirs) / float($ours):.2f}x faster (target >= 3x)')"

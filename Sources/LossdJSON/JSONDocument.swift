@@ -255,15 +255,7 @@ public struct JSONReader {
                 }
                 level -= 1
                 counts[level] += 1
-                skipWhitespace()
-                guard index < buffer.count else { return nil }
-                if buffer[index] == UInt8(ascii: ",") {
-                    index += 1
-                    skipWhitespace()
-                    guard index < buffer.count, buffer[index] != UInt8(ascii: "]") else { return nil }
-                } else if buffer[index] != UInt8(ascii: "]") {
-                    return nil
-                }
+                guard skipSeparator() else { return nil }
                 continue
             }
             if byte == UInt8(ascii: "[") {
@@ -282,16 +274,21 @@ public struct JSONReader {
                 throw self.error("invalid number")
             }
             counts[level] += 1
-            skipWhitespace()
-            guard index < buffer.count else { return nil }
-            if buffer[index] == UInt8(ascii: ",") {
-                index += 1
-                skipWhitespace()
-                guard index < buffer.count, buffer[index] != UInt8(ascii: "]") else { return nil }
-            } else if buffer[index] != UInt8(ascii: "]") {
-                return nil
-            }
+            guard skipSeparator() else { return nil }
         }
+    }
+
+    /// After an element of a numeric array: consumes a `,` (which must be followed by another
+    /// element) or stops before `]`. False when anything else follows.
+    private mutating func skipSeparator() -> Bool {
+        skipWhitespace()
+        guard index < buffer.count else { return false }
+        if buffer[index] == UInt8(ascii: ",") {
+            index += 1
+            skipWhitespace()
+            return index < buffer.count && buffer[index] != UInt8(ascii: "]")
+        }
+        return buffer[index] == UInt8(ascii: "]")
     }
 
     // MARK: Strings

@@ -65,10 +65,10 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
 public struct JSONLimits: Sendable {
     /// Nesting of arrays and objects.
     public var maxDepth = 64
-    /// Bytes of one string, after unescaping.
-    public var maxStringBytes = 1 << 20
+    /// Bytes of one string, after unescaping (base64 tensors are long strings).
+    public var maxStringBytes = 64 << 20
 
-    public init(maxDepth: Int = 64, maxStringBytes: Int = 1 << 20) {
+    public init(maxDepth: Int = 64, maxStringBytes: Int = 64 << 20) {
         self.maxDepth = maxDepth
         self.maxStringBytes = maxStringBytes
     }

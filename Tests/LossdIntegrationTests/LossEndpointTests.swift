@@ -88,6 +88,31 @@ struct LossEndpointTests {
         #expect(response.json?["field"] as? String == field)
     }
 
+    @Test func aFullWorkQueueGets503WithRetryAfter() throws {
+        // One worker thread and room for one waiting request: a third heavy request is refused.
+        let lossd = try LossdProcess(["--threads", "1", "--queue-depth", "1"])
+        let (rows, cols) = (1000, 1000)
+        let floats = (0..<(rows * cols)).map { Float($0 % 97) / 10 }
+        let base64 = Data(floats.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }).base64EncodedString()
+        let labels = (0..<rows).map { String($0 % cols) }.joined(separator: ",")
+        let heavy = Array(#"{"loss": "cross_entropy", "return_grad": true, "labels": [\#(labels)], "logits": {"shape": [\#(rows), \#(cols)], "dtype": "float32", "base64": "\#(base64)"}}"#.utf8)
+        let clients = try (0..<3).map { _ in try lossd.connect() }
+        for client in clients {
+            try client.send("POST /v1/loss HTTP/1.1\r\nHost: x\r\nContent-Length: \(heavy.count)\r\n\r\n")
+            try client.send(heavy)
+            usleep(100_000)
+        }
+        // Normally the third is refused; on a loaded machine the worker may pick up the first
+        // late and the second is refused instead. Either way exactly one gets 503.
+        let responses = try clients.map { try $0.readResponse() }
+        #expect(responses.map(\.status).sorted() == [200, 200, 503])
+        let refused = try #require(responses.first { $0.status == 503 })
+        #expect(refused.header("retry-after") == "1")
+        #expect(refused.json?["type"] as? String == "urn:lossd:error:overloaded")
+        // Health checks never wait for the workers.
+        #expect(try lossd.connect().exchange(get("/healthz")).status == 200)
+    }
+
     @Test func malformedJSONIs400WithAPosition() throws {
         let lossd = try LossdProcess()
         let response = try post(lossd, #"{"loss": "cross_entropy", "logits": [[1, 2]"#)

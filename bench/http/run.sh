@@ -50,109 +50,23 @@ pins=(
   "httptools==0.9.0"
 )
 
-log() { echo "bench: $*" >&2; }
-die() { log "$*"; exit 1; }
+# Python modules that must import in $venv.
+modules=(fastapi uvicorn uvloop httptools)
 
-mkdir -p "$out"
-tmp=$(mktemp -d)
-lossd_pid=
-fastapi_pid=
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
-# Stops what this script started (by pid), then removes the scratch folder.
-stop_servers() {
-  local pid
-  for pid in $lossd_pid $fastapi_pid; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in $lossd_pid $fastapi_pid; do
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  lossd_pid=
-  fastapi_pid=
-  rm -rf -- "$tmp"
-}
-trap stop_servers EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_init
 
 # --- tools ------------------------------------------------------------------
 
-scripts/install-deps.sh --test || die "missing system packages (see above)"
-command -v wrk >/dev/null || die "wrk not found"
-
-# The project's release build (AVX2 on x86-64 unless LOSSD_GENERIC=1), the
-# binary that `make run` starts.
-if [ -n "${BENCH_LOSSD:-}" ]; then
-  lossd_bin=$BENCH_LOSSD
-else
-  if [ "${BENCH_BUILD:-1}" != 0 ]; then
-    log "building lossd (scripts/build-release.sh)"
-    if ! bash scripts/build-release.sh >"$out/build.log" 2>&1; then
-      tail -n 30 "$out/build.log" >&2
-      die "release build failed (full log: $out/build.log)"
-    fi
-  fi
-  lossd_bin=$(swift build -c release --show-bin-path)/lossd
-fi
-[ -x "$lossd_bin" ] || die "$lossd_bin not found"
-
-bench_tools_ready() {
-  [ -x "$venv/bin/python" ] && "$venv/bin/python" - "${pins[@]}" >/dev/null 2>&1 <<'PY'
-import sys
-from importlib import metadata
-for pin in sys.argv[1:]:
-    name, version = pin.split("==")
-    if metadata.version(name) != version:
-        sys.exit(1)
-import fastapi, uvicorn, uvloop, httptools  # noqa: E401,F401
-PY
-}
-
-if ! bench_tools_ready; then
-  if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
-    rm -rf -- "$venv"
-    python3 -m venv "$venv" || die "python3 -m venv failed; run scripts/install-deps.sh --test"
-  fi
-  log "installing ${pins[*]} into $venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pins[@]}" \
-    || die "pip install failed"
-  bench_tools_ready || die "$venv still lacks ${pins[*]}"
-fi
+bench_check_system
+bench_locate_lossd
+bench_setup_venv
 
 # --- servers ----------------------------------------------------------------
 
-# wait_for_port PID FILE: the port from the `listening on http://HOST:PORT`
-# line the server prints on stdout.
-wait_for_port() {
-  local pid=$1 file=$2 port
-  for _ in $(seq 300); do
-    port=$(sed -n 's|.*listening on http://.*:\([0-9][0-9]*\).*|\1|p' "$file" | head -n 1)
-    if [ -n "$port" ]; then
-      echo "$port"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-"$lossd_bin" --port 0 --data-dir "$tmp/data" >"$tmp/lossd.stdout" 2>"$out/lossd.stderr.log" &
-lossd_pid=$!
-lossd_port=$(wait_for_port "$lossd_pid" "$tmp/lossd.stdout") \
-  || { tail -n 20 "$out/lossd.stderr.log" >&2; die "lossd did not start"; }
-
-"$venv/bin/python" bench/http/fastapi_app.py >"$tmp/fastapi.stdout" 2>"$out/fastapi.stderr.log" &
-fastapi_pid=$!
-fastapi_port=$(wait_for_port "$fastapi_pid" "$tmp/fastapi.stdout") \
-  || { tail -n 20 "$out/fastapi.stderr.log" >&2; die "fastapi did not start"; }
-
-log "lossd on :$lossd_port (pid $lossd_pid), fastapi on :$fastapi_port (pid $fastapi_pid)"
+bench_start_servers bench/http/fastapi_app.py
 
 # Both must answer 200 on every route before anything is measured.
 for route in $routes; do
@@ -177,15 +91,6 @@ sed 's/^/bench: /' "$out/environment.txt" >&2
 
 # --- measurements -----------------------------------------------------------
 
-# wrk prints latencies as 812.00us, 1.23ms, 2.00s or 1.50m: in milliseconds.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-    if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-    else if (u == "h") n *= 3600000; else if (u != "ms") { print "?"; exit }
-    printf "%.3f", n }'
-}
-
 notes=()
 declare -A rps p99
 
@@ -209,22 +114,15 @@ for route in $routes; do
         || die "wrk failed: $(cat "$file")"
       key="$route $conns $server"
       rps[$key]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$file")
-      p99[$key]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$file")")
+      p99[$key]=$(wrk_p99_ms "$file")
       [ -n "${rps[$key]}" ] || die "no Requests/sec in $file"
-      errors=$(grep -E '^ *(Socket errors|Non-2xx or 3xx responses):' "$file" | sed 's/^ *//' | paste -sd ';' -) || true
+      errors=$(wrk_errors "$file") || true
       [ -z "$errors" ] || notes+=("$server $route c=$conns: $errors")
     done
   done
 done
 
-stop_servers
-trap - EXIT
-
-if [ -s "$out/lossd.stderr.log" ]; then
-  lines=$(wc -l <"$out/lossd.stderr.log")
-  gzip -1 -f "$out/lossd.stderr.log"
-  log "lossd stderr: $lines lines, in $out/lossd.stderr.log.gz"
-fi
+bench_finish_servers
 
 # --- table ------------------------------------------------------------------
 
@@ -235,7 +133,7 @@ fi
     for conns in $connections; do
       l="$route $conns lossd"
       f="$route $conns fastapi"
-      ratio=$(awk -v a="${rps[$l]}" -v b="${rps[$f]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+      ratio=$(bench_ratio "${rps[$l]}" "${rps[$f]}")
       printf '%-14s %5s %12s %12s %13s %13s %7s\n' "$route" "$conns" \
         "${rps[$l]}" "${p99[$l]} ms" "${rps[$f]}" "${p99[$f]} ms" "$ratio"
     done

@@ -32,9 +32,12 @@ let package = Package(
             name: "CLossdSystem",
             cSettings: [.define("_GNU_SOURCE")]
         ),
+        // Two-Pass softmax row kernels in C vector types, for fused multiply-adds (see its
+        // header); used only by LossdKernels.
+        .target(name: "CLossdKernels"),
         .target(
             name: "LossdKernels",
-            dependencies: ["CBLAS"]
+            dependencies: ["CBLAS", "CLossdKernels"]
         ),
         .target(name: "LossdJSON"),
         .target(

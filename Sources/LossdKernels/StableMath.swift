@@ -5,15 +5,10 @@
 /// Numerically stable primitives (spec §1.1): each exact to a few ulp and free of
 /// overflow for finite input.
 public enum StableMath {
-    /// log Σ exp(v_k), shifted by the maximum; -∞ for an empty row.
+    /// log Σ exp(v_k) without overflow (the Two-Pass kernel); -∞ for an empty row.
     @inline(__always)
     public static func logSumExp(_ row: UnsafeBufferPointer<Double>) -> Double {
-        guard var m = row.first else { return -.infinity }
-        for v in row where v > m { m = v }
-        if m == .infinity { return .infinity }
-        var s = 0.0
-        for v in row { s += exp(v - m) }
-        return m + log(s)
+        TwoPassSoftmax.logSumExp(row)
     }
 
     /// softplus(x) = max(x, 0) + log1p(exp(-|x|)).

@@ -61,17 +61,19 @@ public enum CrossEntropy {
                             var p = [Double](repeating: 0, count: c)
                             for r in rows {
                                 let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
-                                let lse = StableMath.logSumExp(row)
+                                // −log p_k = (m − z_k) + excess, exact when z_k is the maximum.
+                                let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
+                                let lse = m + excess
                                 switch targets {
                                 case .labels(let labels):
                                     let y = labels[r]
                                     if y == parameters.ignoreIndex { continue }
                                     var smooth = 0.0
-                                    if eps > 0 { for k in 0..<c { smooth += w[k] * (lse - row[k]) } }
-                                    valuesOut[r] = (1 - eps) * w[y] * (lse - row[y]) + eps / Double(c) * smooth
+                                    if eps > 0 { for k in 0..<c { smooth += w[k] * ((m - row[k]) + excess) } }
+                                    valuesOut[r] = (1 - eps) * w[y] * ((m - row[y]) + excess) + eps / Double(c) * smooth
                                     denominatorsOut[r] = w[y]
                                     guard gradient else { continue }
-                                    for k in 0..<c { p[k] = exp(row[k] - lse) }
+                                    p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: lse, into: $0) }
                                     let hard = (1 - eps) * w[y], soft = eps / Double(c)
                                     for k in 0..<c {
                                         var g = hard * p[k] + soft * (totalWeight * p[k] - w[k])
@@ -82,15 +84,16 @@ public enum CrossEntropy {
                                     var value = 0.0, mass = 0.0
                                     for k in 0..<c {
                                         let tk = (1 - eps) * t[r, k] + eps / Double(c)
-                                        if tk != 0 { value += w[k] * tk * (lse - row[k]) }
+                                        if tk != 0 { value += w[k] * tk * ((m - row[k]) + excess) }
                                         mass += w[k] * tk
                                     }
                                     valuesOut[r] = value
                                     denominatorsOut[r] = 1
                                     guard gradient else { continue }
+                                    p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: lse, into: $0) }
                                     for k in 0..<c {
                                         let tk = (1 - eps) * t[r, k] + eps / Double(c)
-                                        gradOut[r * c + k] = mass * exp(row[k] - lse) - w[k] * tk
+                                        gradOut[r * c + k] = mass * p[k] - w[k] * tk
                                     }
                                 }
                             }

@@ -25,10 +25,11 @@ public enum Focal {
         logits.values.withUnsafeBufferPointer { z in
             for i in 0..<n {
                 let row = UnsafeBufferPointer(rebasing: z[(i * c)..<((i + 1) * c)])
-                let lse = StableMath.logSumExp(row)
+                let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
+                let lse = m + excess
                 let y = labels[i]
                 let alpha = classWeights?[y] ?? 1
-                let lp = row[y] - lse  // log p_y ≤ 0
+                let lp = (row[y] - m) - excess  // log p_y ≤ 0, exact when y is the argmax
                 let py = exp(lp)
                 let r = -expm1(lp)  // 1 - p_y
                 let rGamma = power(r, gamma)

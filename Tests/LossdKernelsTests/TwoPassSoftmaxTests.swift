@@ -52,3 +52,44 @@ struct TwoPassSoftmaxTests {
         #expect(abs(fast - mean) <= 1e-5 * mean)
     }
 }
+
+@Suite("Two-Pass softmax kernel (float64)")
+struct TwoPassFloat64Tests {
+    @Test(arguments: TwoPassVectors.cases.map(\.name))
+    func specVectorsMatch(_ name: String) {
+        let c = TwoPassVectors.cases.first { $0.name == name }!
+        let lse = c.x.withUnsafeBufferPointer { TwoPassSoftmax.logSumExp($0) }
+        // The expected values are printed to 12 decimals.
+        #expect(abs(lse - c.logSumExp) <= 1e-11 * max(1, abs(c.logSumExp)), "\(name): \(lse)")
+        var y = [Double](repeating: 0, count: c.x.count)
+        c.x.withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(x, shift: lse, into: $0) } }
+        for (got, want) in zip(y, c.softmax) { #expect(abs(got - want) <= 1e-11, "\(name): \(got) vs \(want)") }
+        #expect(abs(y.reduce(0, +) - 1) <= 1e-12)
+    }
+
+    @Test func randomRowsAreWithin1e12OfALongDoubleFreeReference() {
+        var generator = SystemRandomNumberGenerator()
+        for length in [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 100, 1000] {
+            for scale in [1.0, 50.0, 700.0, 1e5] {
+                let x = (0..<length).map { _ in Double.random(in: -scale...scale, using: &generator) }
+                let m = x.max()!
+                let reference = m + log(x.reduce(0.0) { $0 + exp($1 - m) })
+                let got = x.withUnsafeBufferPointer { TwoPassSoftmax.logSumExp($0) }
+                #expect(abs(got - reference) <= 1e-12 * max(1, abs(reference)), "length \(length) scale \(scale)")
+                var y = [Double](repeating: 0, count: length)
+                x.withUnsafeBufferPointer { xs in y.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(xs, shift: got, into: $0) } }
+                for (k, v) in y.enumerated() {
+                    let want = exp(x[k] - reference)
+                    #expect(abs(v - want) <= 1e-12 * max(want, 1e-300) + 1e-300, "softmax \(k) length \(length) scale \(scale)")
+                }
+            }
+        }
+    }
+
+    @Test func valuesBeyondTheKernelRangeFallBackExactly() {
+        let x: [Double] = [1e30, -1e30, 0]
+        #expect(x.withUnsafeBufferPointer { TwoPassSoftmax.logSumExp($0) } == 1e30)
+        let (m, excess) = [1e4, -1e4, 0].withUnsafeBufferPointer { TwoPassSoftmax.logSumExpAboveMax($0) }
+        #expect(m == 1e4 && excess == 0)
+    }
+}

@@ -67,7 +67,7 @@ let package = Package(
             ]
         ),
         // Prints kernel and JSON-reader figures for `make bench`.
-        .executableTarget(name: "lossd-bench", dependencies: ["LossdKernels", "LossdJSON"]),
+        .executableTarget(name: "lossd-bench", dependencies: ["LossdKernels", "LossdJSON", "LossdService", "LossdHTTP"]),
         .testTarget(name: "LossdKernelsTests", dependencies: ["LossdKernels"]),
         .testTarget(name: "LossdJSONTests", dependencies: ["LossdJSON"]),
         // Test helpers shared by the test targets: a raw-socket HTTP client.

@@ -131,7 +131,8 @@ public struct HTTPRequestParser: Sendable {
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         compactIfWorthwhile()
-        buffer.append(contentsOf: bytes)
+        // A typed view takes Array's memcpy path; raw buffers are appended byte by byte.
+        buffer.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
     }
 
     /// Parses as far as the buffered bytes allow. Returns nil when more bytes are needed.

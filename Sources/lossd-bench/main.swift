@@ -1,8 +1,10 @@
 // Micro-benchmarks of lossd's kernels and JSON reader; prints figures, asserts nothing.
 // Run through `make bench` (bench/kernels/run.sh), which prints NumPy's figures beside these.
 import Dispatch
+import LossdHTTP
 import LossdJSON
 import LossdKernels
+import LossdService
 
 #if canImport(Glibc)
     import Glibc
@@ -78,6 +80,27 @@ let parseMs = time(5) {
     if case .object(let o)? = try? JSONReader.parse(body), case .numbers(let n)? = o["logits"] { sink += n.values[0] }
 }
 print("parse \(format3(bodyMB)) MB body of 1,000,000 shortest-round-trip doubles: \(format3(parseMs)) ms, \(format3(bodyMB / parseMs * 1000)) MB/s")
+
+print("== POST /v1/loss in-process (no sockets): 256x1000 nested-array logits")
+var request = Array(#"{"loss": "cross_entropy", "labels": ["#.utf8)
+request.append(contentsOf: (0..<256).map { String($0 % 1000) }.joined(separator: ",").utf8)
+request.append(contentsOf: #"], "logits": ["#.utf8)
+for r in 0..<256 {
+    if r > 0 { request.append(UInt8(ascii: ",")) }
+    request.append(contentsOf: ("[" + (0..<1000).map { _ in String(Double(Int.random(in: -80000...80000, using: &text)) / 10000) }.joined(separator: ",") + "]").utf8)
+}
+let service = LossdService(configuration: ServiceConfiguration())
+for grad in [false, true] {
+    var body = request
+    body.append(contentsOf: (grad ? #"], "return_grad": true}"# : "]}").utf8)
+    let head = HTTPRequestHead(method: "POST", target: "/v1/loss", version: .http1_1, headers: ["Content-Type": "application/json"])
+    let httpRequest = HTTPRequest(head: head, body: body)
+    var bytesOut = 0
+    let ms = time(10) {
+        bytesOut = service.respond(to: httpRequest, context: RequestContext(requestID: "b", remoteAddress: "b")).body.count
+    }
+    print("return_grad=\(grad): \(format3(Double(body.count) / 1e6)) MB in, \(format3(Double(bytesOut) / 1e6)) MB out, \(format3(ms)) ms")
+}
 if sink == 0.123 { print(sink) }
 
 func format3(_ x: Double) -> String {

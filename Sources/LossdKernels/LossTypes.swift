@@ -26,6 +26,30 @@ public struct Matrix: Sendable, Equatable {
     }
 }
 
+/// A dense row-major tensor of any rank (gradients of 1-D, 2-D and 3-D inputs).
+public struct Tensor: Sendable, Equatable {
+    public let shape: [Int]
+    public var values: [Double]
+
+    public init(shape: [Int], values: [Double]) {
+        precondition(values.count == shape.reduce(1, *), "Tensor values must match its shape")
+        self.shape = shape
+        self.values = values
+    }
+
+    public init(_ matrix: Matrix) {
+        self.init(shape: [matrix.rows, matrix.cols], values: matrix.values)
+    }
+
+    /// A vector of N values, shape [N].
+    public init(vector: [Double]) {
+        self.init(shape: [vector.count], values: vector)
+    }
+
+    /// Extent of the first dimension (rows, samples).
+    public var rows: Int { shape.first ?? 0 }
+}
+
 /// What a loss compares its predictions with: hard class labels or per-class targets.
 public enum ClassTargets: Sendable {
     /// One class index per row; a row whose label equals the loss's ignore index is skipped.
@@ -71,14 +95,16 @@ public struct LossOutput: Sendable {
     public var values: [Double]
     /// d_r for each row: what the row contributes to the `mean` divisor.
     public var denominators: [Double]
-    /// Gradient of Σ_r ℓ_r with respect to each differentiable input, by input name.
-    /// Row r of each depends on row r of the inputs only (row-separable losses), so
-    /// sample weights scale rows.
-    public var gradients: [String: Matrix]
+    /// Gradient of Σ_r ℓ_r with respect to each differentiable input, by input name, in
+    /// the input's shape. For row-separable losses (the default) row r of each gradient
+    /// depends on row r of the inputs only, so sample weights scale rows.
+    public var gradients: [String: Tensor]
+    /// False for losses whose rows interact (contrastive losses); they take no sample weights.
+    public var rowSeparable = true
     /// Loss-specific outputs (per-element values, decoded predictions, ...).
     public var extras: [String: LossExtra]
 
-    public init(values: [Double], denominators: [Double], gradients: [String: Matrix] = [:], extras: [String: LossExtra] = [:]) {
+    public init(values: [Double], denominators: [Double], gradients: [String: Tensor] = [:], extras: [String: LossExtra] = [:]) {
         self.values = values
         self.denominators = denominators
         self.gradients = gradients
@@ -107,7 +133,7 @@ public struct ReducedLoss: Sendable {
     /// For `none`: s_r ℓ_r per row.
     public var values: [Double]?
     public var meanDenominator: Double
-    public var gradients: [String: Matrix]
+    public var gradients: [String: Tensor]
 }
 
 extension LossOutput {
@@ -124,14 +150,14 @@ extension LossOutput {
             denominator += s * denominators[r]
         }
         let scale: Double = reduction == .mean ? (denominator == 0 ? 0 : 1 / denominator) : 1
-        var grads: [String: Matrix] = [:]
+        var grads: [String: Tensor] = [:]
         for (name, gradient) in gradients {
             var g = gradient
-            let perRow = g.rows == n ? g.cols : 0
-            for r in 0..<g.rows {
-                let s = (perRow > 0 ? sampleWeights?[r] : nil) ?? 1
-                let factor = s * scale
-                for k in (r * g.cols)..<((r + 1) * g.cols) { g.values[k] = factor == 0 ? 0 : g.values[k] * factor }
+            let rows = g.rows, width = rows == 0 ? 0 : g.values.count / rows
+            let weighRows = rowSeparable && rows == n && sampleWeights != nil
+            for r in 0..<rows {
+                let factor = (weighRows ? sampleWeights![r] : 1) * scale
+                for k in (r * width)..<((r + 1) * width) { g.values[k] = factor == 0 ? 0 : g.values[k] * factor }
             }
             guard g.values.allSatisfy(\.isFinite) else { throw .overflow }
             grads[name] = g

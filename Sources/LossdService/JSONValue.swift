@@ -13,6 +13,8 @@ public enum JSONValue: Sendable, Equatable {
     case doubles([Double])
     /// A row-major matrix, written as nested arrays.
     case matrix(rows: Int, cols: Int, values: [Double])
+    /// A row-major tensor of any rank ≥ 1, written as nested arrays.
+    case tensor(shape: [Int], values: [Double])
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
@@ -25,6 +27,7 @@ public enum JSONValue: Sendable, Equatable {
         case let (.object(a), .object(b)): a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         case let (.doubles(a), .doubles(b)): a == b
         case let (.matrix(r1, c1, a), .matrix(r2, c2, b)): r1 == r2 && c1 == c2 && a == b
+        case let (.tensor(s1, a), .tensor(s2, b)): s1 == s2 && a == b
         default: false
         }
     }
@@ -75,7 +78,26 @@ public enum JSONValue: Sendable, Equatable {
                 JSONValue.writeRow(values[(r * cols)..<((r + 1) * cols)], into: &out)
             }
             out.append(UInt8(ascii: "]"))
+        case let .tensor(shape, values):
+            out.reserveCapacity(out.count + values.count * 20)
+            JSONValue.writeNested(values[...], shape: shape[...], into: &out)
         }
+    }
+
+    static func writeNested(_ values: ArraySlice<Double>, shape: ArraySlice<Int>, into out: inout [UInt8]) {
+        guard shape.count > 1 else {
+            writeRow(values, into: &out)
+            return
+        }
+        let inner = shape.dropFirst()
+        let stride = inner.reduce(1, *)
+        out.append(UInt8(ascii: "["))
+        for i in 0..<shape.first! {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            let start = values.startIndex + i * stride
+            writeNested(values[start..<(start + stride)], shape: inner, into: &out)
+        }
+        out.append(UInt8(ascii: "]"))
     }
 
     static func writeRow(_ values: ArraySlice<Double>, into out: inout [UInt8]) {

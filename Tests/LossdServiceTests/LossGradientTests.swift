@@ -3,8 +3,22 @@ import Testing
 
 @testable import LossdService
 
-/// Random but valid inputs for a catalogue entry, from its input list.
+/// Random valid inputs per loss, for losses whose inputs the generic generator below cannot
+/// make (embeddings, regression values, bags, ...). Each family adds its own in
+/// `SampleInputs+Family.swift`.
+enum SampleInputs {
+    typealias Generator = @Sendable (_ rows: Int, _ classes: Int, _ scale: Double) -> [String: Any]
+
+    static var all: [String: Generator] {
+        marginFamily.merging(robustAndDistillation) { a, _ in a }.merging(multilabelAndRegression) { a, _ in a }
+            .merging(embedding) { a, _ in a }
+    }
+}
+
+/// Random but valid inputs for a catalogue entry: its family's generator, else one built
+/// from its input list.
 func randomInputs(for definition: LossDefinition, rows n: Int = 4, classes c: Int = 5, scale: Double = 2) -> [String: Any] {
+    if let generator = SampleInputs.all[definition.name] { return generator(n, c, scale) }
     var generator = SystemRandomNumberGenerator()
     func row(_ count: Int) -> [Double] { (0..<count).map { _ in Double.random(in: -scale...scale, using: &generator) } }
     func distribution() -> [Double] {
@@ -45,32 +59,32 @@ struct LossGradientTests {
             try #require(status == 200, "\(json)")
             let grads = json["grad"] as! [String: Any]
             for spec in definition.inputs where spec.gradient {
+                guard let input = body[spec.name] else { continue }
                 let analytic = flat(grads[spec.name])
-                var rows = body[spec.name] as! [[Double]]
-                let cols = rows[0].count
-                #expect(analytic.count == rows.count * cols)
-                for k in 0..<analytic.count {
-                    let (r, c) = (k / cols, k % cols)
-                    let x = rows[r][c], h = 1e-5 * max(1, abs(x))
-                    rows[r][c] = x + h
-                    body[spec.name] = rows
+                let count = flat(input).count
+                #expect(count > 0, "\(name): no \(spec.name) values to differentiate")
+                #expect(analytic.count == count, "\(name) ∂/∂\(spec.name) has \(analytic.count) entries for \(count) inputs")
+                for k in 0..<min(count, analytic.count) {
+                    let x = flat(input)[k], h = 1e-5 * max(1, abs(x))
+                    body[spec.name] = replacing(k, in: input, with: x + h)
                     let up = try post(body).json["value"] as! Double
-                    rows[r][c] = x - h
-                    body[spec.name] = rows
+                    body[spec.name] = replacing(k, in: input, with: x - h)
                     let down = try post(body).json["value"] as! Double
-                    rows[r][c] = x
-                    body[spec.name] = rows
+                    body[spec.name] = input
                     let numeric = (up - down) / (2 * h)
-                    #expect(abs(numeric - analytic[k]) <= 1e-6 * max(1, abs(analytic[k])), "\(name) ∂/∂\(spec.name)[\(r)][\(c)]: \(analytic[k]) vs \(numeric)")
+                    #expect(
+                        abs(numeric - analytic[k]) <= 1e-6 * max(1, abs(analytic[k])),
+                        "\(name) ∂/∂\(spec.name)[flat \(k)]: \(analytic[k]) vs \(numeric)")
                 }
             }
         }
     }
 
-    @Test(arguments: LossCatalogue.all.map(\.name), [1e4, 1e30])
+    @Test(arguments: LossCatalogue.all.filter { $0.inputs.contains { $0.name == "logits" } }.map(\.name), [1e4, 1e30])
     func extremeLogitsGiveFiniteValuesAndGradients(_ name: String, _ magnitude: Double) throws {
         let definition = LossCatalogue.byName[name]!
         var body = randomInputs(for: definition, scale: 1)
+        guard body["logits"] is [[Double]] else { return }
         var sign = 1.0
         body["logits"] = (body["logits"] as! [[Double]]).map { row in row.map { _ in sign = -sign; return sign * magnitude } }
         body["loss"] = name
@@ -96,4 +110,17 @@ struct LossGradientTests {
 
     func float32Bytes(_ values: [Float]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
     func float64Bytes(_ values: [Double]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
+}
+
+/// A copy of a nested array of numbers with its k-th number (row-major) replaced.
+func replacing(_ k: Int, in nested: Any, with value: Double) -> Any {
+    var index = k
+    func walk(_ node: Any) -> Any {
+        if let array = node as? [Any] {
+            return array.map { walk($0) }
+        }
+        defer { index -= 1 }
+        return index == 0 ? value : node
+    }
+    return walk(nested)
 }

@@ -40,6 +40,8 @@ func close(_ got: Double, _ expected: Double, rtol: Double = 1e-9, atol: Double 
 
 /// Flattens nested arrays of numbers.
 func flat(_ value: Any?) -> [Double] {
+    if let number = value as? Double { return [number] }
+    if let number = value as? Int { return [Double(number)] }
     if let number = value as? NSNumber { return [number.doubleValue] }
     if let array = value as? [Any] { return array.flatMap { flat($0) } }
     return []

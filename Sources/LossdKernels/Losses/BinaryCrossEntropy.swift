@@ -34,7 +34,7 @@ public enum BinaryCrossEntropy {
         var output = LossOutput(
             values: values, denominators: [Double](repeating: Double(c), count: n),
             extras: ["per_element": .matrix(elements)])
-        if gradient { output.gradients["logits"] = grad }
+        if gradient { output.gradients["logits"] = Tensor(grad) }
         return output
     }
 }

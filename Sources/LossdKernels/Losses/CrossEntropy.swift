@@ -104,7 +104,7 @@ public enum CrossEntropy {
         }
         guard values.allSatisfy(\.isFinite) else { throw .overflow }
         var output = LossOutput(values: values, denominators: denominators)
-        if gradient { output.gradients["logits"] = Matrix(rows: n, cols: c, values: grad) }
+        if gradient { output.gradients["logits"] = Tensor(shape: [n, c], values: grad) }
         return output
     }
 

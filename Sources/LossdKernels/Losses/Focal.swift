@@ -47,7 +47,7 @@ public enum Focal {
         }
         guard values.allSatisfy(\.isFinite) else { throw .overflow }
         var output = LossOutput(values: values, denominators: [Double](repeating: 1, count: n))
-        if gradient { output.gradients["logits"] = grad }
+        if gradient { output.gradients["logits"] = Tensor(grad) }
         return output
     }
 
@@ -89,7 +89,7 @@ public enum Focal {
         var output = LossOutput(
             values: values, denominators: [Double](repeating: Double(c), count: n),
             extras: ["per_element": .matrix(elements)])
-        if gradient { output.gradients["logits"] = grad }
+        if gradient { output.gradients["logits"] = Tensor(grad) }
         return output
     }
 

@@ -3,7 +3,10 @@ import LossdKernels
 /// Every loss `/v1/loss` evaluates, in the order `/v1/losses` lists them. Formulas,
 /// defaults and ranges follow spec/LOSSES.md.
 enum LossCatalogue {
-    static let all: [LossDefinition] = [crossEntropy, binaryCrossEntropy, focal]
+    /// Each family lives in its own file (`LossCatalogue+Family.swift`).
+    static let all: [LossDefinition] =
+        [crossEntropy, binaryCrossEntropy, focal] + marginFamily + robustAndDistillation + multilabelAndRegression
+        + embedding
 
     /// Name or alias → definition.
     static let byName: [String: LossDefinition] = {

@@ -113,7 +113,7 @@ enum LossEndpoint {
             var grads: [(String, JSONValue)] = []
             for name in reduced.gradients.keys.sorted() {
                 let g = reduced.gradients[name]!
-                grads.append((name, .matrix(rows: g.rows, cols: g.cols, values: g.values)))
+                grads.append((name, .tensor(shape: g.shape, values: g.values)))
             }
             members.append(("grad", .object(grads)))
         }

@@ -37,6 +37,10 @@ struct ParameterSpec: Sendable {
         ParameterSpec(name: name, kind: .integer(lower: min, upper: max), defaultValue: .int(value), summary: summary)
     }
 
+    static func boolean(_ name: String, default value: Bool, _ summary: String) -> ParameterSpec {
+        ParameterSpec(name: name, kind: .boolean, defaultValue: .bool(value), summary: summary)
+    }
+
     static func choice(_ name: String, _ options: [String], default value: String, _ summary: String) -> ParameterSpec {
         ParameterSpec(name: name, kind: .choice(options), defaultValue: .string(value), summary: summary)
     }

@@ -15,3 +15,8 @@ echo "$numpy_line"
 ours=$(grep 'two-pass float32, 1 thread' "$out" | sed -E 's/.*: ([0-9.]+) ms.*/\1/')
 theirs=$(echo "$numpy_line" | sed -E 's/.*: ([0-9.]+) ms.*/\1/')
 python3 -c "print(f'ratio (lossd 1 thread vs NumPy): {float($theirs) / float($ours):.2f}x faster (target >= 3x)')"
+nce_line=$(python3 bench/kernels/numpy_info_nce.py 1)
+echo "$nce_line"
+ours_nce=$(grep 'lossd info_nce float64, 1 thread' "$out" | sed -E 's/.*, ([0-9.]+) GFLOP\/s.*/\1/')
+theirs_nce=$(echo "$nce_line" | sed -E 's/.*, ([0-9.]+) GFLOP\/s.*/\1/')
+python3 -c "print(f'info_nce GFLOP/s ratio (lossd 1 thread vs NumPy 1 thread): {float($ours_nce) / float($theirs_nce):.2f}x')"

@@ -13,6 +13,10 @@ struct ParameterSpec: Sendable {
         case integer(lower: Int?, upper: Int?)
         case choice([String])
         case boolean
+        /// A histogram support `{"min": number, "max": number, "count": integer}` with
+        /// max > min; `count` may be omitted and must equal the loss's column count (checked
+        /// by the loss, which knows it, via `ResolvedParameters.bins(_:columns:pointer:)`).
+        case bins
     }
 
     let name: String
@@ -43,6 +47,21 @@ struct ParameterSpec: Sendable {
 
     static func choice(_ name: String, _ options: [String], default value: String, _ summary: String) -> ParameterSpec {
         ParameterSpec(name: name, kind: .choice(options), defaultValue: .string(value), summary: summary)
+    }
+
+    /// A number that may be omitted (or null) without a default: `optionalNumber` is then nil.
+    static func optionalNumber(
+        _ name: String, min: Double? = nil, max: Double? = nil, minOpen: Bool = false, maxOpen: Bool = false, _ summary: String
+    ) -> ParameterSpec {
+        ParameterSpec(
+            name: name,
+            kind: .number(lower: min.map { Bound(value: $0, inclusive: !minOpen) }, upper: max.map { Bound(value: $0, inclusive: !maxOpen) }),
+            defaultValue: .null, nullable: true, summary: summary)
+    }
+
+    /// A required histogram support object (hl_gauss, two_hot).
+    static func bins(_ name: String, _ summary: String) -> ParameterSpec {
+        ParameterSpec(name: name, kind: .bins, defaultValue: nil, summary: summary)
     }
 
     /// "[0, inf)"-style text of the valid range.
@@ -78,6 +97,16 @@ struct ParameterSpec: Sendable {
             members.append(("enum", .array(options.map { .string($0) })))
         case .boolean:
             members.append(("type", "boolean"))
+        case .bins:
+            members.append(("type", "object"))
+            members.append((
+                "properties",
+                .object([
+                    ("min", .object([("type", "number")])),
+                    ("max", .object([("type", "number"), ("greater_than", "min")])),
+                    ("count", .object([("type", "integer"), ("equals", "C"), ("required", false)])),
+                ])
+            ))
         }
         if defaultValue == nil { members.append(("required", true)) }
         if nullable { members.append(("nullable", true)) }
@@ -91,6 +120,7 @@ struct ResolvedParameters: Sendable {
     private var numbers: [String: Double] = [:]
     private var strings: [String: String] = [:]
     private var nulls: Set<String> = []
+    private var supports: [String: BinsValue] = [:]
     /// Names the client sent explicitly.
     private(set) var given: Set<String> = []
 
@@ -106,6 +136,7 @@ struct ResolvedParameters: Sendable {
                 continue
             }
             guard let node, !isNull(node) else {
+                if case .bins = spec.kind { throw BinsValue.missing(name: spec.name, field: field) }
                 guard let value = spec.defaultValue else {
                     throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` is required")
                 }
@@ -149,6 +180,8 @@ struct ResolvedParameters: Sendable {
                     throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` must be true or false (got \(Self.text(node)))")
                 }
                 numbers[spec.name] = b ? 1 : 0
+            case .bins:
+                supports[spec.name] = try BinsValue(node, name: spec.name, field: field)
             }
         }
     }
@@ -167,6 +200,65 @@ struct ResolvedParameters: Sendable {
     func integer(_ name: String) -> Int { Int(numbers[name] ?? 0) }
     func string(_ name: String) -> String { strings[name] ?? "" }
     func bool(_ name: String) -> Bool { (numbers[name] ?? 0) != 0 }
+
+    /// A `bins` parameter's range, once its `count` (when given) is checked against the
+    /// loss's `columns`; `pointer` is the params object's JSON pointer.
+    func bins(_ name: String, columns: Int, pointer: String) throws(ServiceError) -> (min: Double, max: Double) {
+        guard let value = supports[name] else { throw BinsValue.missing(name: name, field: "\(pointer)/\(name)") }
+        if let count = value.count, !Self.isNumber(count, equalTo: Double(columns)) {
+            throw ServiceError.invalid(
+                .invalidParam, field: "\(pointer)/\(name)/count",
+                "`\(name).count` must equal the number of logit columns \(columns) (got \(Self.text(count)))")
+        }
+        return (value.min, value.max)
+    }
+
+    private static func isNumber(_ node: JSONNode, equalTo expected: Double) -> Bool {
+        if case .number(let v) = node { return v == expected }
+        return false
+    }
+
+    /// A validated `bins` object: finite min < max, and the raw `count` node (checked later,
+    /// against the column count).
+    private struct BinsValue: Sendable {
+        let min: Double
+        let max: Double
+        let count: JSONNode?
+
+        init(_ node: JSONNode, name: String, field: String) throws(ServiceError) {
+            guard case .object(let object) = node else { throw Self.missing(name: name, field: field) }
+            func bound(_ key: String) throws(ServiceError) -> Double {
+                guard let member = object[key], !Self.isNull(member) else {
+                    throw ServiceError.invalid(.invalidParam, field: "\(field)/\(key)", "`\(name).\(key)` is required")
+                }
+                guard case .number(let v) = member, v.isFinite else {
+                    throw ServiceError.invalid(
+                        .invalidParam, field: "\(field)/\(key)",
+                        "`\(name).\(key)` must be a finite number (got \(ResolvedParameters.text(member)))")
+                }
+                return v
+            }
+            min = try bound("min")
+            max = try bound("max")
+            guard max > min else {
+                throw ServiceError.invalid(
+                    .invalidParam, field: "\(field)/max",
+                    "`\(name).max` must be > `\(name).min` (got \(NumberText.format(min)), \(NumberText.format(max)))")
+            }
+            count = object["count"].flatMap { Self.isNull($0) ? nil : $0 }
+        }
+
+        /// Absent, null or not an object: the message shows the expected form.
+        static func missing(name: String, field: String) -> ServiceError {
+            ServiceError.invalid(
+                .invalidParam, field: field, "`\(name)` is required: {\"min\": number, \"max\": number, \"count\": integer}")
+        }
+
+        private static func isNull(_ node: JSONNode) -> Bool {
+            if case .null = node { return true }
+            return false
+        }
+    }
 
     /// JSON text of a value, for messages: numbers in shortest form, strings quoted.
     static func text(_ node: JSONNode) -> String {

@@ -1,0 +1,131 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Shared pieces of the embedding losses (spec §9–§10): row normalisation and its backward
+/// pass, similarity and gradient GEMMs, and the masked-softmax core of nt_xent and supcon.
+public enum Contrastive {
+    /// Unit-length rows of a row-major `[rows][width]` buffer and each row's original norm.
+    public struct UnitRows: Sendable {
+        public var values: [Double]
+        /// ‖E_r‖, computed as max|E_r| · ‖E_r / max|E_r|‖ so that it neither overflows nor underflows early.
+        public var norms: [Double]
+    }
+
+    /// Normalises every row (spec §9.2: divide by the row's max |entry|, then by the L2 norm).
+    /// A zero row is `invalid_input` at `field` and the index `index(r)` gives (e.g. `[i]`, `[i, v]`).
+    public static func unitRows(
+        _ e: [Double], rows: Int, width: Int, field: String, index: (Int) -> [Int]
+    ) throws(LossInputError) -> UnitRows {
+        var u = [Double](repeating: 0, count: rows * width)
+        var norms = [Double](repeating: 0, count: rows)
+        for r in 0..<rows {
+            let base = r * width
+            var m = 0.0
+            for k in base..<(base + width) { m = max(m, abs(e[k])) }
+            guard m > 0 else {
+                let idx = index(r)
+                throw LossInputError(
+                    .invalidInput, field: "/\(field)" + idx.map { "/\($0)" }.joined(),
+                    "`\(field)\(idx.map { "[\($0)]" }.joined())` has zero norm and cannot be normalized")
+            }
+            var ss = 0.0
+            for k in base..<(base + width) {
+                let s = e[k] / m
+                u[k] = s
+                ss += s * s
+            }
+            let n = ss.squareRoot()
+            for k in base..<(base + width) { u[k] /= n }
+            norms[r] = n * m
+        }
+        return UnitRows(values: u, norms: norms)
+    }
+
+    /// Turns ∂/∂u into ∂/∂E in place: `g_r ← (g_r − u_r (u_r·g_r)) / ‖E_r‖`.
+    public static func backward(_ g: inout [Double], through unit: UnitRows, width: Int) {
+        let rows = unit.norms.count
+        for r in 0..<rows {
+            let base = r * width
+            var dot = 0.0
+            for k in base..<(base + width) { dot += unit.values[k] * g[k] }
+            let n = unit.norms[r]
+            for k in base..<(base + width) { g[k] = (g[k] - unit.values[k] * dot) / n }
+        }
+    }
+
+    /// `C = alpha · op(A) · op(B) + beta · C` on row-major arrays whose shapes the caller built.
+    public static func gemm(
+        _ transA: BLAS.Transpose, _ transB: BLAS.Transpose, m: Int, n: Int, k: Int,
+        alpha: Double, a: [Double], b: [Double], beta: Double = 0, c: inout [Double]
+    ) {
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    do {
+                        try BLAS.gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: pa, b: pb, beta: beta, c: pc)
+                    } catch {
+                        preconditionFailure("contrastive GEMM with inconsistent shapes: \(error)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per-anchor loss of nt_xent and supcon over unit (or raw) rows `u` [R][D]:
+    /// `ℓ_a = −factor · mean_{p∈P(a)} [S_ap − LSE_{b≠a} S_ab]` with `S = u·uᵀ/τ` and
+    /// `P(a)` the other members of `a`'s group (0 when there are none), and ∂(Σ_a ℓ_a)/∂u.
+    public static func groupedCore(
+        _ u: [Double], rows: Int, width: Int, temperature: Double, group: [Int], members: [[Int]],
+        factor: Double, gradient: Bool
+    ) -> (values: [Double], gradient: [Double]) {
+        let n = rows, d = width
+        var s = [Double](repeating: 0, count: n * n)
+        gemm(.none, .transpose, m: n, n: n, k: d, alpha: 1 / temperature, a: u, b: u, c: &s)
+        var values = [Double](repeating: 0, count: n)
+        // S is overwritten row by row with G (∂ℓ_a/∂S_ab).
+        values.withUnsafeMutableBufferPointer { out in
+            s.withUnsafeMutableBufferPointer { sm in
+                Parallel.forEachRange(n, costPerRow: n) { range in
+                    var others = [Double](repeating: 0, count: max(n - 1, 1))
+                    var p = [Double](repeating: 0, count: max(n - 1, 1))
+                    for a in range {
+                        let positives = members[group[a]].count - 1
+                        let row = a * n
+                        guard positives > 0, n > 1 else {
+                            if gradient { for b in 0..<n { sm[row + b] = 0 } }
+                            continue
+                        }
+                        // The row without its diagonal: b < a at b, b > a at b − 1.
+                        for b in 0..<a { others[b] = sm[row + b] }
+                        for b in (a + 1)..<n { others[b - 1] = sm[row + b] }
+                        let (m, excess) = others.withUnsafeBufferPointer { TwoPassSoftmax.logSumExpAboveMax($0) }
+                        var total = 0.0
+                        for q in members[group[a]] where q != a { total += (m - sm[row + q]) + excess }
+                        let scale = factor / Double(positives)
+                        out[a] = scale * total
+                        guard gradient else { continue }
+                        others.withUnsafeBufferPointer { o in
+                            p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(o, shift: m + excess, into: $0) }
+                        }
+                        for b in 0..<a { sm[row + b] = factor * p[b] }
+                        sm[row + a] = 0
+                        for b in (a + 1)..<n { sm[row + b] = factor * p[b - 1] }
+                        for q in members[group[a]] where q != a { sm[row + q] -= scale }
+                    }
+                }
+            }
+        }
+        guard gradient else { return (values, []) }
+        // ∂/∂u_a = (1/τ) Σ_b (G_ab + G_ba) u_b.
+        var g = [Double](repeating: 0, count: n * d)
+        gemm(.none, .none, m: n, n: d, k: n, alpha: 1 / temperature, a: s, b: u, c: &g)
+        gemm(.transpose, .none, m: n, n: d, k: n, alpha: 1 / temperature, a: s, b: u, beta: 1, c: &g)
+        return (values, g)
+    }
+
+    /// Every value finite, else the spec's `value_overflow`.
+    static func requireFinite(_ arrays: [Double]...) throws(LossInputError) {
+        for array in arrays where !array.allSatisfy(\.isFinite) { throw .overflow }
+    }
+}

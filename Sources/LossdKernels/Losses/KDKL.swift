@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Hinton knowledge distillation (Hinton, Vinyals, Dean 2015; spec §13.1):
+/// ℓ = α·T²·KL(p^T ‖ q^T) + (1 − α)·CE(z, y), with teacher p^T = softmax(t/T) and student
+/// q^T = softmax(z/T). The T² keeps the soft term's gradient scale independent of T.
+public enum KDKL {
+    public struct Parameters: Sendable {
+        /// Temperature T > 0.
+        public var temperature: Double
+        /// Weight α ∈ [0, 1] of the soft (KL) term; 1 − α weighs the hard-label CE.
+        public var alpha: Double
+
+        public init(temperature: Double = 4, alpha: Double = 0.9) {
+            self.temperature = temperature
+            self.alpha = alpha
+        }
+    }
+
+    /// Per row value and gradient w.r.t. the student logits,
+    /// `α·T·(q^T − p^T) + (1 − α)·(softmax(z) − e_y)`. `labels` are required when α < 1 and
+    /// validated (and their CE term included with weight 1 − α) whenever given.
+    /// Extras: `kl` [N] (KL(p^T ‖ q^T), 0·log 0 = 0) and `ce` [N] (0 without labels).
+    public static func evaluate(
+        logits: Matrix, teacherLogits: Matrix, labels: [Int]?, parameters: Parameters, gradient: Bool
+    ) throws(LossInputError) -> LossOutput {
+        let n = logits.rows, c = logits.cols
+        try Validate.rows(teacherLogits, name: "teacher_logits", rows: n, cols: c)
+        let alpha = parameters.alpha, t = parameters.temperature
+        if alpha < 1 && labels == nil {
+            throw LossInputError(.missingField, field: "/labels", "`labels` is required")
+        }
+        if let labels { try RobustAndDistillationSupport.labels(labels, rows: n, classes: c) }
+
+        var values = [Double](repeating: 0, count: n)
+        var kls = [Double](repeating: 0, count: n)
+        var ces = [Double](repeating: 0, count: n)
+        var grad = [Double](repeating: 0, count: gradient ? n * c : 0)
+        values.withUnsafeMutableBufferPointer { valuesOut in
+            kls.withUnsafeMutableBufferPointer { klOut in
+                ces.withUnsafeMutableBufferPointer { ceOut in
+                    grad.withUnsafeMutableBufferPointer { gradOut in
+                        logits.values.withUnsafeBufferPointer { zAll in
+                            teacherLogits.values.withUnsafeBufferPointer { tAll in
+                                Parallel.forEachRange(n, costPerRow: 6 * c) { rows in
+                                    // Workspace: scaled logits, then their log-softmaxes.
+                                    var student = [Double](repeating: 0, count: c)
+                                    var teacher = [Double](repeating: 0, count: c)
+                                    var scaled = [Double](repeating: 0, count: c)
+                                    student.withUnsafeMutableBufferPointer { lq in
+                                        teacher.withUnsafeMutableBufferPointer { lp in
+                                            scaled.withUnsafeMutableBufferPointer { scaled in
+                                                for r in rows {
+                                                    let z = RobustAndDistillationSupport.row(zAll, r, c)
+                                                    for k in 0..<c { scaled[k] = z[k] / t }
+                                                    RobustAndDistillationSupport.logSoftmax(UnsafeBufferPointer(scaled), into: lq)
+                                                    let teacherRow = RobustAndDistillationSupport.row(tAll, r, c)
+                                                    for k in 0..<c { scaled[k] = teacherRow[k] / t }
+                                                    RobustAndDistillationSupport.logSoftmax(UnsafeBufferPointer(scaled), into: lp)
+                                                    var kl = 0.0
+                                                    for k in 0..<c {
+                                                        let p = exp(lp[k])
+                                                        if p > 0 { kl += p * (lp[k] - lq[k]) }
+                                                    }
+                                                    klOut[r] = kl
+                                                    var value = alpha * t * t * kl
+                                                    let base = r * c
+                                                    if gradient {
+                                                        for k in 0..<c { gradOut[base + k] = alpha * t * (exp(lq[k]) - exp(lp[k])) }
+                                                    }
+                                                    if let labels {
+                                                        // Hard-label CE at temperature 1; lq is reused for log softmax(z).
+                                                        let y = labels[r]
+                                                        RobustAndDistillationSupport.logSoftmax(z, into: lq)
+                                                        let ce = -lq[y]
+                                                        ceOut[r] = ce
+                                                        value += (1 - alpha) * ce
+                                                        if gradient {
+                                                            for k in 0..<c {
+                                                                gradOut[base + k] += (1 - alpha) * (exp(lq[k]) - (k == y ? 1 : 0))
+                                                            }
+                                                        }
+                                                    }
+                                                    valuesOut[r] = value
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard values.allSatisfy(\.isFinite) else { throw .overflow }
+        var output = LossOutput(
+            values: values, denominators: [Double](repeating: 1, count: n), extras: ["kl": .vector(kls), "ce": .vector(ces)])
+        if gradient { output.gradients["logits"] = Tensor(shape: [n, c], values: grad) }
+        return output
+    }
+}

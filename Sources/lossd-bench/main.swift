@@ -102,6 +102,7 @@ for grad in [false, true] {
     print("return_grad=\(grad): \(format3(Double(body.count) / 1e6)) MB in, \(format3(Double(bytesOut) / 1e6)) MB out, \(format3(ms)) ms")
 }
 benchInfoNCE()
+benchLossCosts()
 if sink == 0.123 { print(sink) }
 
 func format3(_ x: Double) -> String {

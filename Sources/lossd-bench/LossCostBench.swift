@@ -1,0 +1,91 @@
+import Dispatch
+import LossdJSON
+import LossdKernels
+import LossdService
+
+/// The cost of every catalogue loss (value + gradient) relative to cross_entropy, on
+/// N = 4096 rows of C = 1000 classes (embedding losses: N = 4096 vectors of D = 1000),
+/// timed from parsed tensors to the kernel's output, 1 thread.
+func benchLossCosts() {
+    let n = 4096, c = 1000
+    var random = Generator(state: 11)
+    func matrix(_ rows: Int, _ cols: Int, _ range: ClosedRange<Double>) -> JSONNode {
+        .numbers(NumericArray(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in Double.random(in: range, using: &random) }))
+    }
+    func vector(_ values: [Double]) -> JSONNode { .numbers(NumericArray(shape: [values.count], values: values)) }
+
+    let labels = vector((0..<n).map { _ in Double(Int.random(in: 0..<c, using: &random)) })
+    var multiLabel = [Double](repeating: 0, count: n * c)
+    for r in 0..<n {
+        for _ in 0..<3 { multiLabel[r * c + Int.random(in: 0..<c, using: &random)] = 1 }
+    }
+    let pool: [String: JSONNode] = [
+        "logits": matrix(n, c, -4...4),
+        "labels": labels,
+        "targets": .numbers(NumericArray(shape: [n, c], values: multiLabel)),
+        "teacher_logits": matrix(n, c, -4...4),
+        "values": vector((0..<n).map { _ in Double.random(in: -0.9...0.9, using: &random) }),
+        "queries": matrix(n, c, -1...1),
+        "keys": matrix(n, c, -1...1),
+        "embeddings": matrix(n, c, -1...1),
+        "predictions": vector((0..<n).map { _ in Double.random(in: -1...1, using: &random) }),
+        "bags": vector((0..<n).map { Double($0 / 16) }),
+        "bag_responses": vector((0..<(n / 16)).map { _ in Double.random(in: -1...1, using: &random) }),
+    ]
+    let bins: JSONNode = .object(JSONObject(members: [("min", .number(-1)), ("max", .number(1)), ("count", .number(Double(c)))]))
+    // Which inputs (and params) each loss is timed with; the rest take logits and labels.
+    let recipes: [String: (inputs: [String], params: [(String, JSONNode)])] = [
+        "log_z_penalty": (["logits"], []),
+        "binary_cross_entropy": (["logits", "targets"], []),
+        "decoupled_softmax": (["logits", "targets"], []),
+        "multilabel_infonce": (["logits", "targets"], []),
+        "soft_topk": (["logits", "targets"], []),
+        "kd_kl": (["logits", "teacher_logits", "labels"], []),
+        "dhkd_logit": (["logits", "teacher_logits"], []),
+        "hl_gauss": (["logits", "values"], [("bins", bins)]),
+        "two_hot": (["logits", "values"], [("bins", bins)]),
+        "aggregate_response": (["predictions", "bags", "bag_responses"], []),
+        "info_nce": (["queries", "keys"], []),
+        "nt_xent": (["queries", "keys"], []),
+        "cacr": (["queries", "keys"], []),
+        "supcon": (["embeddings", "labels"], []),
+    ]
+
+    print("== cost of each loss (value + gradient) relative to cross_entropy, \(n)x\(c), 1 thread")
+    let savedThreads = Parallel.maxThreads, savedBLAS = BLAS.threadCount
+    Parallel.maxThreads = 1
+    BLAS.setThreadCount(1)
+    var baseline = 0.0
+    var rows: [(String, Double)] = []
+    for name in LossTiming.lossNames {
+        let recipe = recipes[name] ?? (["logits", "labels"], [])
+        var members: [(key: String, value: JSONNode)] = recipe.inputs.map { ($0, pool[$0]!) }
+        if !recipe.params.isEmpty { members.append(("params", .object(JSONObject(members: recipe.params)))) }
+        let request = JSONObject(members: members)
+        var failure: String?
+        let ms = time(3) {
+            do throws(ServiceError) {
+                try LossTiming.evaluate(name, request: request, gradient: true)
+            } catch {
+                failure = error.detail
+            }
+        }
+        if let failure {
+            print("\(name): not timed (\(failure))")
+            continue
+        }
+        if name == "cross_entropy" { baseline = ms }
+        rows.append((name, ms))
+    }
+    Parallel.maxThreads = savedThreads
+    BLAS.setThreadCount(savedBLAS)
+    print("loss                         ms      x cross_entropy")
+    for (name, ms) in rows {
+        let ratio = baseline > 0 ? ms / baseline : 0
+        print("\(pad(name, 26)) \(pad(format3(ms), 10)) \(format3(ratio))")
+    }
+}
+
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+}

@@ -69,6 +69,10 @@ public enum LossErrorCode: String, Sendable {
     case invalidParam = "invalid_param"
     case invalidInput = "invalid_input"
     case valueOverflow = "value_overflow"
+    /// The inputs are valid but would need more working memory than a request may take
+    /// (the contrastive losses' similarity matrices, `Contrastive.maxSimilarityEntries`);
+    /// the service answers 413 rather than 422.
+    case contentTooLarge = "content_too_large"
 }
 
 /// An input a loss cannot evaluate, with the field it concerns (a JSON-pointer-shaped path

@@ -32,4 +32,25 @@ public enum StableMath {
     /// 1 - exp(a) for a probability's logarithm a ≤ 0, without cancellation.
     @inline(__always)
     public static func oneMinusExp(_ a: Double) -> Double { -expm1(a) }
+
+    /// log(1 − eᵃ) for a ≤ 0 without cancellation: `log(−expm1(a))` above −ln 2, else
+    /// `log1p(−exp(a))`; −∞ at a = 0.
+    @inline(__always)
+    public static func log1mexp(_ a: Double) -> Double {
+        a > -TwoPassSoftmax.ln2 ? log(-expm1(a)) : log1p(-exp(a))
+    }
+
+    /// log(softplus(x)); below −20 the series `x + log1p(−eˣ/2)`, because softplus(x)
+    /// underflows to 0 below about −745 while its logarithm is still ≈ x.
+    @inline(__always)
+    public static func logSoftplus(_ x: Double) -> Double {
+        x < -20 ? x + log1p(-exp(x) / 2) : log(softplus(x))
+    }
+
+    /// log cosh(x) = |x| + log1p(e^(−2|x|)) − ln 2, finite for every finite x.
+    @inline(__always)
+    public static func logCosh(_ x: Double) -> Double {
+        let a = abs(x)
+        return a + log1p(exp(-2 * a)) - TwoPassSoftmax.ln2
+    }
 }

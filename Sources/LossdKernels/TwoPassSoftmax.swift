@@ -68,10 +68,26 @@ public enum TwoPassSoftmax {
         lossd_exp_shifted_f64(xb, Int64(x.count), shift, yb)
     }
 
+    /// log-softmax of `row` into `out` (at least as long): `(x_k − max) − excess`, exact for
+    /// the maximum.
+    @inline(__always)
+    public static func logSoftmax(_ row: UnsafeBufferPointer<Double>, into out: UnsafeMutableBufferPointer<Double>) {
+        let (m, excess) = logSumExpAboveMax(row)
+        for k in 0..<row.count { out[k] = (row[k] - m) - excess }
+    }
+
     static let ln2 = 0.693_147_180_559_945_3
     /// fdlibm's split of ln 2: ln2Hi has 32 significant bits.
     static let ln2Hi = 6.931_471_803_691_238_164_90e-01
     static let ln2Lo = 1.908_214_929_270_587_700_02e-10
+}
+
+extension UnsafeBufferPointer {
+    /// Row `r` of a row-major buffer whose rows have `width` entries.
+    @inline(__always)
+    func row(_ r: Int, width: Int) -> UnsafeBufferPointer<Element> {
+        UnsafeBufferPointer(rebasing: self[(r * width)..<((r + 1) * width)])
+    }
 }
 
 extension CrossEntropy {

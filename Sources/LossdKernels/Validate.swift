@@ -17,6 +17,34 @@ public enum Validate {
         }
     }
 
+    /// Hard labels: one per row, each in [0, classes) (`invalid_label` otherwise). A label
+    /// equal to `ignoreIndex` (cross-entropy's skipped rows) is accepted whatever its value.
+    public static func labels(_ labels: [Int], rows: Int, classes: Int, ignoreIndex: Int? = nil) throws(LossInputError) {
+        try count(labels.count, name: "labels", expected: rows)
+        for (i, y) in labels.enumerated() where y != ignoreIndex && !(0..<classes).contains(y) {
+            throw LossInputError(.invalidLabel, field: "/labels/\(i)", "`labels[\(i)]` = \(y) is out of range [0, \(classes))")
+        }
+    }
+
+    /// Probability rows: `name` is `rows x cols`, every entry ≥ 0 and every row sums to 1
+    /// within 1e-6 (`invalid_target` otherwise).
+    public static func distributions(_ m: Matrix, name: String, rows: Int, cols: Int) throws(LossInputError) {
+        try self.rows(m, name: name, rows: rows, cols: cols)
+        for i in 0..<rows {
+            var sum = 0.0
+            for j in 0..<cols {
+                let v = m[i, j]
+                guard v >= 0 else {
+                    throw LossInputError(.invalidTarget, field: "/\(name)/\(i)/\(j)", "`\(name)[\(i)][\(j)]` must be >= 0")
+                }
+                sum += v
+            }
+            guard abs(sum - 1) <= 1e-6 else {
+                throw LossInputError(.invalidTarget, field: "/\(name)/\(i)", "`\(name)[\(i)]` must sum to 1 (within 1e-6)")
+            }
+        }
+    }
+
     /// Optional non-negative weights, one per class (or per row).
     public static func weights(_ weights: [Double]?, name: String, count expected: Int) throws(LossInputError) {
         guard let weights else { return }

@@ -99,8 +99,11 @@ public struct ServiceError: Error, Sendable, Equatable {
         invalid(.missingField, field: pointer ?? "/\(name)", "`\(name)` is required")
     }
 
+    /// A loss's refusal: 413 for `content_too_large` (a request too large to evaluate),
+    /// 422 for the validation codes.
     init(_ error: LossInputError) {
-        self.init(status: .unprocessableContent, code: error.code.rawValue, detail: error.detail, field: error.field)
+        let status: HTTPStatus = error.code == .contentTooLarge ? .contentTooLarge : .unprocessableContent
+        self.init(status: status, code: error.code.rawValue, detail: error.detail, field: error.field)
     }
 
     public static func notFound(_ detail: String) -> ServiceError {

@@ -6,7 +6,7 @@ import LossdKernels
 /// 2·2·N·M·D for ∂u = G·v/τ and ∂v = Gᵀ·u/τ (normalisation and softmax are extra work).
 func benchInfoNCE() {
     let n = 4096, m = 4096, d = 256
-    var random = InfoNCEBenchRandom(state: 7)
+    var random = Generator(state: 7)
     let queries = Matrix(rows: n, cols: d, values: (0..<(n * d)).map { _ in Double.random(in: -1...1, using: &random) })
     let keys = Matrix(rows: m, cols: d, values: (0..<(m * d)).map { _ in Double.random(in: -1...1, using: &random) })
     let flops = Double(3 * 2 * n * m * d)
@@ -30,16 +30,4 @@ func benchInfoNCE() {
     BLAS.setThreadCount(savedBLAS)
     Parallel.maxThreads = savedParallel
     if sink == 0.123 { print(sink) }
-}
-
-/// SplitMix64, so the inputs are the same on every run.
-private struct InfoNCEBenchRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

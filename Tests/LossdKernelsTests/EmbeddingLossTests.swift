@@ -136,4 +136,50 @@ struct EmbeddingLossTests {
                 queries: Matrix(rows: 3, cols: 2, values: [1, 2, 3, 4, 0, 0]), keys: random(3, 2), parameters: .init(), gradient: false)
         }
     }
+
+    @Test func similarityMatricesAboveTheLimitAreRefusedBeforeAllocating() throws {
+        // 100000 x 100000 doubles would be 80 GB; the check runs before any of it is allocated.
+        let q = Matrix(rows: 100_000, cols: 1, values: [Double](repeating: 1, count: 100_000))
+        #expect(
+            throws: LossInputError(
+                .contentTooLarge, field: "/keys",
+                "`queries` and `keys` need a 100000 x 100000 similarity matrix; the limit is 67108864 entries")
+        ) {
+            try InfoNCE.evaluate(queries: q, keys: q, parameters: .init(), gradient: true)
+        }
+        // nt_xent at N = 4097 needs 8194 x 8194; supcon and cacr at N = 8193 need 8193 x 8193.
+        let nt = Matrix(rows: 4097, cols: 1, values: [Double](repeating: 1, count: 4097))
+        #expect(throws: LossInputError.self) {
+            try NTXent.evaluate(queries: nt, keys: nt, parameters: .init(), gradient: false)
+        }
+        let e = Matrix(rows: 8193, cols: 1, values: [Double](repeating: 1, count: 8193))
+        #expect(
+            throws: LossInputError(
+                .contentTooLarge, field: "/embeddings",
+                "`embeddings` needs a 8193 x 8193 similarity matrix; the limit is 67108864 entries")
+        ) {
+            try SupCon.evaluate(embeddings: e, labels: [Int](repeating: 0, count: 8193), parameters: .init(), gradient: false)
+        }
+        #expect(throws: LossInputError.self) {
+            try CACR.evaluate(views: .pair(queries: e, keys: e), parameters: .init(), gradient: false)
+        }
+        #expect(throws: LossInputError.self) {
+            try CACR.evaluate(
+                views: .stacked(Tensor(shape: [8193, 2, 1], values: [Double](repeating: 1, count: 2 * 8193))),
+                parameters: .init(), gradient: false)
+        }
+        do {
+            _ = try NTXent.evaluate(queries: nt, keys: nt, parameters: .init(), gradient: false)
+        } catch {
+            #expect(error.code == .contentTooLarge && error.field == "/keys")
+            #expect(error.detail == "`queries` and `keys` need a 8194 x 8194 similarity matrix; the limit is 67108864 entries")
+        }
+        // The limit itself: 4096 x 4096, and nt_xent's 8192 x 8192 at N = 4096, stay allowed.
+        #expect(Contrastive.maxSimilarityEntries == 67_108_864)
+        try Contrastive.checkSimilaritySize(rows: 4096, cols: 4096, inputs: ["queries", "keys"])
+        try Contrastive.checkSimilaritySize(rows: 2 * 4096, cols: 2 * 4096, inputs: ["queries", "keys"])
+        #expect(throws: LossInputError.self) {
+            try Contrastive.checkSimilaritySize(rows: 8192, cols: 8193, inputs: ["queries", "keys"])
+        }
+    }
 }

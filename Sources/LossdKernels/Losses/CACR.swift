@@ -35,7 +35,8 @@ public enum CACR {
     }
 
     /// ℓ_i = (1/V)Σ_x A_{x,i} + (1/|pairs|)Σ_{x<y} R_{xy,i} per sample, and the gradient of Σ_i ℓ_i
-    /// (`queries` and `keys`, or `embeddings`).
+    /// (`queries` and `keys`, or `embeddings`). Each view pair's repulsion builds an N x N
+    /// matrix, at most `Contrastive.maxSimilarityEntries` entries (N ≤ 8192).
     public static func evaluate(views: Views, parameters: Parameters, gradient: Bool) throws(LossInputError) -> LossOutput {
         let b: Int, v: Int, d: Int
         var f: [Double]
@@ -46,6 +47,7 @@ public enum CACR {
             v = 2
             d = queries.cols
             try Validate.rows(keys, name: "keys", rows: b, cols: d)
+            try Contrastive.checkSimilaritySize(rows: b, cols: b, inputs: ["queries", "keys"])
             f = interleave(queries.values, keys.values, rows: b, width: d)
             if parameters.normalize {
                 let q = try Contrastive.unitRows(queries.values, rows: b, width: d, field: "queries") { [$0] }
@@ -61,6 +63,7 @@ public enum CACR {
             guard v >= 2 else {
                 throw LossInputError(.invalidShape, field: "/embeddings", "`embeddings` must have at least 2 views (got \(v))")
             }
+            try Contrastive.checkSimilaritySize(rows: b, cols: b, inputs: ["embeddings"])
             f = tensor.values
             if parameters.normalize {
                 unit = try Contrastive.unitRows(f, rows: b * v, width: d, field: "embeddings") { [$0 / v, $0 % v] }

@@ -18,7 +18,7 @@ public enum CompSum {
     /// where ℓ_r = 0).
     public static func evaluate(logits: Matrix, labels: [Int], tau: Double, gradient: Bool) throws(LossInputError) -> LossOutput {
         let n = logits.rows, c = logits.cols
-        try MarginFamilyInputs.checkLabels(labels, rows: n, classes: c)
+        try Validate.labels(labels, rows: n, classes: c)
 
         let wantLogValues = tau < 1
         var values = [Double](repeating: 0, count: n)
@@ -48,7 +48,7 @@ public enum CompSum {
                                 }
                                 if wantLogValues {
                                     let x = (1 - tau) * nll
-                                    logValuesOut[r] = x > 0 ? x + log1mexp(-x) - log(1 - tau) : .nan
+                                    logValuesOut[r] = x > 0 ? x + StableMath.log1mexp(-x) - log(1 - tau) : .nan
                                 }
                                 guard gradient else { continue }
                                 p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: m + excess, into: $0) }
@@ -67,40 +67,5 @@ public enum CompSum {
         if gradient { output.gradients["logits"] = Tensor(shape: [n, c], values: grad) }
         if wantLogValues { output.extras["log_values"] = .vector(logValues) }
         return output
-    }
-
-    /// log(1 − e^a) for a ≤ 0 (spec §1.1): `log(−expm1(a))` above −ln 2, else `log1p(−exp(a))`.
-    static func log1mexp(_ a: Double) -> Double {
-        a > -0.693_147_180_559_945_3 ? log(-expm1(a)) : log1p(-exp(a))
-    }
-}
-
-/// Input checks shared by the margin-family kernels (comp_sum, z_loss, poly1), with the
-/// spec's messages (§1.4).
-enum MarginFamilyInputs {
-    /// One hard label per row, each in [0, classes).
-    static func checkLabels(_ labels: [Int], rows: Int, classes: Int) throws(LossInputError) {
-        try Validate.count(labels.count, name: "labels", expected: rows)
-        for (i, y) in labels.enumerated() where !(0..<classes).contains(y) {
-            throw LossInputError(.invalidLabel, field: "/labels/\(i)", "`labels[\(i)]` = \(y) is out of range [0, \(classes))")
-        }
-    }
-
-    /// Soft targets: `rows x classes`, entries ≥ 0, each row summing to 1 within 1e-6.
-    static func checkDistributions(_ t: Matrix, rows: Int, classes: Int) throws(LossInputError) {
-        try Validate.rows(t, name: "targets", rows: rows, cols: classes)
-        for i in 0..<rows {
-            var sum = 0.0
-            for j in 0..<classes {
-                let v = t[i, j]
-                guard v >= 0 else {
-                    throw LossInputError(.invalidTarget, field: "/targets/\(i)/\(j)", "`targets[\(i)][\(j)]` must be >= 0")
-                }
-                sum += v
-            }
-            guard abs(sum - 1) <= 1e-6 else {
-                throw LossInputError(.invalidTarget, field: "/targets/\(i)", "`targets[\(i)]` must sum to 1 (within 1e-6)")
-            }
-        }
     }
 }

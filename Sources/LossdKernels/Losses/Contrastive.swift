@@ -5,6 +5,26 @@
 /// Shared pieces of the embedding losses (spec §9–§10): row normalisation and its backward
 /// pass, similarity and gradient GEMMs, and the masked-softmax core of nt_xent and supcon.
 public enum Contrastive {
+    /// The most entries a similarity matrix may have: 2^26 = 67,108,864 float64 values
+    /// (512 MiB), e.g. 4096 x 4096 for info_nce and supcon, or nt_xent with N = 4096
+    /// (8192 x 8192). The matrix grows with the square of the row count while the body
+    /// grows linearly, so a small body of many short rows could otherwise ask for terabytes.
+    public static let maxSimilarityEntries = 1 << 26
+
+    /// Rejects, before anything is allocated, inputs whose `rows x cols` similarity matrix
+    /// would exceed `maxSimilarityEntries`: `content_too_large` (HTTP 413) at the last of
+    /// `inputs`, e.g. "`queries` and `keys` need a 100000 x 100000 similarity matrix; the
+    /// limit is 67108864 entries".
+    public static func checkSimilaritySize(rows: Int, cols: Int, inputs: [String]) throws(LossInputError) {
+        let (entries, overflow) = rows.multipliedReportingOverflow(by: cols)
+        guard overflow || entries > maxSimilarityEntries else { return }
+        let names = inputs.map { "`\($0)`" }.joined(separator: " and ")
+        throw LossInputError(
+            .contentTooLarge, field: "/\(inputs.last ?? "")",
+            "\(names) \(inputs.count > 1 ? "need" : "needs") a \(rows) x \(cols) similarity matrix; the limit is \(maxSimilarityEntries) entries"
+        )
+    }
+
     /// Unit-length rows of a row-major `[rows][width]` buffer and each row's original norm.
     public struct UnitRows: Sendable {
         public var values: [Double]

@@ -25,25 +25,9 @@ public enum CrossEntropy {
         try Validate.weights(classWeights, name: "class_weights", count: c)
         switch targets {
         case .labels(let labels):
-            try Validate.count(labels.count, name: "labels", expected: n)
-            for (i, y) in labels.enumerated() where y != parameters.ignoreIndex && !(0..<c).contains(y) {
-                throw LossInputError(.invalidLabel, field: "/labels/\(i)", "`labels[\(i)]` = \(y) is out of range [0, \(c))")
-            }
+            try Validate.labels(labels, rows: n, classes: c, ignoreIndex: parameters.ignoreIndex)
         case .probabilities(let t):
-            try Validate.rows(t, name: "targets", rows: n, cols: c)
-            for i in 0..<n {
-                var sum = 0.0
-                for j in 0..<c {
-                    let v = t[i, j]
-                    guard v >= 0 else {
-                        throw LossInputError(.invalidTarget, field: "/targets/\(i)/\(j)", "`targets[\(i)][\(j)]` must be >= 0")
-                    }
-                    sum += v
-                }
-                guard abs(sum - 1) <= 1e-6 else {
-                    throw LossInputError(.invalidTarget, field: "/targets/\(i)", "`targets[\(i)]` must sum to 1 (within 1e-6)")
-                }
-            }
+            try Validate.distributions(t, name: "targets", rows: n, cols: c)
         }
 
         let eps = parameters.labelSmoothing

@@ -31,4 +31,53 @@ public enum DEXML {
         guard s.allSatisfy(\.isFinite) else { throw .overflow }
         return s
     }
+
+    /// The frame of `decoupled_softmax` and `multilabel_infonce`: checks the 0/1 targets,
+    /// scales the logits to s = z/T and calls `rowLoss` for every row with at least one
+    /// positive (rows split across cores for large batches); the other rows give ℓ_r = 0 and
+    /// a zero gradient. `rowLoss` receives the row's scores and targets, its number of
+    /// positives and κ, `scratchPerRow` doubles of workspace (reused across rows) and, when
+    /// the gradient is asked, the row of ∂ℓ/∂logits to fill; it returns ℓ_r. d_r = 1, and a
+    /// non-finite value is `value_overflow`.
+    static func evaluateRows(
+        logits: Matrix, targets: Matrix, temperature: Double, positiveReduction: PositiveReduction, gradient: Bool,
+        scratchPerRow: Int = 0,
+        _ rowLoss: (
+            _ scores: UnsafeBufferPointer<Double>, _ targets: UnsafeBufferPointer<Double>, _ positives: Int, _ kappa: Double,
+            _ scratch: UnsafeMutableBufferPointer<Double>, _ gradient: UnsafeMutableBufferPointer<Double>?
+        ) -> Double
+    ) throws(LossInputError) -> LossOutput {
+        try validateTargets(targets, logits: logits)
+        let n = logits.rows, c = logits.cols
+        let scaled = try scores(logits, temperature: temperature)
+        var values = [Double](repeating: 0, count: n)
+        var grad = gradient ? [Double](repeating: 0, count: n * c) : []
+
+        values.withUnsafeMutableBufferPointer { valuesOut in
+            grad.withUnsafeMutableBufferPointer { gradOut in
+                scaled.withUnsafeBufferPointer { s in
+                    targets.values.withUnsafeBufferPointer { t in
+                        Parallel.forEachRange(n, costPerRow: c) { rows in
+                            var scratch = [Double](repeating: 0, count: scratchPerRow)
+                            scratch.withUnsafeMutableBufferPointer { scratch in
+                                for r in rows {
+                                    let target = t.row(r, width: c)
+                                    var positives = 0
+                                    for k in 0..<c where target[k] == 1 { positives += 1 }
+                                    guard positives > 0 else { continue }
+                                    let out = gradient ? UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)]) : nil
+                                    valuesOut[r] = rowLoss(
+                                        s.row(r, width: c), target, positives, positiveReduction.scale(positives: positives), scratch, out)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard values.allSatisfy(\.isFinite) else { throw .overflow }
+        var output = LossOutput(values: values, denominators: [Double](repeating: 1, count: n))
+        if gradient { output.gradients["logits"] = Tensor(shape: [n, c], values: grad) }
+        return output
+    }
 }

@@ -84,7 +84,7 @@ public enum DHKDLogit {
         case .binaryKLNorm:
             let d = (z - teacher) / t
             if eps == 0 {
-                return (t * t * RobustAndDistillationSupport.logCosh(d / 2), t * 0.5 * tanh(d / 2))
+                return (t * t * StableMath.logCosh(d / 2), t * 0.5 * tanh(d / 2))
             }
             // The code's clamp of σ(d) to [ε, 1 − ε]; KL(Bern(½) ‖ Bern(s)).
             let sigma = StableMath.sigmoid(d)

@@ -11,68 +11,41 @@ public enum DecoupledSoftmax {
     public static func evaluate(
         logits: Matrix, targets: Matrix, temperature: Double, positiveReduction: DEXML.PositiveReduction, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        try DEXML.validateTargets(targets, logits: logits)
-        let n = logits.rows, c = logits.cols
-        let scores = try DEXML.scores(logits, temperature: temperature)
-        var values = [Double](repeating: 0, count: n)
-        var grad = gradient ? [Double](repeating: 0, count: n * c) : []
-
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            grad.withUnsafeMutableBufferPointer { gradOut in
-                scores.withUnsafeBufferPointer { s in
-                    targets.values.withUnsafeBufferPointer { t in
-                        Parallel.forEachRange(n, costPerRow: c) { rows in
-                            // The row's negative scores, gathered contiguously, and their softmax.
-                            var negatives = [Double](repeating: 0, count: c)
-                            var weights = [Double](repeating: 0, count: c)
-                            for r in rows {
-                                let row = UnsafeBufferPointer(rebasing: s[(r * c)..<((r + 1) * c)])
-                                let target = UnsafeBufferPointer(rebasing: t[(r * c)..<((r + 1) * c)])
-                                var count = 0
-                                for k in 0..<c where target[k] == 0 {
-                                    negatives[count] = row[k]
-                                    count += 1
-                                }
-                                let positives = c - count
-                                // No positive: nothing to score. No negative: every term is log 1 = 0.
-                                guard positives > 0, count > 0 else { continue }
-                                let kappa = positiveReduction.scale(positives: positives)
-                                let (m, excess) = negatives.withUnsafeBufferPointer {
-                                    TwoPassSoftmax.logSumExpAboveMax(UnsafeBufferPointer(rebasing: $0[0..<count]))
-                                }
-                                var value = 0.0, pull = 0.0
-                                for k in 0..<c where target[k] == 1 {
-                                    let x = (m - row[k]) + excess  // λ − s_p, exact near the maximum
-                                    value += StableMath.softplus(x)
-                                    pull += StableMath.sigmoid(x)
-                                }
-                                valuesOut[r] = kappa * value
-                                guard gradient else { continue }
-                                negatives.withUnsafeBufferPointer { neg in
-                                    weights.withUnsafeMutableBufferPointer { q in
-                                        TwoPassSoftmax.expShifted(
-                                            UnsafeBufferPointer(rebasing: neg[0..<count]), shift: m + excess, into: q)
-                                    }
-                                }
-                                let factor = kappa / temperature
-                                var next = 0
-                                for k in 0..<c {
-                                    if target[k] == 1 {
-                                        gradOut[r * c + k] = -factor * StableMath.sigmoid((m - row[k]) + excess)
-                                    } else {
-                                        gradOut[r * c + k] = factor * weights[next] * pull
-                                        next += 1
-                                    }
-                                }
-                            }
-                        }
-                    }
+        // Scratch: the row's negative scores, gathered contiguously, then their softmax.
+        try DEXML.evaluateRows(
+            logits: logits, targets: targets, temperature: temperature, positiveReduction: positiveReduction,
+            gradient: gradient, scratchPerRow: 2 * logits.cols
+        ) { row, target, _, kappa, scratch, out in
+            let c = row.count
+            var count = 0
+            for k in 0..<c where target[k] == 0 {
+                scratch[count] = row[k]
+                count += 1
+            }
+            // No negative: every term is log 1 = 0.
+            guard count > 0 else { return 0 }
+            let negatives = UnsafeBufferPointer(rebasing: scratch[0..<count])
+            let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(negatives)
+            var value = 0.0, pull = 0.0
+            for k in 0..<c where target[k] == 1 {
+                let x = (m - row[k]) + excess  // λ − s_p, exact near the maximum
+                value += StableMath.softplus(x)
+                pull += StableMath.sigmoid(x)
+            }
+            guard let out else { return kappa * value }
+            let weights = UnsafeMutableBufferPointer(rebasing: scratch[c..<(c + count)])
+            TwoPassSoftmax.expShifted(negatives, shift: m + excess, into: weights)
+            let factor = kappa / temperature
+            var next = 0
+            for k in 0..<c {
+                if target[k] == 1 {
+                    out[k] = -factor * StableMath.sigmoid((m - row[k]) + excess)
+                } else {
+                    out[k] = factor * weights[next] * pull
+                    next += 1
                 }
             }
+            return kappa * value
         }
-        guard values.allSatisfy(\.isFinite) else { throw .overflow }
-        var output = LossOutput(values: values, denominators: [Double](repeating: 1, count: n))
-        if gradient { output.gradients["logits"] = Tensor(shape: [n, c], values: grad) }
-        return output
     }
 }

@@ -14,10 +14,7 @@ public enum Focal {
         logits: Matrix, labels: [Int], classWeights: [Double]?, gamma: Double, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
         let n = logits.rows, c = logits.cols
-        try Validate.count(labels.count, name: "labels", expected: n)
-        for (i, y) in labels.enumerated() where !(0..<c).contains(y) {
-            throw LossInputError(.invalidLabel, field: "/labels/\(i)", "`labels[\(i)]` = \(y) is out of range [0, \(c))")
-        }
+        try Validate.labels(labels, rows: n, classes: c)
         try Validate.weights(classWeights, name: "class_weights", count: c)
 
         var values = [Double](repeating: 0, count: n)

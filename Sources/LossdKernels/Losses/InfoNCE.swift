@@ -18,7 +18,8 @@ public enum InfoNCE {
 
     /// ℓ_i = LSE_j(S_ij) − S_ii with S = u·vᵀ/τ (one value per query), and gradients of Σ_i ℓ_i
     /// with respect to `queries` and `keys` (G = softmax − I, ∂u = G·v/τ, ∂v = Gᵀ·u/τ, then the
-    /// normalisation's Jacobian).
+    /// normalisation's Jacobian). S has N x M entries, at most `Contrastive.maxSimilarityEntries`
+    /// (else `content_too_large`).
     public static func evaluate(
         queries: Matrix, keys: Matrix, parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
@@ -35,6 +36,7 @@ public enum InfoNCE {
             throw LossInputError(
                 .invalidShape, field: "/keys", "`symmetric` needs as many keys as queries (got \(m) keys, \(n) queries)")
         }
+        try Contrastive.checkSimilaritySize(rows: n, cols: m, inputs: ["queries", "keys"])
         let tau = parameters.temperature
         var qUnit: Contrastive.UnitRows?, kUnit: Contrastive.UnitRows?
         if parameters.normalize {

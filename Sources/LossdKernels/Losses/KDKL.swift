@@ -31,7 +31,7 @@ public enum KDKL {
         if alpha < 1 && labels == nil {
             throw LossInputError(.missingField, field: "/labels", "`labels` is required")
         }
-        if let labels { try RobustAndDistillationSupport.labels(labels, rows: n, classes: c) }
+        if let labels { try Validate.labels(labels, rows: n, classes: c) }
 
         var values = [Double](repeating: 0, count: n)
         var kls = [Double](repeating: 0, count: n)
@@ -52,12 +52,12 @@ public enum KDKL {
                                         teacher.withUnsafeMutableBufferPointer { lp in
                                             scaled.withUnsafeMutableBufferPointer { scaled in
                                                 for r in rows {
-                                                    let z = RobustAndDistillationSupport.row(zAll, r, c)
+                                                    let z = zAll.row(r, width: c)
                                                     for k in 0..<c { scaled[k] = z[k] / t }
-                                                    RobustAndDistillationSupport.logSoftmax(UnsafeBufferPointer(scaled), into: lq)
-                                                    let teacherRow = RobustAndDistillationSupport.row(tAll, r, c)
+                                                    TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: lq)
+                                                    let teacherRow = tAll.row(r, width: c)
                                                     for k in 0..<c { scaled[k] = teacherRow[k] / t }
-                                                    RobustAndDistillationSupport.logSoftmax(UnsafeBufferPointer(scaled), into: lp)
+                                                    TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: lp)
                                                     var kl = 0.0
                                                     for k in 0..<c {
                                                         let p = exp(lp[k])
@@ -72,7 +72,7 @@ public enum KDKL {
                                                     if let labels {
                                                         // Hard-label CE at temperature 1; lq is reused for log softmax(z).
                                                         let y = labels[r]
-                                                        RobustAndDistillationSupport.logSoftmax(z, into: lq)
+                                                        TwoPassSoftmax.logSoftmax(z, into: lq)
                                                         let ce = -lq[y]
                                                         ceOut[r] = ce
                                                         value += (1 - alpha) * ce

@@ -62,17 +62,11 @@ public enum LDRKL {
         logits: Matrix, labels: [Int], parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
         let n = logits.rows
-        try RobustAndDistillationSupport.labels(labels, rows: n, classes: logits.cols)
+        try Validate.labels(labels, rows: n, classes: logits.cols)
         let lambdas = [Double](repeating: parameters.lambda, count: n)
-        let result = run(
+        return try run(
             logits: logits, labels: labels, lambdas: lambdas, margin: parameters.margin,
             transform: parameters.scoreTransform, update: nil, gradient: gradient)
-        guard result.values.allSatisfy(\.isFinite) else { throw .overflow }
-        var output = LossOutput(
-            values: result.values, denominators: [Double](repeating: 1, count: n),
-            extras: ["scores": .matrix(result.scores)])
-        if gradient { output.gradients["logits"] = Tensor(result.gradient) }
-        return output
     }
 
     /// `aldr_kl` (spec §7.3): starting from `lambdaPrev` (λ₀ when nil), `iterations` updates
@@ -86,7 +80,7 @@ public enum LDRKL {
         guard c >= 2 else {
             throw LossInputError(.invalidShape, field: "/logits", "`logits` must have at least 2 columns")
         }
-        try RobustAndDistillationSupport.labels(labels, rows: n, classes: c)
+        try Validate.labels(labels, rows: n, classes: c)
         if let lambdaPrev {
             try Validate.count(lambdaPrev.count, name: "lambda_prev", expected: n)
             for (i, l) in lambdaPrev.enumerated() where !(l > 0) {
@@ -95,17 +89,9 @@ public enum LDRKL {
         }
         let lambdas = lambdaPrev ?? [Double](repeating: parameters.lambda0, count: n)
         let update = Update(lambda0: parameters.lambda0, alpha: parameters.alpha, iterations: parameters.iterations)
-        let result = run(
+        return try run(
             logits: logits, labels: labels, lambdas: lambdas, margin: parameters.margin,
             transform: parameters.scoreTransform, update: update, gradient: gradient)
-        guard result.values.allSatisfy(\.isFinite) else { throw .overflow }
-        var output = LossOutput(
-            values: result.values, denominators: [Double](repeating: 1, count: n),
-            extras: [
-                "scores": .matrix(result.scores), "lambda_new": .vector(result.lambdas), "kl": .vector(result.kl),
-            ])
-        if gradient { output.gradients["logits"] = Tensor(result.gradient) }
-        return output
     }
 
     // MARK: - Row kernel
@@ -117,20 +103,13 @@ public enum LDRKL {
         let iterations: Int
     }
 
-    struct Result {
-        var values: [Double]
-        var scores: Matrix
-        var gradient: Matrix
-        var lambdas: [Double]
-        var kl: [Double]
-    }
-
     /// Evaluates every row (in parallel for large batches): scores, optional λ update,
-    /// the LDR value (minus the ALDR penalty) and the gradient.
+    /// the LDR value (minus the ALDR penalty) and the gradient. Extras: `scores`, and with
+    /// an update `lambda_new` and `kl`.
     static func run(
         logits: Matrix, labels: [Int], lambdas: [Double], margin: Double, transform: ScoreTransform, update: Update?,
         gradient: Bool
-    ) -> Result {
+    ) throws(LossInputError) -> LossOutput {
         let n = logits.rows, c = logits.cols
         var values = [Double](repeating: 0, count: n)
         var scores = [Double](repeating: 0, count: n * c)
@@ -154,7 +133,7 @@ public enum LDRKL {
                                         s.withUnsafeMutableBufferPointer { s in
                                             g.withUnsafeMutableBufferPointer { g in
                                                 for r in rows {
-                                                    let x = RobustAndDistillationSupport.row(z, r, c)
+                                                    let x = z.row(r, width: c)
                                                     let f = UnsafeMutableBufferPointer(rebasing: scoresOut[(r * c)..<((r + 1) * c)])
                                                     let chain = scoreTransform(x, transform, f: f, aux: aux)
                                                     var lambda = lambdaBuf[r]
@@ -191,9 +170,16 @@ public enum LDRKL {
                 }
             }
         }
-        return Result(
-            values: values, scores: Matrix(rows: n, cols: c, values: scores),
-            gradient: gradient ? Matrix(rows: n, cols: c, values: grad) : Matrix(zeros: 0, 0), lambdas: lambdaOut, kl: klOut)
+        guard values.allSatisfy(\.isFinite) else { throw .overflow }
+        var output = LossOutput(
+            values: values, denominators: [Double](repeating: 1, count: n),
+            extras: ["scores": .matrix(Matrix(rows: n, cols: c, values: scores))])
+        if update != nil {
+            output.extras["lambda_new"] = .vector(lambdaOut)
+            output.extras["kl"] = .vector(klOut)
+        }
+        if gradient { output.gradients["logits"] = Tensor(shape: [n, c], values: grad) }
+        return output
     }
 
     /// Writes f = score_transform(x) (and in `aux` the softplus chain factors
@@ -213,7 +199,7 @@ public enum LDRKL {
         case .softplusMean:
             // f = exp(ls − (LSE(ls) − log C)) with ls = log softplus(x): no overflow at ±1e30,
             // no underflow of softplus below −745.
-            for k in 0..<c { aux[k] = RobustAndDistillationSupport.logSoftplus(x[k]) }
+            for k in 0..<c { aux[k] = StableMath.logSoftplus(x[k]) }
             let logMean = StableMath.logSumExp(UnsafeBufferPointer(aux)) - log(Double(c))
             for k in 0..<c {
                 let ls = aux[k]

@@ -14,12 +14,14 @@ public enum NTXent {
     }
 
     /// ℓ_a = LSE_{b≠a}(S_ab) − S_{a,π(a)} for the 2N anchors (query anchors first), and the
-    /// gradients of Σ_a ℓ_a with respect to `queries` and `keys`.
+    /// gradients of Σ_a ℓ_a with respect to `queries` and `keys`. The 2N x 2N similarity
+    /// matrix may have at most `Contrastive.maxSimilarityEntries` entries (N ≤ 4096).
     public static func evaluate(
         queries: Matrix, keys: Matrix, parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
         let n = queries.rows, d = queries.cols
         try Validate.rows(keys, name: "keys", rows: n, cols: d)
+        try Contrastive.checkSimilaritySize(rows: 2 * n, cols: 2 * n, inputs: ["queries", "keys"])
         var qUnit: Contrastive.UnitRows?, kUnit: Contrastive.UnitRows?
         if parameters.normalize {
             qUnit = try Contrastive.unitRows(queries.values, rows: n, width: d, field: "queries") { [$0] }

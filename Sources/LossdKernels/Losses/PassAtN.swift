@@ -11,7 +11,7 @@ public enum PassAtN {
     /// Extras: `weight` [N] (w = ∂ℓ/∂(−log p) ∈ [0, 1]) and `p` [N].
     public static func evaluate(logits: Matrix, labels: [Int], n: Double, gradient: Bool) throws(LossInputError) -> LossOutput {
         let rows = logits.rows, c = logits.cols
-        try RobustAndDistillationSupport.labels(labels, rows: rows, classes: c)
+        try Validate.labels(labels, rows: rows, classes: c)
         var values = [Double](repeating: 0, count: rows)
         var weights = [Double](repeating: 0, count: rows)
         var probabilities = [Double](repeating: 0, count: rows)
@@ -23,7 +23,7 @@ public enum PassAtN {
                         logits.values.withUnsafeBufferPointer { z in
                             Parallel.forEachRange(rows, costPerRow: 2 * c) { range in
                                 for r in range {
-                                    let row = RobustAndDistillationSupport.row(z, r, c)
+                                    let row = z.row(r, width: c)
                                     let y = labels[r]
                                     // log p_y = (z_y − m) − excess: exactly 0 when y is the only maximum.
                                     let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
@@ -76,13 +76,13 @@ public enum PassAtN {
     static func loss(logP: Double, n: Double) -> (value: Double, weight: Double) {
         guard logP != 0 else { return (0, n == 1 ? 1 : 0) }  // p = 1
         let p = exp(logP)
-        let logQ = RobustAndDistillationSupport.log1mexp(logP)  // log(1 − p)
+        let logQ = StableMath.log1mexp(logP)  // log(1 − p)
         let logN = log(n)
         let value: Double
         if logP + logN < logOf1em8 {
             value = -logP - logN - log1p(-(n - 1) * p / 2)
         } else {
-            value = -RobustAndDistillationSupport.log1mexp(n * logQ)
+            value = -StableMath.log1mexp(n * logQ)
         }
         let weight = n == 1 ? 1 : exp(logN + logP + (n - 1) * logQ + value)
         return (value, weight)

@@ -21,10 +21,10 @@ public enum Poly1 {
         let soft: [Double]
         switch targets {
         case .labels(let l):
-            try MarginFamilyInputs.checkLabels(l, rows: n, classes: c)
+            try Validate.labels(l, rows: n, classes: c)
             (labels, soft) = (l, [])
         case .probabilities(let t):
-            try MarginFamilyInputs.checkDistributions(t, rows: n, classes: c)
+            try Validate.distributions(t, name: "targets", rows: n, cols: c)
             (labels, soft) = ([], t.values)
         }
         let keep = 1 - labelSmoothing, spread = labelSmoothing / Double(c)

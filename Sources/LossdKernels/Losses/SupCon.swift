@@ -17,12 +17,14 @@ public enum SupCon {
     }
 
     /// ℓ_a = −(τ/τ_b)·mean_{p∈P(a)}[S_ap − LSE_{b≠a} S_ab] (0 without positives) per anchor,
-    /// and the gradient of Σ_a ℓ_a with respect to `embeddings`.
+    /// and the gradient of Σ_a ℓ_a with respect to `embeddings`. The N x N similarity matrix
+    /// may have at most `Contrastive.maxSimilarityEntries` entries (N ≤ 8192).
     public static func evaluate(
         embeddings: Matrix, labels: [Int], parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
         let n = embeddings.rows, d = embeddings.cols
         try Validate.count(labels.count, name: "labels", expected: n)
+        try Contrastive.checkSimilaritySize(rows: n, cols: n, inputs: ["embeddings"])
         var unit: Contrastive.UnitRows?
         if parameters.normalize {
             unit = try Contrastive.unitRows(embeddings.values, rows: n, width: d, field: "embeddings") { [$0] }

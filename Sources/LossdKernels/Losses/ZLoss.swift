@@ -20,7 +20,7 @@ public enum ZLoss {
         guard c >= 2 else {
             throw LossInputError(.invalidShape, field: "/logits", "`logits` must have at least 2 columns")
         }
-        try MarginFamilyInputs.checkLabels(labels, rows: n, classes: c)
+        try Validate.labels(labels, rows: n, classes: c)
 
         let classes = Double(c)
         var values = [Double](repeating: 0, count: n)

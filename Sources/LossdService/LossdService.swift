@@ -102,6 +102,8 @@ public final class LossdService: HTTPResponder {
         router.add("POST", "/v1/loss") { route throws(ServiceError) in
             try LossEndpoint.evaluate(route.request)
         }
+        router.add("POST", "/v1/aggregate") { route throws(ServiceError) in try AggregateEndpoint.respond(route.request) }
+        router.add("POST", "/v1/ensemble") { route throws(ServiceError) in try EnsembleEndpoint.respond(route.request) }
         router.add("GET", "/openapi.yaml", inline: true) { _ throws(ServiceError) in
             HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml"], body: OpenAPIDocument.bytes)
         }

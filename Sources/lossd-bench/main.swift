@@ -103,6 +103,8 @@ for grad in [false, true] {
 }
 benchInfoNCE()
 benchLossCosts()
+benchCrossMax()
+benchDawidSkene()
 if sink == 0.123 { print(sink) }
 
 func format3(_ x: Double) -> String {

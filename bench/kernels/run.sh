@@ -20,3 +20,13 @@ echo "$nce_line"
 ours_nce=$(grep 'lossd info_nce float64, 1 thread' "$out" | sed -E 's/.*, ([0-9.]+) GFLOP\/s.*/\1/')
 theirs_nce=$(echo "$nce_line" | sed -E 's/.*, ([0-9.]+) GFLOP\/s.*/\1/')
 python3 -c "print(f'info_nce GFLOP/s ratio (lossd 1 thread vs NumPy 1 thread): {float($ours_nce) / float($theirs_nce):.2f}x')"
+cm_line=$(python3 bench/kernels/numpy_crossmax.py 1)
+echo "$cm_line"
+ours_cm=$(grep 'lossd crossmax float64, 1 thread' "$out" | sed -E 's/.*: ([0-9.]+) ms.*/\1/')
+theirs_cm=$(echo "$cm_line" | sed -E 's/.*: ([0-9.]+) ms.*/\1/')
+python3 -c "print(f'crossmax ratio (lossd 1 thread vs NumPy): {float($theirs_cm) / float($ours_cm):.2f}x faster')"
+ds_line=$(python3 bench/kernels/numpy_dawid_skene.py 1)
+echo "$ds_line"
+ours_ds=$(grep 'lossd dawid_skene, 1 thread' "$out" | sed -E 's/.*: ([0-9.]+) s,.*/\1/')
+theirs_ds=$(echo "$ds_line" | sed -E 's/.*: ([0-9.]+) s,.*/\1/')
+python3 -c "print(f'dawid_skene ratio (lossd 1 thread vs NumPy): {float($theirs_ds) / float($ours_ds):.2f}x faster')"

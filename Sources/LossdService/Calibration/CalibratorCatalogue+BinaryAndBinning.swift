@@ -1,0 +1,6 @@
+import LossdKernels
+
+extension CalibratorCatalogue {
+    /// platt, beta, isotonic, histogram.
+    static let binaryAndBinning: [CalibratorDefinition] = []
+}

@@ -5,7 +5,7 @@
 //   LossdKernels  pure numerics on contiguous buffers, backed by OpenBLAS (CBLAS)
 //   LossdHTTP     our HTTP/1.1 server: bytes -> requests -> responses, no domain knowledge
 //   LossdJSON     strict JSON reader that packs numeric arrays into contiguous buffers
-//   LossdService  routing, decoding, validation, problem+json errors, the store
+//   LossdService  routing, decoding, validation, problem+json errors, the store (CSQLite)
 //   lossd         the executable: configuration and start-up
 import PackageDescription
 
@@ -27,6 +27,12 @@ let package = Package(
             name: "CBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
+        ),
+        // The calibrator store (LossdService/Store): the system SQLite through its C API.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
         ),
         .target(
             name: "CLossdSystem",
@@ -53,6 +59,7 @@ let package = Package(
                 "LossdHTTP",
                 "LossdJSON",
                 "LossdKernels",
+                "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.embedInCode("Resources/openapi.yaml")]
@@ -68,7 +75,7 @@ let package = Package(
         ),
         // Prints kernel and JSON-reader figures for `make bench`.
         .executableTarget(name: "lossd-bench", dependencies: ["LossdKernels", "LossdJSON", "LossdService", "LossdHTTP"]),
-        .testTarget(name: "LossdKernelsTests", dependencies: ["LossdKernels"]),
+        .testTarget(name: "LossdKernelsTests", dependencies: ["LossdKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "LossdJSONTests", dependencies: ["LossdJSON"]),
         // Test helpers shared by the test targets: a raw-socket HTTP client.
         .target(name: "LossdTestSupport", path: "Tests/LossdTestSupport"),

@@ -37,6 +37,13 @@ public final class LossdService: HTTPResponder {
         state.storeReady.store(ready, ordering: .releasing)
     }
 
+    /// Gives the service its calibrator store (opened at start-up) and marks the store
+    /// ready; the calibrator routes answer 503 until then.
+    public func attachStore(_ store: CalibratorStore) {
+        state.calibrators.attach(store)
+        setStoreReady(true)
+    }
+
     // MARK: HTTPResponder
 
     public func answersInline(_ head: HTTPRequestHead) -> Bool {
@@ -102,6 +109,9 @@ public final class LossdService: HTTPResponder {
         router.add("POST", "/v1/loss") { route throws(ServiceError) in
             try LossEndpoint.evaluate(route.request)
         }
+        router.add("POST", "/v1/metrics") { route throws(ServiceError) in try MetricsEndpoint.metrics(route.request) }
+        router.add("POST", "/v1/reliability") { route throws(ServiceError) in try MetricsEndpoint.reliability(route.request) }
+        CalibratorEndpoints.register(on: &router, slot: state.calibrators)
         router.add("POST", "/v1/aggregate") { route throws(ServiceError) in try AggregateEndpoint.respond(route.request) }
         router.add("POST", "/v1/ensemble") { route throws(ServiceError) in try EnsembleEndpoint.respond(route.request) }
         router.add("GET", "/openapi.yaml", inline: true) { _ throws(ServiceError) in
@@ -117,6 +127,7 @@ public final class LossdService: HTTPResponder {
 /// State shared by the service and its route handlers.
 final class ServiceState: Sendable {
     let storeReady = Atomic<Bool>(false)
+    let calibrators = CalibratorStoreSlot()
     let acceptingWork: @Sendable () -> Bool
 
     init(acceptingWork: @escaping @Sendable () -> Bool) {

@@ -105,6 +105,7 @@ benchInfoNCE()
 benchLossCosts()
 benchCrossMax()
 benchDawidSkene()
+benchCalibration()
 if sink == 0.123 { print(sink) }
 
 func format3(_ x: Double) -> String {

@@ -25,6 +25,15 @@ enum Server {
             logger.critical("cannot use data directory: \(error)")
             exit(1)
         }
+        // The calibrator store opens (schema migrated, integrity checked) before the port
+        // does: a corrupt or unwritable store stops start-up instead of losing data.
+        let store: CalibratorStore
+        do {
+            store = try CalibratorStore(directory: settings.service.dataDirectory)
+        } catch {
+            logger.critical("cannot open the calibrator store: \(error)")
+            exit(1)
+        }
 
         let gate = ServerGate()
         let service = LossdService(configuration: settings.service, acceptingWork: { gate.acceptingWork })
@@ -36,7 +45,7 @@ enum Server {
             exit(1)
         }
         gate.attach(server)
-        service.setStoreReady(true)
+        service.attachStore(store)
 
         let signals = installSignalHandlers(server: server, logger: logger)
         let (host, port) = server.boundAddress
@@ -47,6 +56,7 @@ enum Server {
 
         server.run()
         withExtendedLifetime(signals) {}
+        store.close()
         logger.info("stopped")
         exit(0)
     }

@@ -10,6 +10,8 @@ final class LossdProcess {
     let process = Process()
     let port: Int
     let dataDirectory: String
+    /// Whether the data directory was made for this process (and is removed with it).
+    private let ownsDataDirectory: Bool
     private let stderrPipe = Pipe()
     private let stdoutPipe = Pipe()
 
@@ -27,9 +29,11 @@ final class LossdProcess {
     }
 
     /// Starts lossd with `arguments` (plus `--port 0` and a fresh data directory) and waits
-    /// until it prints the port it listens on.
-    init(_ arguments: [String] = [], environment: [String: String] = [:]) throws {
-        dataDirectory = NSTemporaryDirectory() + "lossd-test-\(UUID().uuidString)"
+    /// until it prints the port it listens on. With `dataDirectory`, lossd uses that one
+    /// (to restart on the same store) and leaves it in place afterwards.
+    init(_ arguments: [String] = [], environment: [String: String] = [:], dataDirectory existing: String? = nil) throws {
+        dataDirectory = existing ?? NSTemporaryDirectory() + "lossd-test-\(UUID().uuidString)"
+        ownsDataDirectory = existing == nil
         process.executableURL = URL(fileURLWithPath: Self.binaryPath)
         process.arguments = ["--port", "0", "--data-dir", dataDirectory, "--log-level", "warning"] + arguments
         var env = ProcessInfo.processInfo.environment
@@ -81,7 +85,7 @@ final class LossdProcess {
             process.terminate()
             _ = waitForExit(timeout: 5)
         }
-        try? FileManager.default.removeItem(atPath: dataDirectory)
+        if ownsDataDirectory { try? FileManager.default.removeItem(atPath: dataDirectory) }
     }
 }
 

@@ -30,3 +30,10 @@ echo "$ds_line"
 ours_ds=$(grep 'lossd dawid_skene, 1 thread' "$out" | sed -E 's/.*: ([0-9.]+) s,.*/\1/')
 theirs_ds=$(echo "$ds_line" | sed -E 's/.*: ([0-9.]+) s,.*/\1/')
 python3 -c "print(f'dawid_skene ratio (lossd 1 thread vs NumPy): {float($theirs_ds) / float($ours_ds):.2f}x faster')"
+temp_line=$(python3 bench/kernels/scipy_temperature.py 1)
+echo "$temp_line"
+ours_tfit=$(grep 'lossd temperature fit float64, 1 thread' "$out" | sed -E 's/.*: ([0-9.]+) ms.*/\1/')
+theirs_tfit=$(echo "$temp_line" | sed -E 's/.* thread\(s\): ([0-9.]+) ms.*/\1/')
+ours_tapp=$(grep 'lossd temperature apply float64, 1 thread' "$out" | sed -E 's/.*: ([0-9.]+) ms.*/\1/')
+theirs_tapp=$(echo "$temp_line" | sed -E 's/.*apply [0-9x]+: ([0-9.]+) ms.*/\1/')
+python3 -c "print(f'temperature ratio (lossd 1 thread vs NumPy/SciPy): fit {float($theirs_tfit) / float($ours_tfit):.2f}x faster, apply {float($theirs_tapp) / float($ours_tapp):.2f}x faster')"

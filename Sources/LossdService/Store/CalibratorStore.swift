@@ -1,0 +1,378 @@
+import CSQLite
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Why the calibrator store cannot be used. Thrown at open (corrupt or unwritable file, a
+/// schema from a newer lossd) and by operations (I/O errors, a full disk); never swallowed.
+public enum CalibratorStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file is not a database, or `PRAGMA integrity_check` found damage.
+    case corrupt(path: String, detail: String)
+    /// The file or its directory cannot be created or written.
+    case unwritable(path: String, detail: String)
+    /// The schema was written by a newer lossd than this one understands.
+    case unsupportedSchema(path: String, found: Int, supported: Int)
+    /// An operation failed (SQLite's message; no paths).
+    case failed(operation: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case let .corrupt(path, detail):
+            "calibrator store \(path) is corrupt (\(detail)); restore it from a backup or move it aside"
+        case let .unwritable(path, detail):
+            "calibrator store \(path) cannot be opened for writing (\(detail))"
+        case let .unsupportedSchema(path, found, supported):
+            "calibrator store \(path) has schema version \(found); this lossd supports up to \(supported)"
+        case let .failed(operation, detail):
+            "calibrator store: \(operation) failed (\(detail))"
+        }
+    }
+}
+
+/// One line of `GET /v1/calibrators`.
+public struct CalibratorSummary: Sendable, Equatable {
+    public let name: String
+    public let method: String
+    public let classes: Int
+    public let createdAt: String
+}
+
+/// A stored calibrator: its summary columns and the calibrator's JSON object text.
+public struct StoredCalibrator: Sendable, Equatable {
+    public let name: String
+    public let method: String
+    public let classes: Int
+    public let createdAt: String
+    /// The calibrator's JSON object (`method`, `params`, `classes`, `fitted_on`, `created_at`).
+    public let document: String
+
+    public init(name: String, method: String, classes: Int, createdAt: String, document: String) {
+        self.name = name
+        self.method = method
+        self.classes = classes
+        self.createdAt = createdAt
+        self.document = document
+    }
+}
+
+/// The durable calibrator store: one SQLite file, `calibrators.sqlite`, in the data
+/// directory. WAL journal with `synchronous=FULL`, so a `put` has reached the disk when it
+/// returns (a calibrator is durable before its 201). One connection behind a mutex serves
+/// every worker thread; other processes on the same file wait up to the busy timeout.
+public final class CalibratorStore: Sendable {
+    public static let fileName = "calibrators.sqlite"
+    /// The schema this build writes; older files are migrated at open, newer ones refused.
+    public static let schemaVersion = 1
+    public static let busyTimeoutMilliseconds: Int32 = 5000
+
+    public enum PutOutcome: Sendable, Equatable {
+        case created
+        case replaced
+    }
+
+    /// Where the file is (":memory:" for an in-memory store).
+    public let path: String
+    private let connection: Mutex<Connection?>
+
+    /// Opens (creating if needed) `directory/calibrators.sqlite`, migrates its schema and
+    /// checks its integrity.
+    public convenience init(directory: String) throws(CalibratorStoreError) {
+        let path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
+        try self.init(path: path)
+        Self.syncDirectory(directory)
+    }
+
+    /// An in-memory store (tests and in-process use); nothing survives it.
+    public static func inMemory() -> CalibratorStore {
+        // Opening ":memory:" cannot meet a corrupt or unwritable file.
+        do {
+            return try CalibratorStore(path: ":memory:")
+        } catch {
+            fatalError("cannot open an in-memory SQLite database: \(error)")
+        }
+    }
+
+    /// Opens the database at `path` exactly (":memory:" for an in-memory store).
+    public init(path: String) throws(CalibratorStoreError) {
+        self.path = path
+        let connection = try Connection(path: path)
+        self.connection = Mutex(connection)
+    }
+
+    /// Inserts or replaces `calibrator` in one transaction; says which it was.
+    @discardableResult
+    public func put(_ calibrator: StoredCalibrator) throws(CalibratorStoreError) -> PutOutcome {
+        try withConnection("put") { db throws(CalibratorStoreError) in
+            try db.transaction("put") { () throws(CalibratorStoreError) -> PutOutcome in
+                let existed = try db.query(
+                    "SELECT 1 FROM calibrators WHERE name = ?1", [.text(calibrator.name)], operation: "put"
+                ) { _ in true }.first ?? false
+                try db.execute(
+                    """
+                    INSERT OR REPLACE INTO calibrators (name, method, classes, created_at, document)
+                    VALUES (?1, ?2, ?3, ?4, ?5)
+                    """,
+                    [.text(calibrator.name), .text(calibrator.method), .int(calibrator.classes), .text(calibrator.createdAt),
+                     .text(calibrator.document)],
+                    operation: "put")
+                return existed ? .replaced : .created
+            }
+        }
+    }
+
+    /// The calibrator called `name`, or nil.
+    public func get(_ name: String) throws(CalibratorStoreError) -> StoredCalibrator? {
+        try withConnection("get") { db throws(CalibratorStoreError) in
+            try db.query(
+                "SELECT name, method, classes, created_at, document FROM calibrators WHERE name = ?1", [.text(name)],
+                operation: "get"
+            ) { row in
+                StoredCalibrator(
+                    name: row.text(0), method: row.text(1), classes: row.int(2), createdAt: row.text(3), document: row.text(4))
+            }.first
+        }
+    }
+
+    /// Every calibrator's summary, by name.
+    public func list() throws(CalibratorStoreError) -> [CalibratorSummary] {
+        try withConnection("list") { db throws(CalibratorStoreError) in
+            try db.query("SELECT name, method, classes, created_at FROM calibrators ORDER BY name", [], operation: "list") { row in
+                CalibratorSummary(name: row.text(0), method: row.text(1), classes: row.int(2), createdAt: row.text(3))
+            }
+        }
+    }
+
+    /// Deletes `name`; false when there was none.
+    @discardableResult
+    public func delete(_ name: String) throws(CalibratorStoreError) -> Bool {
+        try withConnection("delete") { db throws(CalibratorStoreError) in
+            try db.execute("DELETE FROM calibrators WHERE name = ?1", [.text(name)], operation: "delete")
+            return sqlite3_changes(db.handle) > 0
+        }
+    }
+
+    /// Number of stored calibrators.
+    public func count() throws(CalibratorStoreError) -> Int {
+        try withConnection("count") { db throws(CalibratorStoreError) in
+            try db.query("SELECT count(*) FROM calibrators", [], operation: "count") { $0.int(0) }.first ?? 0
+        }
+    }
+
+    /// Checkpoints the WAL and closes the file; later calls fail with `.failed`.
+    public func close() {
+        connection.withLock { connection in
+            connection?.close()
+            connection = nil
+        }
+    }
+
+    private func withConnection<T>(
+        _ operation: String, _ body: (Connection) throws(CalibratorStoreError) -> T
+    ) throws(CalibratorStoreError) -> T {
+        let result: Result<T, CalibratorStoreError> = connection.withLock { connection in
+            guard let connection else { return .failure(.failed(operation: operation, detail: "the store is closed")) }
+            do throws(CalibratorStoreError) {
+                return .success(try body(connection))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Makes a newly created file's directory entry durable.
+    private static func syncDirectory(_ directory: String) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        _ = Glibc.close(fd)
+    }
+}
+
+/// A value bound to a statement parameter.
+enum SQLValue {
+    case text(String)
+    case int(Int)
+}
+
+/// One SQLite connection, opened without SQLite's own mutex: `@unchecked Sendable` because
+/// the store touches it only while holding its `Mutex`.
+final class Connection: @unchecked Sendable {
+    let handle: OpaquePointer
+    private let path: String
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    init(path: String) throws(CalibratorStoreError) {
+        self.path = path
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let detail = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
+            if let db { sqlite3_close_v2(db) }
+            throw Self.openError(rc, path: path, detail: detail)
+        }
+        handle = db
+        do throws(CalibratorStoreError) {
+            try configure()
+        } catch {
+            sqlite3_close_v2(db)
+            throw error
+        }
+    }
+
+    /// Pragmas, integrity check, schema migration.
+    private func configure() throws(CalibratorStoreError) {
+        sqlite3_extended_result_codes(handle, 1)
+        sqlite3_busy_timeout(handle, CalibratorStore.busyTimeoutMilliseconds)
+        // The first read of the file: a non-database shows up here as SQLITE_NOTADB.
+        let check = try openQuery("PRAGMA integrity_check") { $0.text(0) }
+        guard check == ["ok"] else {
+            throw .corrupt(path: path, detail: "integrity_check: " + check.prefix(3).joined(separator: "; "))
+        }
+        if sqlite3_db_readonly(handle, "main") == 1 {
+            throw .unwritable(path: path, detail: "the file is read-only")
+        }
+        let inMemory = path == ":memory:"
+        let mode = try openQuery("PRAGMA journal_mode=WAL") { $0.text(0) }.first ?? ""
+        guard mode == "wal" || inMemory else {
+            throw .unwritable(path: path, detail: "cannot switch to WAL journal mode (got \(mode))")
+        }
+        try openExecute("PRAGMA synchronous=FULL")
+        try openExecute("PRAGMA foreign_keys=ON")
+        try migrate()
+    }
+
+    /// Creates or upgrades the schema. Version 1: `calibrators(name, method, classes,
+    /// created_at, document)`, one row per name.
+    private func migrate() throws(CalibratorStoreError) {
+        try openExecute("BEGIN IMMEDIATE")
+        do throws(CalibratorStoreError) {
+            try openExecute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            let found = try openQuery("SELECT max(version) FROM schema_version") { $0.isNull(0) ? 0 : $0.int(0) }.first ?? 0
+            if found > CalibratorStore.schemaVersion {
+                throw CalibratorStoreError.unsupportedSchema(path: path, found: found, supported: CalibratorStore.schemaVersion)
+            }
+            if found < 1 {
+                try openExecute(
+                    """
+                    CREATE TABLE IF NOT EXISTS calibrators (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        method TEXT NOT NULL,
+                        classes INTEGER NOT NULL,
+                        created_at TEXT NOT NULL,
+                        document TEXT NOT NULL
+                    ) WITHOUT ROWID
+                    """)
+            }
+            // Later versions: `if found < 2 { ALTER TABLE ... }`, each step in this transaction.
+            if found != CalibratorStore.schemaVersion {
+                try openExecute("DELETE FROM schema_version")
+                try openExecute("INSERT INTO schema_version (version) VALUES (\(CalibratorStore.schemaVersion))")
+            }
+            try openExecute("COMMIT")
+        } catch {
+            _ = sqlite3_exec(handle, "ROLLBACK", nil, nil, nil)
+            throw error
+        }
+    }
+
+    // At open, failures are classified (corrupt / unwritable) with the path.
+    private func openExecute(_ sql: String) throws(CalibratorStoreError) {
+        do throws(CalibratorStoreError) {
+            try execute(sql, [], operation: "open")
+        } catch {
+            throw classify(error)
+        }
+    }
+
+    private func openQuery<T>(_ sql: String, _ read: (Row) -> T) throws(CalibratorStoreError) -> [T] {
+        do throws(CalibratorStoreError) {
+            return try query(sql, [], operation: "open", read)
+        } catch {
+            throw classify(error)
+        }
+    }
+
+    private var lastCode: Int32 = SQLITE_OK
+
+    private func classify(_ error: CalibratorStoreError) -> CalibratorStoreError {
+        guard case .failed(_, let detail) = error else { return error }
+        return Self.openError(lastCode, path: path, detail: detail)
+    }
+
+    private static func openError(_ rc: Int32, path: String, detail: String) -> CalibratorStoreError {
+        switch rc & 0xFF {
+        case SQLITE_NOTADB, SQLITE_CORRUPT: .corrupt(path: path, detail: detail)
+        default: .unwritable(path: path, detail: detail)
+        }
+    }
+
+    func transaction<T>(_ operation: String, _ body: () throws(CalibratorStoreError) -> T) throws(CalibratorStoreError) -> T {
+        // IMMEDIATE takes the write lock up front, so the read-then-write inside is atomic
+        // against other connections too (they wait on the busy timeout).
+        try execute("BEGIN IMMEDIATE", [], operation: operation)
+        do throws(CalibratorStoreError) {
+            let value = try body()
+            try execute("COMMIT", [], operation: operation)
+            return value
+        } catch {
+            _ = sqlite3_exec(handle, "ROLLBACK", nil, nil, nil)
+            throw error
+        }
+    }
+
+    func execute(_ sql: String, _ bindings: [SQLValue], operation: String) throws(CalibratorStoreError) {
+        _ = try query(sql, bindings, operation: operation) { _ in () }
+    }
+
+    func query<T>(_ sql: String, _ bindings: [SQLValue], operation: String, _ read: (Row) -> T) throws(CalibratorStoreError) -> [T] {
+        var statement: OpaquePointer?
+        var rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard rc == SQLITE_OK, let statement else { throw failure(rc, operation) }
+        defer { sqlite3_finalize(statement) }
+        for (i, value) in bindings.enumerated() {
+            let index = Int32(i + 1)
+            switch value {
+            case .text(let text): rc = sqlite3_bind_text(statement, index, text, -1, Self.transient)
+            case .int(let number): rc = sqlite3_bind_int64(statement, index, sqlite3_int64(number))
+            }
+            guard rc == SQLITE_OK else { throw failure(rc, operation) }
+        }
+        var rows: [T] = []
+        while true {
+            rc = sqlite3_step(statement)
+            if rc == SQLITE_ROW {
+                rows.append(read(Row(statement: statement)))
+            } else if rc == SQLITE_DONE {
+                return rows
+            } else {
+                throw failure(rc, operation)
+            }
+        }
+    }
+
+    private func failure(_ rc: Int32, _ operation: String) -> CalibratorStoreError {
+        lastCode = rc
+        return .failed(operation: operation, detail: "\(String(cString: sqlite3_errstr(rc))): \(String(cString: sqlite3_errmsg(handle)))")
+    }
+
+    func close() {
+        sqlite3_close_v2(handle)
+    }
+
+    struct Row {
+        let statement: OpaquePointer
+
+        func text(_ column: Int32) -> String {
+            guard let bytes = sqlite3_column_text(statement, column) else { return "" }
+            return String(cString: bytes)
+        }
+
+        func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(statement, column)) }
+
+        func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+    }
+}

@@ -85,7 +85,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LossdServiceTests",
-            dependencies: ["LossdService", "LossdHTTP"],
+            dependencies: ["LossdService", "LossdHTTP", "LossdJSON"],
             resources: [.copy("Vectors")]
         ),
         .testTarget(

@@ -12,12 +12,15 @@ extension CalibratorCatalogue {
     static let temperatureScaling = CalibratorDefinition(
         method: "temperature",
         summary: "Temperature scaling: p = softmax(z / T), T > 0, fitted by minimising the mean NLL (convex in 1/T; safeguarded Newton, log(1/T) in [-10, 10])",
-        parameters: [],
-        fit: { input, _ throws(ServiceError) in
+        parameters: [
+            .interval("log_beta_bounds", default: (-10, 10), "box for log(1/T); the fit stops at a bound with at_bound set")
+        ],
+        fit: { input, parameters throws(ServiceError) in
             let logits = try SoftmaxFamilyInput.logits(input)
             let labels = try SoftmaxFamilyInput.labels(input, rows: logits.rows, classes: logits.cols)
+            let bounds = parameters.interval("log_beta_bounds")
             return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
-                try TemperatureScaling.fit(logits: logits, labels: labels)
+                try TemperatureScaling.fit(logits: logits, labels: labels, logBetaBounds: bounds)
             }
         },
         apply: { model, input throws(ServiceError) in

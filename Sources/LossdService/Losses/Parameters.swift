@@ -17,6 +17,9 @@ struct ParameterSpec: Sendable {
         /// max > min; `count` may be omitted and must equal the loss's column count (checked
         /// by the loss, which knows it, via `ResolvedParameters.bins(_:columns:pointer:)`).
         case bins
+        /// `[lower, upper]`: two finite numbers with lower < upper (e.g. temperature's
+        /// `log_beta_bounds`).
+        case interval
     }
 
     let name: String
@@ -59,6 +62,11 @@ struct ParameterSpec: Sendable {
             defaultValue: .null, nullable: true, summary: summary)
     }
 
+    /// An optional `[lower, upper]` pair with a default.
+    static func interval(_ name: String, default value: (Double, Double), _ summary: String) -> ParameterSpec {
+        ParameterSpec(name: name, kind: .interval, defaultValue: .array([.double(value.0), .double(value.1)]), summary: summary)
+    }
+
     /// A required histogram support object (hl_gauss, two_hot).
     static func bins(_ name: String, _ summary: String) -> ParameterSpec {
         ParameterSpec(name: name, kind: .bins, defaultValue: nil, summary: summary)
@@ -97,6 +105,10 @@ struct ParameterSpec: Sendable {
             members.append(("enum", .array(options.map { .string($0) })))
         case .boolean:
             members.append(("type", "boolean"))
+        case .interval:
+            members.append(("type", "array"))
+            members.append(("items", .object([("type", "number")])))
+            members.append(("length", 2))
         case .bins:
             members.append(("type", "object"))
             members.append((
@@ -121,6 +133,7 @@ struct ResolvedParameters: Sendable {
     private var strings: [String: String] = [:]
     private var nulls: Set<String> = []
     private var supports: [String: BinsValue] = [:]
+    private var intervals: [String: (lower: Double, upper: Double)] = [:]
     /// Names the client sent explicitly.
     private(set) var given: Set<String> = []
 
@@ -145,6 +158,10 @@ struct ResolvedParameters: Sendable {
                 case .int(let i): numbers[spec.name] = Double(i)
                 case .string(let s): strings[spec.name] = s
                 case .bool(let b): numbers[spec.name] = b ? 1 : 0
+                case .array(let items) where items.count == 2:
+                    if case .double(let lower) = items[0], case .double(let upper) = items[1] {
+                        intervals[spec.name] = (lower, upper)
+                    }
                 default: nulls.insert(spec.name)
                 }
                 continue
@@ -182,6 +199,15 @@ struct ResolvedParameters: Sendable {
                 numbers[spec.name] = b ? 1 : 0
             case .bins:
                 supports[spec.name] = try BinsValue(node, name: spec.name, field: field)
+            case .interval:
+                guard case .numbers(let pair) = node, pair.shape == [2], pair.values.allSatisfy(\.isFinite),
+                    pair.values[0] < pair.values[1]
+                else {
+                    throw ServiceError.invalid(
+                        .invalidParam, field: field,
+                        "`\(spec.name)` must be [lower, upper] with finite lower < upper (got \(Self.text(node)))")
+                }
+                intervals[spec.name] = (pair.values[0], pair.values[1])
             }
         }
     }
@@ -200,6 +226,7 @@ struct ResolvedParameters: Sendable {
     func integer(_ name: String) -> Int { Int(numbers[name] ?? 0) }
     func string(_ name: String) -> String { strings[name] ?? "" }
     func bool(_ name: String) -> Bool { (numbers[name] ?? 0) != 0 }
+    func interval(_ name: String) -> (lower: Double, upper: Double) { intervals[name] ?? (0, 0) }
 
     /// A `bins` parameter's range, once its `count` (when given) is checked against the
     /// loss's `columns`; `pointer` is the params object's JSON pointer.

@@ -1,5 +1,7 @@
 # lossd — see README.md. Every target installs missing Debian packages first when run as root.
-.PHONY: run build test lint bench bench-http bench-kernels bench-loss clean
+.PHONY: run build test lint bench bench-http bench-kernels bench-loss fuzz clean
+
+FUZZ_SECONDS ?= 60
 
 run:            ## build (release) and start on 127.0.0.1:8080, store under ./data
 	bash scripts/run.sh
@@ -24,6 +26,9 @@ bench-loss:     ## wrk on POST /v1/loss (256x1000) against a FastAPI+NumPy app
 
 bench-http:     ## wrk against lossd and a FastAPI app on the same routes
 	bash bench/http/run.sh
+
+fuzz:           ## libFuzzer on the HTTP parser, JSON reader, number scanner and /v1/loss decoding (json, npy, multipart, gzip), FUZZ_SECONDS each
+	bash scripts/fuzz.sh all $(FUZZ_SECONDS)
 
 clean:
 	swift package clean

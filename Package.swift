@@ -34,6 +34,12 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // gzip request bodies and responses (LossdService/Decoding/Gzip.swift).
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "CLossdSystem",
             cSettings: [.define("_GNU_SOURCE")]
@@ -60,6 +66,7 @@ let package = Package(
                 "LossdJSON",
                 "LossdKernels",
                 "CSQLite",
+                "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.embedInCode("Resources/openapi.yaml")]
@@ -75,6 +82,8 @@ let package = Package(
         ),
         // Prints kernel and JSON-reader figures for `make bench`.
         .executableTarget(name: "lossd-bench", dependencies: ["LossdKernels", "LossdJSON", "LossdService", "LossdHTTP"]),
+        // libFuzzer targets for `make fuzz` (scripts/fuzz.sh); a plain build only prints usage.
+        .executableTarget(name: "lossd-fuzz", dependencies: ["LossdHTTP", "LossdJSON", "LossdService"]),
         .testTarget(name: "LossdKernelsTests", dependencies: ["LossdKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "LossdJSONTests", dependencies: ["LossdJSON"]),
         // Test helpers shared by the test targets: a raw-socket HTTP client.

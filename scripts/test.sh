@@ -25,13 +25,22 @@ echo "== lint"
 bash scripts/lint.sh
 lint_status=$?
 
+# A short libFuzzer run of every target (make fuzz runs them longer); FUZZ_SECONDS=0 skips it.
+fuzz_seconds=${FUZZ_SECONDS:-5}
+fuzz_status=0
+if [ "$fuzz_seconds" != "0" ]; then
+  echo "== fuzz ($fuzz_seconds s per target)"
+  bash scripts/fuzz.sh all "$fuzz_seconds" 2>&1 | grep -E '^(fuzz|==|  )|FINDING|finding|executions' | tail -40
+  fuzz_status=${PIPESTATUS[0]}
+fi
+
 # One closing line that counts the Swift tests (Swift Testing prints them as a "Test run" line).
 passed=$(grep -oE 'Test run with [0-9]+ tests?' "$log" | grep -oE '[0-9]+' | tail -1)
 failed=$(grep -cE '^✘ Test .*\) failed' "$log" || true)
 echo
-if [ "$swift_status" -eq 0 ] && [ "$lint_status" -eq 0 ]; then
+if [ "$swift_status" -eq 0 ] && [ "$lint_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ]; then
   echo "tests: ${passed:-0} passed, 0 failed"
   exit 0
 fi
-echo "tests: $(( ${passed:-0} - failed )) passed, $failed failed (swift test exit $swift_status, lint exit $lint_status)"
+echo "tests: $(( ${passed:-0} - failed )) passed, $failed failed (swift test exit $swift_status, lint exit $lint_status, fuzz exit $fuzz_status)"
 exit 1

@@ -10,6 +10,29 @@ public struct RequestContext: Sendable {
     }
 }
 
+/// One finished exchange, as the access log records it: handed to
+/// ``HTTPResponder/requestCompleted(_:)`` for every response the server sends, its own
+/// errors (400, 408, 413, 431, 503) included.
+public struct RequestRecord: Sendable {
+    /// Nil when the request line was never read (a timeout or an oversized header block).
+    public var method: String?
+    public var path: String?
+    public var status: HTTPStatus
+    public var bytesIn: Int
+    public var bytesOut: Int
+    /// Seconds from the request's first byte to its response being queued for sending.
+    public var duration: Double
+
+    public init(method: String?, path: String?, status: HTTPStatus, bytesIn: Int, bytesOut: Int, duration: Double) {
+        self.method = method
+        self.path = path
+        self.status = status
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.duration = duration
+    }
+}
+
 /// The application side of the server: turns complete requests into responses.
 /// The server owns framing, limits and timeouts; a responder never sees raw bytes.
 public protocol HTTPResponder: Sendable {
@@ -23,6 +46,9 @@ public protocol HTTPResponder: Sendable {
     /// The response for an error found by the server itself (malformed request, limits,
     /// timeouts, overload), so that every error has the application's format.
     func errorResponse(status: HTTPStatus, detail: String) -> HTTPResponse
+
+    /// Called on the I/O thread once per response sent (for metrics); must be quick.
+    func requestCompleted(_ record: RequestRecord)
 }
 
 extension HTTPResponder {
@@ -31,4 +57,6 @@ extension HTTPResponder {
     public func errorResponse(status: HTTPStatus, detail: String) -> HTTPResponse {
         HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: detail + "\n")
     }
+
+    public func requestCompleted(_ record: RequestRecord) {}
 }

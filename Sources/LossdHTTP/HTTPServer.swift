@@ -491,6 +491,10 @@ private final class EventLoop: @unchecked Sendable {
         if !connection.requestID.isEmpty { metadata["request_id"] = "\(connection.requestID)" }
         let line = head.map { "\($0.method) \($0.path)" } ?? "-"
         logger.info("\(line)", metadata: metadata)
+        responder.requestCompleted(
+            RequestRecord(
+                method: head?.method, path: head?.path, status: response.status, bytesIn: connection.bytesIn,
+                bytesOut: bytesOut, duration: elapsed / 1000))
     }
 
     // MARK: Writing

@@ -7,9 +7,16 @@ import Synchronization
 public struct ServiceConfiguration: Sendable {
     /// Where the embedded store lives.
     public var dataDirectory: String = "./data"
+    /// When set, every `/v1` route needs `Authorization: Bearer <apiKey>` (401 otherwise).
+    public var apiKey: String?
+    /// The largest body accepted (the server's `--max-body-bytes`); a gzip body may not
+    /// inflate beyond it either (413).
+    public var maxBodyBytes: Int = 64 << 20
 
-    public init(dataDirectory: String = "./data") {
+    public init(dataDirectory: String = "./data", apiKey: String? = nil, maxBodyBytes: Int = 64 << 20) {
         self.dataDirectory = dataDirectory
+        self.apiKey = apiKey
+        self.maxBodyBytes = maxBodyBytes
     }
 }
 
@@ -44,6 +51,11 @@ public final class LossdService: HTTPResponder {
         setStoreReady(true)
     }
 
+    /// Where `/metrics` reads the server's open connections and queue depth (set at start-up).
+    public func setServerGauges(_ source: @escaping @Sendable () -> ServerGauges) {
+        state.metrics.setGaugeSource(source)
+    }
+
     // MARK: HTTPResponder
 
     public func answersInline(_ head: HTTPRequestHead) -> Bool {
@@ -52,6 +64,11 @@ public final class LossdService: HTTPResponder {
     }
 
     public func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
+        Gzip.compressed(routedResponse(to: request, context: context), for: request)
+    }
+
+    private func routedResponse(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
+        if let denied = Auth.check(request, key: configuration.apiKey) { return denied }
         switch router.match(method: request.method, path: request.path) {
         case .notFound:
             return ServiceError.notFound("no resource at \(request.path)").response
@@ -63,7 +80,10 @@ public final class LossdService: HTTPResponder {
             return error.response
         case let .found(route, parameters):
             do {
-                return try route.handler(RouteRequest(request: request, context: context, parameters: parameters))
+                // Content-Encoding is undone once, here, within the configured body limit;
+                // handlers see plain bodies.
+                let plain = try RequestBody.contentDecoded(request, maxInflatedBytes: configuration.maxBodyBytes)
+                return try route.handler(RouteRequest(request: plain, context: context, parameters: parameters))
             } catch {
                 return error.response
             }
@@ -72,6 +92,16 @@ public final class LossdService: HTTPResponder {
 
     public func errorResponse(status: HTTPStatus, detail: String) -> HTTPResponse {
         ServiceError(status: status, code: ServiceError.code(forTransportStatus: status), detail: detail).response
+    }
+
+    public func requestCompleted(_ record: RequestRecord) {
+        var route = "none"  // no request line was read
+        if let method = record.method, let path = record.path {
+            if case .found(let matched, _) = router.match(method: method, path: path) { route = matched.pattern } else { route = "unmatched" }
+        }
+        state.metrics.record(
+            route: route, method: record.method, status: record.status.code, bytesIn: record.bytesIn,
+            bytesOut: record.bytesOut, seconds: record.duration)
     }
 
     // MARK: Routes
@@ -114,6 +144,12 @@ public final class LossdService: HTTPResponder {
         CalibratorEndpoints.register(on: &router, slot: state.calibrators)
         router.add("POST", "/v1/aggregate") { route throws(ServiceError) in try AggregateEndpoint.respond(route.request) }
         router.add("POST", "/v1/ensemble") { route throws(ServiceError) in try EnsembleEndpoint.respond(route.request) }
+        router.add("GET", "/metrics", inline: true) { _ throws(ServiceError) in
+            let entries = state.calibrators.isAttached ? try? state.calibrators.current().count() : nil
+            return HTTPResponse(
+                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                body: state.metrics.render(storeEntries: entries))
+        }
         router.add("GET", "/openapi.yaml", inline: true) { _ throws(ServiceError) in
             HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml"], body: OpenAPIDocument.bytes)
         }
@@ -128,6 +164,7 @@ public final class LossdService: HTTPResponder {
 final class ServiceState: Sendable {
     let storeReady = Atomic<Bool>(false)
     let calibrators = CalibratorStoreSlot()
+    let metrics = ServiceMetrics(version: LossdService.version, blas: BLAS.libraryDescription, simd: CompiledSIMD.description)
     let acceptingWork: @Sendable () -> Bool
 
     init(acceptingWork: @escaping @Sendable () -> Bool) {

@@ -60,6 +60,14 @@ struct Lossd: ParsableCommand {
     @Option(help: "Seconds in-flight requests get to finish on shutdown. [env: LOSSD_SHUTDOWN_GRACE] (default: 10)")
     var shutdownGrace: Double?
 
+    @Option(
+        help: """
+            Require `Authorization: Bearer <key>` on every /v1 route (401 otherwise); /healthz, \
+            /readyz, /metrics and /openapi.yaml stay open. Prefer the environment variable, which \
+            other users cannot read from the process list. [env: LOSSD_API_KEY] (default: none, no authentication)
+            """)
+    var apiKey: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [env: LOSSD_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -98,6 +106,15 @@ struct Settings: Sendable {
         http.keepAliveTimeout = try value(command.keepAliveTimeout, "LOSSD_KEEP_ALIVE_TIMEOUT") { Double($0) } ?? 60
         http.shutdownGracePeriod = try value(command.shutdownGrace, "LOSSD_SHUTDOWN_GRACE") { Double($0) } ?? 10
         service.dataDirectory = try value(command.dataDir, "LOSSD_DATA_DIR") { $0.isEmpty ? nil : $0 } ?? "./data"
+        service.maxBodyBytes = http.parserLimits.maxBodyBytes
+        // An empty LOSSD_API_KEY means no key, as if unset.
+        service.apiKey = command.apiKey ?? environment["LOSSD_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        if let key = service.apiKey {
+            guard !key.isEmpty else { throw ValidationError("api key must not be empty") }
+            guard key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+                throw ValidationError("api key must be printable ASCII without spaces")
+            }
+        }
         let level = try value(command.logLevel, "LOSSD_LOG_LEVEL") { $0 } ?? "info"
         guard let parsedLevel = Logger.Level(rawValue: level.lowercased()) else {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical (got \(level))")
@@ -125,7 +142,8 @@ struct Settings: Sendable {
             + "max_body_bytes=\(limits.maxBodyBytes) max_header_bytes=\(limits.maxHeaderBytes) "
             + "max_connections=\(http.maxConnections) header_timeout=\(http.headerTimeout)s "
             + "body_timeout=\(http.bodyTimeout)s keep_alive=\(http.keepAliveTimeout)s "
-            + "shutdown_grace=\(http.shutdownGracePeriod)s data_dir=\(service.dataDirectory) log_level=\(logLevel)"
+            + "shutdown_grace=\(http.shutdownGracePeriod)s data_dir=\(service.dataDirectory) log_level=\(logLevel) "
+            + "api_key=\(service.apiKey == nil ? "unset" : "set")"
     }
 }
 

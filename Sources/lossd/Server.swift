@@ -45,6 +45,7 @@ enum Server {
             exit(1)
         }
         gate.attach(server)
+        service.setServerGauges { ServerGauges(openConnections: server.openConnections, queueDepth: server.queueDepth) }
         service.attachStore(store)
 
         let signals = installSignalHandlers(server: server, logger: logger)

@@ -3,30 +3,94 @@ import LossdJSON
 
 /// Reads a request body as a JSON object, enforcing the API's content rules: JSON is
 /// accepted as `application/json`, `application/x-www-form-urlencoded` (curl -d) or no
-/// Content-Type; other types get 415; malformed JSON gets 400 with where it broke.
+/// Content-Type, and as the `request` part of `multipart/form-data` whose other parts are
+/// `.npy` tensors that override the same-named fields; other types get 415. The body may be
+/// `Content-Encoding: gzip` (inflated to at most `maxInflatedBytes`, else 413); other
+/// codings get 415. Malformed JSON, gzip or multipart gets 400.
 enum RequestBody {
     static let jsonTypes = ["application/json", "application/x-www-form-urlencoded"]
+    static let multipartType = "multipart/form-data"
+    /// The most a gzip body may inflate to when no limit is configured: the server's default body limit.
+    static let maxInflatedBytes = 64 << 20
 
-    static func object(_ request: HTTPRequest) throws(ServiceError) -> JSONObject {
+    static func object(_ request: HTTPRequest, maxInflatedBytes: Int = maxInflatedBytes) throws(ServiceError) -> JSONObject {
+        var isMultipart = false
         if let contentType = request.headers["content-type"] {
             let mediaType = contentType.split(separator: ";").first.map { String($0).trimmingOWS().lowercased() } ?? ""
-            guard jsonTypes.contains(mediaType) || mediaType.hasSuffix("+json") else {
+            isMultipart = mediaType == multipartType
+            guard isMultipart || jsonTypes.contains(mediaType) || mediaType.hasSuffix("+json") else {
                 throw ServiceError(
                     status: .unsupportedMediaType, code: "unsupported_media_type",
-                    detail: "Content-Type \(mediaType) is not supported; send application/json")
+                    detail: "Content-Type \(mediaType) is not supported; send application/json or multipart/form-data")
             }
         }
-        if let encoding = request.headers["content-encoding"], encoding.lowercased() != "identity" {
-            throw ServiceError(
-                status: .unsupportedMediaType, code: "unsupported_media_type",
-                detail: "Content-Encoding \(encoding) is not supported")
+        let body = try decoded(request, maxInflatedBytes: maxInflatedBytes)
+        guard isMultipart, let contentType = request.headers["content-type"] else { return try parseObject(body) }
+
+        let parts = try Multipart.parse(body, boundary: Multipart.boundary(fromContentType: contentType))
+        guard let jsonPart = parts.first(where: { $0.name == "request" }) else {
+            throw Multipart.malformed("there is no part named request holding the JSON body")
         }
-        guard !request.body.isEmpty else {
+        var object = try parseObject(Array(jsonPart.body))
+        for part in parts where part.name != "request" {
+            let tensor = try NPY.read(Array(part.body), field: part.name)
+            if let index = object.members.firstIndex(where: { $0.key == part.name }) {
+                object.members[index].value = tensor
+            } else {
+                object.members.append((key: part.name, value: tensor))
+            }
+        }
+        return object
+    }
+
+    /// The request with its Content-Encoding undone (and the header removed), so that the
+    /// body handlers read is the plain one.
+    static func contentDecoded(_ request: HTTPRequest, maxInflatedBytes: Int) throws(ServiceError) -> HTTPRequest {
+        guard request.headers["content-encoding"] != nil else { return request }
+        var plain = request
+        plain.body = try decoded(request, maxInflatedBytes: maxInflatedBytes)
+        plain.head.headers.remove(name: "Content-Encoding")
+        return plain
+    }
+
+    /// The body with its Content-Encoding undone: identity, or gzip inflated within the limit.
+    private static func decoded(_ request: HTTPRequest, maxInflatedBytes: Int) throws(ServiceError) -> [UInt8] {
+        guard let encoding = request.headers["content-encoding"] else { return request.body }
+        var body = request.body
+        let codings = encoding.split(separator: ",").map { String($0).trimmingOWS().lowercased() }.filter { !$0.isEmpty }
+        for coding in codings.reversed() {
+            switch coding {
+            case "identity":
+                continue
+            case "gzip", "x-gzip":
+                do throws(Gzip.InflateError) {
+                    body = try Gzip.inflate(body, limit: maxInflatedBytes)
+                } catch {
+                    switch error {
+                    case .tooLarge:
+                        throw ServiceError(
+                            status: .contentTooLarge, code: "content_too_large",
+                            detail: "the gzip body inflates to more than \(maxInflatedBytes) bytes")
+                    case .malformed(let detail):
+                        throw ServiceError(status: .badRequest, code: "malformed_request", detail: detail)
+                    }
+                }
+            default:
+                throw ServiceError(
+                    status: .unsupportedMediaType, code: "unsupported_media_type",
+                    detail: "Content-Encoding \(coding) is not supported; send gzip or identity")
+            }
+        }
+        return body
+    }
+
+    private static func parseObject(_ body: [UInt8]) throws(ServiceError) -> JSONObject {
+        guard !body.isEmpty else {
             throw ServiceError(status: .badRequest, code: "invalid_json", detail: "the request body is empty; send a JSON object")
         }
         let node: JSONNode
         do {
-            node = try JSONReader.parse(request.body)
+            node = try JSONReader.parse(body)
         } catch {
             throw ServiceError(status: .badRequest, code: "invalid_json", detail: "malformed JSON: \(error)")
         }

@@ -1,0 +1,126 @@
+import CZlib
+import LossdHTTP
+
+/// gzip through the system zlib: streaming inflate of request bodies with a hard limit on
+/// the inflated size (checked chunk by chunk, so a small bomb never grows past the limit),
+/// and deflate of response bodies.
+enum Gzip {
+    enum InflateError: Error, Equatable {
+        /// The inflated body would pass the limit.
+        case tooLarge
+        /// Not a gzip stream, a corrupt one, or a truncated one.
+        case malformed(String)
+    }
+
+    /// zlib's `windowBits` for a gzip wrapper (15 + 16); `inflateInit2`/`deflateInit2` are
+    /// function-like macros, so the `_` forms are called with the version and struct size.
+    private static let gzipWindowBits: Int32 = MAX_WBITS + 16
+    private static let streamSize = Int32(MemoryLayout<z_stream>.size)
+
+    /// Inflates a gzip body (one or more members) to at most `limit` bytes.
+    static func inflate(_ input: [UInt8], limit: Int) throws(InflateError) -> [UInt8] {
+        guard input.count <= Int(UInt32.max) else { throw .tooLarge }
+        let result: Result<[UInt8], InflateError> = input.withUnsafeBufferPointer { source in
+            var stream = z_stream()
+            guard inflateInit2_(&stream, gzipWindowBits, zlibVersion(), streamSize) == Z_OK else {
+                return .failure(.malformed("the gzip decoder could not start"))
+            }
+            defer { inflateEnd(&stream) }
+            stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
+            stream.avail_in = UInt32(source.count)
+            var output: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let rc = chunk.withUnsafeMutableBufferPointer { out in
+                    stream.next_out = out.baseAddress
+                    stream.avail_out = UInt32(out.count)
+                    return CZlib.inflate(&stream, Z_NO_FLUSH)
+                }
+                let produced = chunk.count - Int(stream.avail_out)
+                guard output.count + produced <= limit else { return .failure(.tooLarge) }
+                output.append(contentsOf: chunk[0..<produced])
+                switch rc {
+                case Z_STREAM_END:
+                    if stream.avail_in == 0 { return .success(output) }
+                    inflateReset(&stream)  // another gzip member follows
+                case Z_OK:
+                    continue
+                case Z_BUF_ERROR where stream.avail_in > 0 || produced > 0:
+                    continue
+                case Z_BUF_ERROR:
+                    return .failure(.malformed("the gzip stream is truncated"))
+                default:
+                    let message = stream.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
+                    return .failure(.malformed("the gzip stream is corrupt (\(message))"))
+                }
+            }
+        }
+        return try result.get()
+    }
+
+    /// The gzip encoding of `input`, or nil if zlib fails (the caller then sends it as is).
+    static func deflate(_ input: [UInt8], level: Int32 = 6) -> [UInt8]? {
+        guard input.count <= Int(UInt32.max) / 2 else { return nil }
+        var stream = z_stream()
+        guard deflateInit2_(&stream, level, Z_DEFLATED, gzipWindowBits, 8, Z_DEFAULT_STRATEGY, zlibVersion(), streamSize) == Z_OK else {
+            return nil
+        }
+        defer { deflateEnd(&stream) }
+        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))))
+        let rc = input.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { out in
+                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
+                stream.avail_in = UInt32(source.count)
+                stream.next_out = out.baseAddress
+                stream.avail_out = UInt32(out.count)
+                return CZlib.deflate(&stream, Z_FINISH)
+            }
+        }
+        guard rc == Z_STREAM_END else { return nil }
+        output.removeLast(Int(stream.avail_out))
+        return output
+    }
+}
+
+extension Gzip {
+    /// Responses smaller than this are sent as they are.
+    static let minimumCompressedSize = 1024
+
+    /// `response` gzip-encoded when it is a 2xx or 4xx of at least 1 KiB, not already
+    /// encoded, and the request's Accept-Encoding takes gzip; with `Vary: Accept-Encoding`.
+    static func compressed(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {
+        let status = response.status.code
+        guard (200..<300).contains(status) || (400..<500).contains(status),
+            response.body.count >= minimumCompressedSize,
+            response.headers["content-encoding"] == nil,
+            acceptsGzip(request.headers.values(named: "accept-encoding")),
+            let body = deflate(response.body)
+        else { return response }
+        var encoded = response
+        encoded.body = body
+        encoded.headers.add(name: "Content-Encoding", value: "gzip")
+        encoded.headers.add(name: "Vary", value: "Accept-Encoding")
+        return encoded
+    }
+
+    /// Whether Accept-Encoding values allow gzip: `gzip` (or `x-gzip`, or `*` when gzip is
+    /// not named) with a q-value above 0.
+    static func acceptsGzip(_ values: [String]) -> Bool {
+        var gzip: Double?
+        var wildcard: Double?
+        for element in values.flatMap({ $0.split(separator: ",") }) {
+            let pieces = element.split(separator: ";").map { String($0).trimmingOWS().lowercased() }
+            guard let coding = pieces.first, !coding.isEmpty else { continue }
+            var q = 1.0
+            for parameter in pieces.dropFirst() where parameter.hasPrefix("q=") {
+                q = Double(parameter.dropFirst(2)) ?? 0
+            }
+            switch coding {
+            case "gzip", "x-gzip": gzip = max(gzip ?? 0, q)
+            case "*": wildcard = q
+            default: break
+            }
+        }
+        return (gzip ?? wildcard ?? 0) > 0
+    }
+}

@@ -1,0 +1,206 @@
+import LossdHTTP
+import Synchronization
+
+/// Counters and fixed-bucket histograms in the Prometheus text exposition format
+/// (version 0.0.4), guarded by one mutex. Families are declared up front; a sample's
+/// label values come in the order of the family's label names.
+final class PrometheusRegistry: Sendable {
+    enum Kind: String, Sendable {
+        case counter, gauge, histogram
+    }
+
+    private struct Histogram {
+        var buckets: [UInt64]
+        var count: UInt64 = 0
+        var sum: Double = 0
+    }
+
+    private struct Family {
+        let name: String
+        let help: String
+        let kind: Kind
+        let labelNames: [String]
+        let bounds: [Double]
+        var values: [[String]: Double] = [:]
+        var histograms: [[String]: Histogram] = [:]
+    }
+
+    private struct State {
+        var families: [Family] = []
+        var index: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    init() {}
+
+    func declare(_ name: String, _ kind: Kind, help: String, labels: [String] = [], buckets: [Double] = []) {
+        state.withLock { state in
+            guard state.index[name] == nil else { return }
+            state.index[name] = state.families.count
+            state.families.append(
+                Family(name: name, help: help, kind: kind, labelNames: labels, bounds: buckets.sorted()))
+        }
+    }
+
+    /// Adds `amount` to a counter (or gauge) sample.
+    func add(_ name: String, _ labels: [String] = [], _ amount: Double = 1) {
+        state.withLock { state in
+            guard let i = state.index[name] else { return }
+            state.families[i].values[labels, default: 0] += amount
+        }
+    }
+
+    /// Sets a gauge sample.
+    func set(_ name: String, _ labels: [String] = [], _ value: Double) {
+        state.withLock { state in
+            guard let i = state.index[name] else { return }
+            state.families[i].values[labels] = value
+        }
+    }
+
+    /// Records one observation in a histogram.
+    func observe(_ name: String, _ labels: [String] = [], _ value: Double) {
+        state.withLock { state in
+            guard let i = state.index[name] else { return }
+            let bounds = state.families[i].bounds
+            var histogram = state.families[i].histograms[labels] ?? Histogram(buckets: Array(repeating: 0, count: bounds.count))
+            for (b, bound) in bounds.enumerated() where value <= bound { histogram.buckets[b] += 1 }
+            histogram.count += 1
+            histogram.sum += value
+            state.families[i].histograms[labels] = histogram
+        }
+    }
+
+    /// The current value of a counter or gauge sample (for tests).
+    func value(_ name: String, _ labels: [String] = []) -> Double? {
+        state.withLock { state in state.index[name].flatMap { state.families[$0].values[labels] } }
+    }
+
+    /// Every family, in declaration order, samples sorted by label values.
+    func render() -> String {
+        let families = state.withLock { $0.families }
+        var out = ""
+        for family in families {
+            out += "# HELP \(family.name) \(Self.escapeHelp(family.help))\n"
+            out += "# TYPE \(family.name) \(family.kind.rawValue)\n"
+            if family.kind == .histogram {
+                for labels in family.histograms.keys.sorted(by: Self.ordered) {
+                    let h = family.histograms[labels]!
+                    let base = zip(family.labelNames, labels).map { ($0, $1) }
+                    for (bound, count) in zip(family.bounds, h.buckets) {
+                        out += Self.sample(family.name + "_bucket", base + [("le", Self.format(bound))], Double(count))
+                    }
+                    out += Self.sample(family.name + "_bucket", base + [("le", "+Inf")], Double(h.count))
+                    out += Self.sample(family.name + "_sum", base, h.sum)
+                    out += Self.sample(family.name + "_count", base, Double(h.count))
+                }
+            } else {
+                for labels in family.values.keys.sorted(by: Self.ordered) {
+                    out += Self.sample(family.name, zip(family.labelNames, labels).map { ($0, $1) }, family.values[labels]!)
+                }
+            }
+        }
+        return out
+    }
+
+    private static func ordered(_ a: [String], _ b: [String]) -> Bool { a.lexicographicallyPrecedes(b) }
+
+    private static func sample(_ name: String, _ labels: [(String, String)], _ value: Double) -> String {
+        guard !labels.isEmpty else { return "\(name) \(format(value))\n" }
+        let text = labels.map { "\($0.0)=\"\(escapeLabel($0.1))\"" }.joined(separator: ",")
+        return "\(name){\(text)} \(format(value))\n"
+    }
+
+    static func format(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return "\(value)"
+    }
+
+    static func escapeLabel(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    private static func escapeHelp(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+}
+
+/// The gauges the HTTP server knows (read at scrape time).
+public struct ServerGauges: Sendable {
+    public var openConnections: Int
+    public var queueDepth: Int
+
+    public init(openConnections: Int, queueDepth: Int) {
+        self.openConnections = openConnections
+        self.queueDepth = queueDepth
+    }
+}
+
+/// lossd's metric families on top of a ``PrometheusRegistry``.
+final class ServiceMetrics: Sendable {
+    static let durationBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+    /// Method labels are bounded: anything else is `other`.
+    static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+    let registry = PrometheusRegistry()
+    private let gauges = Mutex<(@Sendable () -> ServerGauges)?>(nil)
+
+    init(version: String, blas: String, simd: String) {
+        let labels = ["route", "method", "status"]
+        registry.declare("lossd_requests_total", .counter, help: "HTTP requests answered, by route pattern, method and status.", labels: labels)
+        registry.declare(
+            "lossd_request_duration_seconds", .histogram, help: "Time from a request's first byte to its response.",
+            labels: ["route", "method"], buckets: Self.durationBuckets)
+        registry.declare("lossd_request_bytes_total", .counter, help: "Request bytes received (head and body).", labels: ["route", "method"])
+        registry.declare("lossd_response_bytes_total", .counter, help: "Response bytes sent (head and body).", labels: ["route", "method"])
+        registry.declare("lossd_open_connections", .gauge, help: "Open client connections.")
+        registry.declare("lossd_queue_depth", .gauge, help: "Requests waiting for a handler thread.")
+        registry.declare("lossd_calibrator_store_entries", .gauge, help: "Calibrators in the store.")
+        registry.declare("lossd_build_info", .gauge, help: "Build information; the value is always 1.", labels: ["version", "blas", "simd"])
+        registry.set("lossd_build_info", [version, blas, simd], 1)
+    }
+
+    func setGaugeSource(_ source: @escaping @Sendable () -> ServerGauges) {
+        gauges.withLock { $0 = source }
+    }
+
+    /// Records one exchange. `route` is the matched pattern (never the raw path).
+    func record(route: String, method: String?, status: Int, bytesIn: Int, bytesOut: Int, seconds: Double) {
+        let method = method.map { Self.knownMethods.contains($0) ? $0 : "other" } ?? "none"
+        registry.add("lossd_requests_total", [route, method, String(status)])
+        registry.observe("lossd_request_duration_seconds", [route, method], max(0, seconds))
+        registry.add("lossd_request_bytes_total", [route, method], Double(bytesIn))
+        registry.add("lossd_response_bytes_total", [route, method], Double(bytesOut))
+    }
+
+    /// The exposition text, gauges refreshed first.
+    func render(storeEntries: Int?) -> String {
+        if let source = gauges.withLock({ $0 }) {
+            let now = source()
+            registry.set("lossd_open_connections", [], Double(now.openConnections))
+            registry.set("lossd_queue_depth", [], Double(now.queueDepth))
+        }
+        if let storeEntries { registry.set("lossd_calibrator_store_entries", [], Double(storeEntries)) }
+        return registry.render()
+    }
+}

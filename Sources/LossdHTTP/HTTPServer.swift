@@ -19,6 +19,11 @@ public final class HTTPServer: Sendable {
     /// Binds the listening socket at once, so that a port clash fails here, not later.
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) throws(SocketError) {
         self.configuration = configuration
+        if configuration.tls != nil {
+            // OpenSSL writes with write(2), which raises SIGPIPE on a connection the peer has
+            // reset; the loop handles EPIPE itself, so the signal must not end the process.
+            signal(SIGPIPE, SIG_IGN)
+        }
         let pool = WorkerPool(threads: configuration.workerThreads, queueCapacity: configuration.maxQueuedRequests)
         loop = try EventLoop(configuration: configuration, responder: responder, pool: pool, logger: logger)
     }
@@ -103,6 +108,8 @@ private final class Connection {
     var detached = false
     /// Inside `parseRequests`: a response finished meanwhile must not re-enter it.
     var parsing = false
+    /// The connection's TLS session when the server speaks HTTPS; nil for plain TCP.
+    var tls: TLSSession?
 
     init(fd: Int32, id: UInt64, remoteAddress: String, limits: HTTPParserLimits) {
         self.fd = fd
@@ -112,6 +119,28 @@ private final class Connection {
     }
 
     var hasPendingOutput: Bool { outboundOffset < outbound.count }
+
+    /// Reads plaintext: decrypted when TLS is on, straight from the socket otherwise.
+    func receive(into buffer: UnsafeMutableRawBufferPointer) -> Socket.ReadResult {
+        if let tls { return tls.receive(into: buffer) }
+        return Socket.receive(fd, into: buffer)
+    }
+
+    /// Sends plaintext (encrypted when TLS is on): bytes taken, 0 to wait, nil when broken.
+    func send(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        if let tls { return tls.send(bytes) }
+        return Socket.send(fd, bytes)
+    }
+
+    /// The socket must be watched for readability: the phase wants input, or a TLS write
+    /// waits on a record from the peer.
+    var needsReadable: Bool {
+        ((phase == .reading || phase == .lingering) && !peerClosed) || (tls?.writeWantsReadable ?? false)
+    }
+
+    /// The socket must be watched for writability: output is queued, or a TLS read must
+    /// first send a handshake record.
+    var needsWritable: Bool { hasPendingOutput || (tls?.readWantsWritable ?? false) }
 }
 
 // MARK: - Event loop
@@ -289,6 +318,14 @@ private final class EventLoop: @unchecked Sendable {
                 fd: fd, id: nextConnectionID, remoteAddress: Socket.peerAddress(&storage),
                 limits: configuration.parserLimits)
             nextConnectionID += 1
+            if let context = configuration.tls {
+                guard let session = TLSSession(context: context, fd: fd) else {
+                    logger.error("cannot allocate a TLS session; closing the connection")
+                    close(fd)
+                    continue
+                }
+                connection.tls = session
+            }
             connections[fd] = connection
             connectionCount.store(connections.count, ordering: .relaxed)
             lossd_epoll_add(epollFD, fd, 1, 0)
@@ -297,7 +334,12 @@ private final class EventLoop: @unchecked Sendable {
     }
 
     /// Over the connection cap: a best-effort 503 and close, without registering the socket.
+    /// A TLS client is closed without one: it has not finished a handshake to read it over.
     private func rejectOverCapacity(_ fd: Int32) {
+        guard configuration.tls == nil else {
+            close(fd)
+            return
+        }
         var response = responder.errorResponse(status: .serviceUnavailable, detail: "too many open connections")
         response.headers.replaceOrAdd(name: "Retry-After", value: String(configuration.retryAfterSeconds))
         let bytes = serialize(response, keepAlive: false, isHead: false)
@@ -308,6 +350,13 @@ private final class EventLoop: @unchecked Sendable {
     // MARK: Events
 
     private func handleEvent(_ connection: Connection, flags: UInt32) {
+        if let tls = connection.tls {
+            // TLS may need the direction opposite to the operation it stopped in.
+            if flags & 1 != 0 && tls.writeWantsReadable { flush(connection) }
+            guard connections[connection.fd] === connection else { return }
+            if flags & 2 != 0 && tls.readWantsWritable && connection.readInterest { readAvailable(connection) }
+            guard connections[connection.fd] === connection else { return }
+        }
         if flags & 2 != 0 { flush(connection) }
         guard connections[connection.fd] === connection else { return }
         if flags & 1 != 0 && connection.readInterest { readAvailable(connection) }
@@ -327,13 +376,31 @@ private final class EventLoop: @unchecked Sendable {
     }
 
     private func readAvailable(_ connection: Connection) {
+        if let tls = connection.tls, !tls.handshakeStarted {
+            switch Socket.peekFirstByte(connection.fd) {
+            case nil:
+                break
+            case let byte? where byte != 0x16 && (0x41...0x5A).contains(byte):
+                // An upper-case letter where a TLS handshake record (0x16) belongs: a plain
+                // HTTP request. Answer it in plain text so the client learns why.
+                connection.tls = nil
+                failRequest(connection, status: .badRequest, detail: "this port speaks HTTPS; use an https:// URL")
+                return
+            default:
+                tls.handshakeStarted = true
+            }
+        }
         // A few reads per wake-up keeps one fast sender from starving the others.
         for _ in 0..<4 {
-            let result = readBuffer.withUnsafeMutableBytes { Socket.receive(connection.fd, into: $0) }
+            let result = readBuffer.withUnsafeMutableBytes { connection.receive(into: $0) }
             switch result {
             case .wouldBlock:
+                if connection.tls?.readWantsWritable == true { updateInterest(connection) }
                 return
             case .closed:
+                if let tls = connection.tls, !tls.lastError.isEmpty {
+                    logger.debug("TLS connection from \(connection.remoteAddress) ended: \(tls.lastError)")
+                }
                 connection.peerClosed = true
                 switch connection.phase {
                 case .awaitingResponse, .writingResponse:
@@ -502,7 +569,7 @@ private final class EventLoop: @unchecked Sendable {
     private func flush(_ connection: Connection) {
         while connection.hasPendingOutput {
             let sent = connection.outbound.withUnsafeBytes { raw in
-                Socket.send(connection.fd, UnsafeRawBufferPointer(rebasing: raw[connection.outboundOffset...]))
+                connection.send(UnsafeRawBufferPointer(rebasing: raw[connection.outboundOffset...]))
             }
             guard let sent else {
                 closeConnection(connection)
@@ -547,6 +614,7 @@ private final class EventLoop: @unchecked Sendable {
             closeConnection(connection)
             return
         }
+        connection.tls?.closeNotify()
         shutdown(connection.fd, Int32(SHUT_WR))
         connection.phase = .lingering
         setDeadline(connection, .linger, seconds: 2)
@@ -554,8 +622,8 @@ private final class EventLoop: @unchecked Sendable {
     }
 
     private func updateInterest(_ connection: Connection) {
-        let wantRead = (connection.phase == .reading || connection.phase == .lingering) && !connection.peerClosed
-        let wantWrite = connection.hasPendingOutput
+        let wantRead = connection.needsReadable
+        let wantWrite = connection.needsWritable
         if wantRead != connection.readInterest || wantWrite != connection.writeInterest {
             connection.readInterest = wantRead
             connection.writeInterest = wantWrite
@@ -566,6 +634,8 @@ private final class EventLoop: @unchecked Sendable {
     private func closeConnection(_ connection: Connection) {
         guard connections[connection.fd] === connection else { return }
         if !connection.detached { lossd_epoll_remove(epollFD, connection.fd) }
+        if !connection.peerClosed { connection.tls?.closeNotify() }
+        connection.tls = nil
         close(connection.fd)
         connections[connection.fd] = nil
         connectionCount.store(connections.count, ordering: .relaxed)

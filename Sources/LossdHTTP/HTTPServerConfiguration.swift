@@ -24,6 +24,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var retryAfterSeconds = 1
     /// Value of the `Server` header.
     public var serverName = "lossd"
+    /// When set, every connection speaks TLS (HTTPS) with this identity; plain HTTP is not
+    /// served on the same port.
+    public var tls: TLSContext?
 
     public init() {}
 }

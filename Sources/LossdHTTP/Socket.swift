@@ -124,7 +124,18 @@ enum Socket {
         case closed
     }
 
-    static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> ReadResult {
+    /// The next byte waiting on the socket, left in place; nil when none is there yet.
+    static func peekFirstByte(_ fd: Int32) -> UInt8? {
+        var byte: UInt8 = 0
+        while true {
+            let n = recv(fd, &byte, 1, Int32(MSG_PEEK))
+            if n == 1 { return byte }
+            if n < 0 && errno == EINTR { continue }
+            return nil
+        }
+    }
+
+        static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> ReadResult {
         while true {
             let n = recv(fd, buffer.baseAddress, buffer.count, 0)
             if n > 0 { return .data(n) }

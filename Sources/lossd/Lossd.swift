@@ -68,6 +68,16 @@ struct Lossd: ParsableCommand {
             """)
     var apiKey: String?
 
+    @Option(
+        help: """
+            PEM certificate chain (leaf first) to serve HTTPS with, TLS 1.2 or later; needs \
+            --tls-key. The port then speaks TLS only. [env: LOSSD_TLS_CERT] (default: none, plain HTTP)
+            """)
+    var tlsCert: String?
+
+    @Option(help: "PEM private key (unencrypted) of --tls-cert. [env: LOSSD_TLS_KEY] (default: none)")
+    var tlsKey: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [env: LOSSD_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -82,6 +92,8 @@ struct Settings: Sendable {
     var http = HTTPServerConfiguration()
     var service = ServiceConfiguration()
     var logLevel = Logger.Level.info
+    /// Certificate chain and key files when serving HTTPS.
+    var tls: (certificate: String, key: String)?
 
     init(from command: Lossd, environment: [String: String]) throws {
         func value<T>(_ flag: T?, _ variable: String, parse: (String) -> T?) throws -> T? {
@@ -117,6 +129,14 @@ struct Settings: Sendable {
                 throw ValidationError("api key must be printable ASCII without spaces")
             }
         }
+        let certificate = try value(command.tlsCert, "LOSSD_TLS_CERT") { $0.isEmpty ? nil : $0 }
+        let key = try value(command.tlsKey, "LOSSD_TLS_KEY") { $0.isEmpty ? nil : $0 }
+        switch (certificate, key) {
+        case let (certificate?, key?): tls = (certificate, key)
+        case (nil, nil): tls = nil
+        case (_?, nil): throw ValidationError("--tls-cert needs --tls-key (or LOSSD_TLS_KEY)")
+        case (nil, _?): throw ValidationError("--tls-key needs --tls-cert (or LOSSD_TLS_CERT)")
+        }
         let level = try value(command.logLevel, "LOSSD_LOG_LEVEL") { $0 } ?? "info"
         guard let parsedLevel = Logger.Level(rawValue: level.lowercased()) else {
             throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical (got \(level))")
@@ -145,7 +165,8 @@ struct Settings: Sendable {
             + "max_connections=\(http.maxConnections) header_timeout=\(http.headerTimeout)s "
             + "body_timeout=\(http.bodyTimeout)s keep_alive=\(http.keepAliveTimeout)s "
             + "shutdown_grace=\(http.shutdownGracePeriod)s data_dir=\(service.dataDirectory) log_level=\(logLevel) "
-            + "api_key=\(service.apiKey == nil ? "unset" : "set")"
+            + "api_key=\(service.apiKey == nil ? "unset" : "set") "
+            + "tls=\(tls.map { "cert:\($0.certificate)" } ?? "off")"
     }
 }
 

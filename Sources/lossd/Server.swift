@@ -35,11 +35,21 @@ enum Server {
             exit(1)
         }
 
+        var http = settings.http
+        if let files = settings.tls {
+            do {
+                http.tls = try TLSContext(certificateChainPath: files.certificate, privateKeyPath: files.key)
+            } catch {
+                logger.critical("cannot set up TLS: \(error)")
+                exit(1)
+            }
+        }
+
         let gate = ServerGate()
         let service = LossdService(configuration: settings.service, acceptingWork: { gate.acceptingWork })
         let server: HTTPServer
         do {
-            server = try HTTPServer(configuration: settings.http, responder: service, logger: logger)
+            server = try HTTPServer(configuration: http, responder: service, logger: logger)
         } catch {
             logger.critical("cannot listen on \(settings.http.host):\(settings.http.port): \(error)")
             exit(1)
@@ -52,7 +62,8 @@ enum Server {
         let (host, port) = server.boundAddress
         logger.info("configuration: \(settings.summary)")
         let shownHost = host.contains(":") ? "[\(host)]" : host
-        print("lossd \(LossdService.version) listening on http://\(shownHost):\(port)")
+        let scheme = http.tls == nil ? "http" : "https"
+        print("lossd \(LossdService.version) listening on \(scheme)://\(shownHost):\(port)")
         fflush(nil)  // all output streams; stdout itself is not concurrency-safe to name
 
         server.run()

@@ -106,6 +106,13 @@ public struct HTTPRequestParser: Sendable {
         self.limits = limits
     }
 
+    /// The method and target of the request being read, once its request line is complete
+    /// and until the request is: a request rejected after its request line (413 from its
+    /// `Content-Length`, say) can still be attributed in logs and metrics.
+    public var currentRequestLine: (method: String, target: String)? {
+        method.isEmpty ? nil : (method, target)
+    }
+
     /// Bytes received but not yet consumed by a complete request.
     public var bufferedByteCount: Int { buffer.count - readIndex }
 

@@ -178,6 +178,8 @@ private final class EventLoop: @unchecked Sendable {
     private var dateCache = HTTPDateCache()
     private let requestIDPrefix: String
     private var requestCounter: UInt64 = 0
+    private var refusedSinceWarning = 0
+    private var nextCapWarning: UInt64 = 0
 
     init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, pool: WorkerPool, logger: Logger) throws(SocketError) {
         self.configuration = configuration
@@ -336,15 +338,25 @@ private final class EventLoop: @unchecked Sendable {
     /// Over the connection cap: a best-effort 503 and close, without registering the socket.
     /// A TLS client is closed without one: it has not finished a handshake to read it over.
     private func rejectOverCapacity(_ fd: Int32) {
-        guard configuration.tls == nil else {
-            close(fd)
-            return
+        var bytesOut = 0
+        if configuration.tls == nil {
+            var response = responder.errorResponse(status: .serviceUnavailable, detail: "too many open connections")
+            response.headers.replaceOrAdd(name: "Retry-After", value: String(configuration.retryAfterSeconds))
+            let bytes = serialize(response, keepAlive: false, isHead: false)
+            bytes.withUnsafeBytes { bytesOut = Socket.send(fd, $0) ?? 0 }
         }
-        var response = responder.errorResponse(status: .serviceUnavailable, detail: "too many open connections")
-        response.headers.replaceOrAdd(name: "Retry-After", value: String(configuration.retryAfterSeconds))
-        let bytes = serialize(response, keepAlive: false, isHead: false)
-        bytes.withUnsafeBytes { _ = Socket.send(fd, $0) }
         close(fd)
+        // Counted like any answered request, so that shed connections show in the metrics.
+        refusedSinceWarning += 1
+        let now = Clock.now
+        if now >= nextCapWarning {
+            // At most one line a second, however many connections are refused.
+            logger.warning("connection cap (\(configuration.maxConnections)) reached; refused \(refusedSinceWarning) connection(s)")
+            refusedSinceWarning = 0
+            nextCapWarning = now + Clock.nanos(1)
+        }
+        responder.requestCompleted(
+            RequestRecord(method: nil, path: nil, status: .serviceUnavailable, bytesIn: 0, bytesOut: bytesOut, duration: 0))
     }
 
     // MARK: Events
@@ -556,11 +568,15 @@ private final class EventLoop: @unchecked Sendable {
             "peer": "\(connection.remoteAddress)",
         ]
         if !connection.requestID.isEmpty { metadata["request_id"] = "\(connection.requestID)" }
-        let line = head.map { "\($0.method) \($0.path)" } ?? "-"
+        // A request rejected before its head was complete may still have a request line.
+        let partial = head == nil ? connection.parser.currentRequestLine : nil
+        let method = head?.method ?? partial?.method
+        let path = head?.path ?? partial.map { String($0.target.prefix { $0 != "?" }) }
+        let line = method.map { "\($0) \(path ?? "")" } ?? "-"
         logger.info("\(line)", metadata: metadata)
         responder.requestCompleted(
             RequestRecord(
-                method: head?.method, path: head?.path, status: response.status, bytesIn: connection.bytesIn,
+                method: method, path: path, status: response.status, bytesIn: connection.bytesIn,
                 bytesOut: bytesOut, duration: elapsed / 1000))
     }
 

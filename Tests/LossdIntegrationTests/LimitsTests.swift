@@ -105,6 +105,9 @@ struct LimitsTests {
         let response = try third.readResponse()
         #expect(response.status == 503)
         #expect(response.header("retry-after") != nil)
+        // The refusal is counted in the metrics, with no route (no request was read).
+        let metrics = try second.exchange(get("/metrics")).bodyText
+        #expect(metrics.contains(#"lossd_requests_total{route="none",method="none",status="503"} 1"#), "\(metrics)")
         // Once one closes, a new connection is served again.
         _ = try first.exchange(get("/healthz", "Connection: close\r\n"))
         usleep(100_000)

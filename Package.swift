@@ -5,7 +5,7 @@
 //   LossdKernels  pure numerics on contiguous buffers, backed by OpenBLAS (CBLAS)
 //   LossdHTTP     our HTTP/1.1 server: bytes -> requests -> responses, no domain knowledge
 //   LossdJSON     strict JSON reader that packs numeric arrays into contiguous buffers
-//   LossdService  routing, decoding, validation, problem+json errors, the store (CSQLite)
+//   LossdService  routing, decoding, validation, problem+json errors, the store (CSQLite, CLibPQ)
 //   lossd         the executable: configuration and start-up
 import PackageDescription
 
@@ -33,6 +33,13 @@ let package = Package(
             name: "CSQLite",
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // The shared calibrator store for several replicas (LossdService/Store, `--store
+        // postgres://...`): PostgreSQL's C client library.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
         ),
         // gzip request bodies and responses (LossdService/Decoding/Gzip.swift).
         .systemLibrary(
@@ -73,6 +80,7 @@ let package = Package(
                 "LossdJSON",
                 "LossdKernels",
                 "CSQLite",
+                "CLibPQ",
                 "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -11,11 +11,28 @@ bash scripts/install-deps.sh --test || exit 1
 export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+pg_dir=""
+cleanup() {
+  rm -f "$log"
+  if [ -n "$pg_dir" ]; then bash scripts/postgres-test-server.sh stop "$pg_dir"; fi
+}
+trap cleanup EXIT
 
 echo "== swift build --build-tests"
 swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Write|Emitting|Linking|Applying)' || true
 if [ "${PIPESTATUS[0]}" -ne 0 ]; then echo "build failed"; exit 1; fi
+
+# A throwaway PostgreSQL 15 on loopback for the PostgreSQL-store integration tests
+# (scripts/postgres-test-server.sh; removed on exit). It exports LOSSD_TEST_POSTGRES_URL
+# and LOSSD_TEST_PGCTL, without which those tests are skipped.
+echo "== postgresql test server"
+pg_dir=$(mktemp -d /tmp/lossd-pg.XXXXXX)
+if ! pg_env=$(bash scripts/postgres-test-server.sh start "$pg_dir"); then
+  echo "the PostgreSQL test server did not start"
+  exit 1
+fi
+eval "$pg_env"
+echo "postgresql: ${LOSSD_TEST_POSTGRES_URL%%:*}://...@127.0.0.1 in $pg_dir"
 
 echo "== swift test"
 # The full log goes to a file; the console shows suites, failures and the totals.

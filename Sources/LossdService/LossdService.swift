@@ -44,9 +44,11 @@ public final class LossdService: HTTPResponder {
         state.storeReady.store(ready, ordering: .releasing)
     }
 
-    /// Gives the service its calibrator store (opened at start-up) and marks the store
-    /// ready; the calibrator routes answer 503 until then.
-    public func attachStore(_ store: CalibratorStore) {
+    /// Gives the service its calibrator store (opened at start-up: the SQLite file or the
+    /// PostgreSQL pool) and marks the store ready; the calibrator routes answer 503 until
+    /// then. Afterwards `/readyz` also follows the store's own `isAvailable` (a PostgreSQL
+    /// store that lost its database is not ready).
+    public func attachStore(_ store: any CalibratorStorage) {
         state.calibrators.attach(store)
         setStoreReady(true)
     }
@@ -111,11 +113,13 @@ public final class LossdService: HTTPResponder {
             json(["status": "ok"])
         }
         router.add("GET", "/readyz", inline: true) { _ throws(ServiceError) in
-            let store = state.storeReady.load(ordering: .acquiring)
+            // Flags only: this runs on the I/O thread and must never wait on a database.
+            let opened = state.storeReady.load(ordering: .acquiring)
+            let store = opened && !state.calibrators.attachedStoreIsUnavailable
             let accepting = state.acceptingWork()
             let body: JSONValue = [
                 "status": .string(store && accepting ? "ready" : "not_ready"),
-                "store": .string(store ? "open" : "closed"),
+                "store": .string(store ? "open" : opened ? "unreachable" : "closed"),
                 "accepting": .bool(accepting),
             ]
             guard store && accepting else {
@@ -145,7 +149,7 @@ public final class LossdService: HTTPResponder {
         router.add("POST", "/v1/aggregate") { route throws(ServiceError) in try AggregateEndpoint.respond(route.request) }
         router.add("POST", "/v1/ensemble") { route throws(ServiceError) in try EnsembleEndpoint.respond(route.request) }
         router.add("GET", "/metrics", inline: true) { _ throws(ServiceError) in
-            let entries = state.calibrators.isAttached ? try? state.calibrators.current().count() : nil
+            let entries = state.calibrators.sampledCount()
             return HTTPResponse(
                 status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
                 body: state.metrics.render(storeEntries: entries))

@@ -42,6 +42,7 @@ public struct ServiceError: Error, Sendable, Equatable {
         "http_version_not_supported": "HTTP version not supported",
         "overloaded": "Service overloaded",
         "not_ready": "Service not ready",
+        "precondition_failed": "Precondition failed",
         "internal": "Internal error",
         "unknown_loss": "Unknown loss",
         "missing_field": "Missing field",

@@ -39,6 +39,27 @@ struct Lossd: ParsableCommand {
     @Option(help: "Directory of the embedded store. [env: LOSSD_DATA_DIR] (default: ./data)")
     var dataDir: String?
 
+    @Option(
+        help: """
+            Calibrator store: `sqlite` (calibrators.sqlite in --data-dir) or a postgres:// (or \
+            postgresql://) URL, for several replicas sharing one database. The password is never \
+            printed; prefer the environment variable, which other users cannot read from the \
+            process list. [env: LOSSD_STORE] (default: sqlite)
+            """)
+    var store: String?
+
+    @Option(help: "PostgreSQL connections per process. [env: LOSSD_STORE_POOL_SIZE] (default: --threads)")
+    var storePoolSize: Int?
+
+    @Option(
+        help: """
+            Seconds start-up keeps retrying an unreachable PostgreSQL before it exits 1 (a wrong \
+            password or database stops it at once). Once serving, lossd never exits for the database: \
+            store routes answer 503 and /readyz 503 while it is down, and recover by themselves. \
+            [env: LOSSD_STORE_STARTUP_WAIT] (default: 30)
+            """)
+    var storeStartupWait: Double?
+
     @Option(help: "Largest request header section, in bytes (431 beyond). [env: LOSSD_MAX_HEADER_BYTES] (default: 16384)")
     var maxHeaderBytes: Int?
 
@@ -92,6 +113,8 @@ struct Settings: Sendable {
     var http = HTTPServerConfiguration()
     var service = ServiceConfiguration()
     var logLevel = Logger.Level.info
+    /// The calibrator store: SQLite (default) or PostgreSQL.
+    var store = StoreSettings()
     /// Certificate chain and key files when serving HTTPS.
     var tls: (certificate: String, key: String)?
 
@@ -120,6 +143,9 @@ struct Settings: Sendable {
         http.keepAliveTimeout = try value(command.keepAliveTimeout, "LOSSD_KEEP_ALIVE_TIMEOUT") { Double($0) } ?? 60
         http.shutdownGracePeriod = try value(command.shutdownGrace, "LOSSD_SHUTDOWN_GRACE") { Double($0) } ?? 10
         service.dataDirectory = try value(command.dataDir, "LOSSD_DATA_DIR") { $0.isEmpty ? nil : $0 } ?? "./data"
+        store = try StoreSettings(
+            store: command.store, poolSize: command.storePoolSize, startupWait: command.storeStartupWait,
+            environment: environment, workerThreads: http.workerThreads)
         service.maxBodyBytes = http.parserLimits.maxBodyBytes
         // An empty LOSSD_API_KEY means no key, as if unset.
         service.apiKey = command.apiKey ?? environment["LOSSD_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
@@ -164,7 +190,7 @@ struct Settings: Sendable {
             + "max_body_bytes=\(limits.maxBodyBytes) max_header_bytes=\(limits.maxHeaderBytes) "
             + "max_connections=\(http.maxConnections) header_timeout=\(http.headerTimeout)s "
             + "body_timeout=\(http.bodyTimeout)s keep_alive=\(http.keepAliveTimeout)s "
-            + "shutdown_grace=\(http.shutdownGracePeriod)s data_dir=\(service.dataDirectory) log_level=\(logLevel) "
+            + "shutdown_grace=\(http.shutdownGracePeriod)s data_dir=\(service.dataDirectory) \(store.summary) log_level=\(logLevel) "
             + "api_key=\(service.apiKey == nil ? "unset" : "set") "
             + "tls=\(tls.map { "cert:\($0.certificate)" } ?? "off")"
     }

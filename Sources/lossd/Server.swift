@@ -19,17 +19,22 @@ enum Server {
         let logger = Logger(label: "lossd")
         signal(SIGPIPE, SIG_IGN)
 
-        do {
-            try DataDirectory.prepare(settings.service.dataDirectory)
-        } catch {
-            logger.critical("cannot use data directory: \(error)")
-            exit(1)
+        // The data directory holds the SQLite store; a PostgreSQL store needs none (so a
+        // replica can run on a read-only file system).
+        if settings.store.kind == .sqlite {
+            do {
+                try DataDirectory.prepare(settings.service.dataDirectory)
+            } catch {
+                logger.critical("cannot use data directory: \(error)")
+                exit(1)
+            }
         }
-        // The calibrator store opens (schema migrated, integrity checked) before the port
-        // does: a corrupt or unwritable store stops start-up instead of losing data.
-        let store: CalibratorStore
+        // The calibrator store opens (schema migrated, integrity checked; PostgreSQL retried
+        // for --store-startup-wait seconds) before the port does: a corrupt, unwritable or
+        // unreachable store stops start-up instead of losing data.
+        let store: any CalibratorStorage
         do {
-            store = try CalibratorStore(directory: settings.service.dataDirectory)
+            store = try settings.store.open(dataDirectory: settings.service.dataDirectory, logger: logger)
         } catch {
             logger.critical("cannot open the calibrator store: \(error)")
             exit(1)

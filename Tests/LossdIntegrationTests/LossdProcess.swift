@@ -80,6 +80,16 @@ final class LossdProcess {
 
     var isRunning: Bool { process.isRunning }
 
+    /// Stops the process (SIGTERM, then SIGKILL after 10 s) and returns everything it
+    /// wrote to standard error. Only for short runs: a chatty process fills the pipe.
+    func stopAndReadStandardError() -> String {
+        if process.isRunning {
+            signal(SIGTERM)
+            if waitForExit(timeout: 10) == nil { signal(SIGKILL) }
+        }
+        return String(decoding: stderrPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
     deinit {
         if process.isRunning {
             process.terminate()

@@ -190,7 +190,7 @@ struct CalibratorStoreTests {
         let connection = try Connection(path: directory + "/calibrators.sqlite")
         try connection.execute("UPDATE schema_version SET version = 99", [], operation: "test")
         connection.close()
-        #expect(throws: CalibratorStoreError.unsupportedSchema(path: directory + "/calibrators.sqlite", found: 99, supported: 1)) {
+        #expect(throws: CalibratorStoreError.unsupportedSchema(path: directory + "/calibrators.sqlite", found: 99, supported: CalibratorStore.schemaVersion)) {
             _ = try CalibratorStore(directory: directory)
         }
     }

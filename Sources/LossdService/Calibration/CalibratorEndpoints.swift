@@ -8,16 +8,23 @@ import Synchronization
     import Glibc
 #endif
 
-/// Holds the service's calibrator store once start-up has opened it.
+/// Holds the service's calibrator store (SQLite or PostgreSQL) once start-up has opened it.
 final class CalibratorStoreSlot: Sendable {
-    private let store = Mutex<CalibratorStore?>(nil)
+    private let store = Mutex<(any CalibratorStorage)?>(nil)
 
-    func attach(_ store: CalibratorStore) { self.store.withLock { $0 = store } }
+    func attach(_ store: any CalibratorStorage) { self.store.withLock { $0 = store } }
 
     var isAttached: Bool { store.withLock { $0 != nil } }
 
+    /// Whether an attached store says it cannot serve now (a PostgreSQL store whose
+    /// database is unreachable). Never blocks: `/readyz` runs on the I/O thread.
+    var attachedStoreIsUnavailable: Bool { (store.withLock { $0 }).map { !$0.isAvailable } ?? false }
+
+    /// The attached store's count for `/metrics` (never blocks on a network).
+    func sampledCount() -> Int? { store.withLock { $0 }?.sampledCount() }
+
     /// The store, or 503 while none is open.
-    func current() throws(ServiceError) -> CalibratorStore {
+    func current() throws(ServiceError) -> any CalibratorStorage {
         guard let store = store.withLock({ $0 }) else {
             var error = ServiceError(status: .serviceUnavailable, code: "not_ready", detail: "the calibrator store is not open")
             error.headers = [("Retry-After", "1")]
@@ -49,7 +56,7 @@ enum CalibratorEndpoints {
             try put(route.parameters["name"] ?? "", route.request, slot: slot)
         }
         router.add("DELETE", "/v1/calibrators/{name}") { route throws(ServiceError) in
-            try delete(route.parameters["name"] ?? "", slot: slot)
+            try delete(route.parameters["name"] ?? "", route.request, slot: slot)
         }
         router.add("POST", "/v1/calibrators/{name}/apply") { route throws(ServiceError) in
             try apply(route.parameters["name"] ?? "", route.request, slot: slot)
@@ -108,9 +115,10 @@ enum CalibratorEndpoints {
         }
         let answer: JSONValue = ["calibrator": record.json, "fit": .object(fitMembers)]
         guard let name, let store else { return LossdService.json(answer) }
-        _ = try perform("put") { () throws(CalibratorStoreError) in try store.put(record.stored) }
+        let written = try perform("put") { () throws(CalibratorStoreError) in try store.put(record.stored, preconditions: .none) }
         var response = LossdService.json(answer, status: .created)
         response.headers.add(name: "Location", value: location(name))
+        if case .written(_, let revision) = written { response.headers.add(name: "ETag", value: EntityTag.header(for: revision)) }
         return response
     }
 
@@ -255,10 +263,12 @@ enum CalibratorEndpoints {
     static func show(_ name: String, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         try CalibratorCodec.checkName(name, field: nil)
         let store = try slot.current()
-        guard let stored = try perform("get", { () throws(CalibratorStoreError) in try store.get(name) }) else {
+        guard let stored = try perform("get", { () throws(CalibratorStoreError) in try store.fetch(name) }) else {
             throw notFound(name)
         }
-        return HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: Array(stored.document.utf8))
+        return HTTPResponse(
+            status: .ok, headers: ["Content-Type": "application/json", "ETag": EntityTag.header(for: stored.revision)],
+            body: Array(stored.calibrator.document.utf8))
     }
 
     static func put(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
@@ -278,17 +288,39 @@ enum CalibratorEndpoints {
                 .invalidParam, field: "/fitted_on", "`fitted_on` must be a non-negative integer (got \(ResolvedParameters.text(other)))")
         }
         let record = CalibratorRecord(name: name, model: model, fittedOn: fittedOn, createdAt: CalibratorCodec.timestamp())
-        let outcome = try perform("put") { () throws(CalibratorStoreError) in try store.put(record.stored) }
-        var response = LossdService.json(record.json, status: outcome == .created ? .created : .ok)
-        if outcome == .created { response.headers.add(name: "Location", value: location(name)) }
-        return response
+        let preconditions = WritePreconditions(
+            ifMatch: EntityTagCondition.parse(request.headers.values(named: "If-Match")),
+            ifNoneMatch: EntityTagCondition.parse(request.headers.values(named: "If-None-Match")))
+        let result = try perform("put") { () throws(CalibratorStoreError) in try store.put(record.stored, preconditions: preconditions) }
+        switch result {
+        case .preconditionFailed(let current):
+            throw preconditionFailed(name, current: current)
+        case let .written(outcome, revision):
+            var response = LossdService.json(record.json, status: outcome == .created ? .created : .ok)
+            if outcome == .created { response.headers.add(name: "Location", value: location(name)) }
+            response.headers.add(name: "ETag", value: EntityTag.header(for: revision))
+            return response
+        }
     }
 
-    static func delete(_ name: String, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
+    static func delete(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         try CalibratorCodec.checkName(name, field: nil)
         let store = try slot.current()
-        guard try perform("delete", { () throws(CalibratorStoreError) in try store.delete(name) }) else { throw notFound(name) }
-        return HTTPResponse(status: .noContent)
+        let preconditions = WritePreconditions(ifMatch: EntityTagCondition.parse(request.headers.values(named: "If-Match")))
+        switch try perform("delete", { () throws(CalibratorStoreError) in try store.delete(name, preconditions: preconditions) }) {
+        case .deleted: return HTTPResponse(status: .noContent)
+        case .notFound: throw notFound(name)
+        case .preconditionFailed(let current): throw preconditionFailed(name, current: current)
+        }
+    }
+
+    /// 412: the `If-Match` / `If-None-Match` of a write did not hold for the stored
+    /// revision; nothing was written.
+    private static func preconditionFailed(_ name: String, current: Int64?) -> ServiceError {
+        let state = current.map { "is at ETag \(EntityTag.header(for: $0))" } ?? "does not exist"
+        return ServiceError(
+            status: HTTPStatus(code: 412), code: "precondition_failed",
+            detail: "the preconditions of the request do not hold: calibrator `\(name)` \(state)")
     }
 
     private static func load(_ name: String, slot: CalibratorStoreSlot) throws(ServiceError) -> CalibratorRecord {

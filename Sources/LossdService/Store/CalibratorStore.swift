@@ -6,7 +6,8 @@ import Synchronization
 #endif
 
 /// Why the calibrator store cannot be used. Thrown at open (corrupt or unwritable file, a
-/// schema from a newer lossd) and by operations (I/O errors, a full disk); never swallowed.
+/// schema from a newer lossd, an unreachable database) and by operations (I/O errors, a
+/// full disk, a lost database connection); never swallowed.
 public enum CalibratorStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file is not a database, or `PRAGMA integrity_check` found damage.
     case corrupt(path: String, detail: String)
@@ -14,8 +15,12 @@ public enum CalibratorStoreError: Error, Sendable, Equatable, CustomStringConver
     case unwritable(path: String, detail: String)
     /// The schema was written by a newer lossd than this one understands.
     case unsupportedSchema(path: String, found: Int, supported: Int)
-    /// An operation failed (SQLite's message; no paths).
+    /// An operation failed (the database's message; no paths, no passwords).
     case failed(operation: String, detail: String)
+    /// The database server could not be reached (PostgreSQL; `location` has no password).
+    case unreachable(location: String, detail: String)
+    /// The store setting cannot be used (an unparsable database URL).
+    case invalidLocation(detail: String)
 
     public var description: String {
         switch self {
@@ -27,6 +32,10 @@ public enum CalibratorStoreError: Error, Sendable, Equatable, CustomStringConver
             "calibrator store \(path) has schema version \(found); this lossd supports up to \(supported)"
         case let .failed(operation, detail):
             "calibrator store: \(operation) failed (\(detail))"
+        case let .unreachable(location, detail):
+            "calibrator store \(location) is unreachable (\(detail))"
+        case let .invalidLocation(detail):
+            "calibrator store: \(detail)"
         }
     }
 }
@@ -61,20 +70,26 @@ public struct StoredCalibrator: Sendable, Equatable {
 /// directory. WAL journal with `synchronous=FULL`, so a `put` has reached the disk when it
 /// returns (a calibrator is durable before its 201). One connection behind a mutex serves
 /// every worker thread; other processes on the same file wait up to the busy timeout.
-public final class CalibratorStore: Sendable {
+/// Revisions come from a counter row in the file, so they are never reused.
+public final class CalibratorStore: CalibratorStorage {
     public static let fileName = "calibrators.sqlite"
     /// The schema this build writes; older files are migrated at open, newer ones refused.
-    public static let schemaVersion = 1
+    /// 1: `calibrators`; 2: adds `calibrators.revision` and the `revision_counter` row.
+    public static let schemaVersion = 2
     public static let busyTimeoutMilliseconds: Int32 = 5000
 
-    public enum PutOutcome: Sendable, Equatable {
-        case created
-        case replaced
-    }
+    /// Kept for callers of the first store API; the same as `CalibratorPutOutcome`.
+    public typealias PutOutcome = CalibratorPutOutcome
 
     /// Where the file is (":memory:" for an in-memory store).
     public let path: String
     private let connection: Mutex<Connection?>
+    /// Cleared by `close()`; read by `isAvailable` without waiting for the connection.
+    private let isOpen = Atomic<Bool>(true)
+
+    public var backend: String { "sqlite" }
+    public var location: String { path }
+    public var isAvailable: Bool { isOpen.load(ordering: .acquiring) }
 
     /// Opens (creating if needed) `directory/calibrators.sqlite`, migrates its schema and
     /// checks its integrity.
@@ -101,36 +116,39 @@ public final class CalibratorStore: Sendable {
         self.connection = Mutex(connection)
     }
 
-    /// Inserts or replaces `calibrator` in one transaction; says which it was.
-    @discardableResult
-    public func put(_ calibrator: StoredCalibrator) throws(CalibratorStoreError) -> PutOutcome {
+    /// Inserts or replaces `calibrator` in one transaction (`BEGIN IMMEDIATE`, so the
+    /// precondition check and the write are atomic against other connections too) with the
+    /// next revision of the counter.
+    public func put(_ calibrator: StoredCalibrator, preconditions: WritePreconditions) throws(CalibratorStoreError) -> ConditionalPut {
         try withConnection("put") { db throws(CalibratorStoreError) in
-            try db.transaction("put") { () throws(CalibratorStoreError) -> PutOutcome in
-                let existed = try db.query(
-                    "SELECT 1 FROM calibrators WHERE name = ?1", [.text(calibrator.name)], operation: "put"
-                ) { _ in true }.first ?? false
+            try db.transaction("put") { () throws(CalibratorStoreError) -> ConditionalPut in
+                let current = try db.revision(of: calibrator.name, operation: "put")
+                guard preconditions.allow(current: current) else { return .preconditionFailed(current: current) }
+                let revision = try db.nextRevision(operation: "put")
                 try db.execute(
                     """
-                    INSERT OR REPLACE INTO calibrators (name, method, classes, created_at, document)
-                    VALUES (?1, ?2, ?3, ?4, ?5)
+                    INSERT OR REPLACE INTO calibrators (name, method, classes, created_at, document, revision)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                     """,
                     [.text(calibrator.name), .text(calibrator.method), .int(calibrator.classes), .text(calibrator.createdAt),
-                     .text(calibrator.document)],
+                     .text(calibrator.document), .int(Int(revision))],
                     operation: "put")
-                return existed ? .replaced : .created
+                return .written(current == nil ? .created : .replaced, revision: revision)
             }
         }
     }
 
-    /// The calibrator called `name`, or nil.
-    public func get(_ name: String) throws(CalibratorStoreError) -> StoredCalibrator? {
+    /// The calibrator called `name` and its revision, or nil.
+    public func fetch(_ name: String) throws(CalibratorStoreError) -> RevisedCalibrator? {
         try withConnection("get") { db throws(CalibratorStoreError) in
             try db.query(
-                "SELECT name, method, classes, created_at, document FROM calibrators WHERE name = ?1", [.text(name)],
+                "SELECT name, method, classes, created_at, document, revision FROM calibrators WHERE name = ?1", [.text(name)],
                 operation: "get"
             ) { row in
-                StoredCalibrator(
-                    name: row.text(0), method: row.text(1), classes: row.int(2), createdAt: row.text(3), document: row.text(4))
+                RevisedCalibrator(
+                    calibrator: StoredCalibrator(
+                        name: row.text(0), method: row.text(1), classes: row.int(2), createdAt: row.text(3), document: row.text(4)),
+                    revision: Int64(row.int(5)))
             }.first
         }
     }
@@ -144,12 +162,15 @@ public final class CalibratorStore: Sendable {
         }
     }
 
-    /// Deletes `name`; false when there was none.
-    @discardableResult
-    public func delete(_ name: String) throws(CalibratorStoreError) -> Bool {
+    /// Deletes `name` when `preconditions` allow it, in one transaction.
+    public func delete(_ name: String, preconditions: WritePreconditions) throws(CalibratorStoreError) -> ConditionalDelete {
         try withConnection("delete") { db throws(CalibratorStoreError) in
-            try db.execute("DELETE FROM calibrators WHERE name = ?1", [.text(name)], operation: "delete")
-            return sqlite3_changes(db.handle) > 0
+            try db.transaction("delete") { () throws(CalibratorStoreError) -> ConditionalDelete in
+                guard let current = try db.revision(of: name, operation: "delete") else { return .notFound }
+                guard preconditions.allow(current: current) else { return .preconditionFailed(current: current) }
+                try db.execute("DELETE FROM calibrators WHERE name = ?1", [.text(name)], operation: "delete")
+                return .deleted
+            }
         }
     }
 
@@ -160,8 +181,14 @@ public final class CalibratorStore: Sendable {
         }
     }
 
+    /// A local file answers at once: the exact count (nil when closed or failing).
+    public func sampledCount() -> Int? {
+        try? count()
+    }
+
     /// Checkpoints the WAL and closes the file; later calls fail with `.failed`.
     public func close() {
+        isOpen.store(false, ordering: .releasing)
         connection.withLock { connection in
             connection?.close()
             connection = nil
@@ -245,8 +272,10 @@ final class Connection: @unchecked Sendable {
         try migrate()
     }
 
-    /// Creates or upgrades the schema. Version 1: `calibrators(name, method, classes,
-    /// created_at, document)`, one row per name.
+    /// Creates or upgrades the schema, one step per version, all in one transaction.
+    /// Version 1: `calibrators(name, method, classes, created_at, document)`, one row per
+    /// name. Version 2: `calibrators.revision` and `revision_counter(id = 1, last)`; the
+    /// rows of a version-1 file get revisions 1...n (by name) and the counter n.
     private func migrate() throws(CalibratorStoreError) {
         try openExecute("BEGIN IMMEDIATE")
         do throws(CalibratorStoreError) {
@@ -267,7 +296,14 @@ final class Connection: @unchecked Sendable {
                     ) WITHOUT ROWID
                     """)
             }
-            // Later versions: `if found < 2 { ALTER TABLE ... }`, each step in this transaction.
+            if found < 2 {
+                try openExecute("ALTER TABLE calibrators ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+                try openExecute(
+                    "CREATE TABLE IF NOT EXISTS revision_counter (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)")
+                try openExecute("UPDATE calibrators SET revision = (SELECT count(*) FROM calibrators AS c WHERE c.name <= calibrators.name)")
+                try openExecute("INSERT OR REPLACE INTO revision_counter (id, last) VALUES (1, (SELECT count(*) FROM calibrators))")
+            }
+            // Later versions: `if found < 3 { ... }`, each step in this transaction.
             if found != CalibratorStore.schemaVersion {
                 try openExecute("DELETE FROM schema_version")
                 try openExecute("INSERT INTO schema_version (version) VALUES (\(CalibratorStore.schemaVersion))")
@@ -322,6 +358,20 @@ final class Connection: @unchecked Sendable {
             _ = sqlite3_exec(handle, "ROLLBACK", nil, nil, nil)
             throw error
         }
+    }
+
+    /// The stored revision of `name`, or nil when there is none (inside a transaction).
+    func revision(of name: String, operation: String) throws(CalibratorStoreError) -> Int64? {
+        try query("SELECT revision FROM calibrators WHERE name = ?1", [.text(name)], operation: operation) { Int64($0.int(0)) }.first
+    }
+
+    /// Takes the next revision from the counter (inside the write's transaction, so a
+    /// rolled-back write may skip a number but none is ever handed out twice).
+    func nextRevision(operation: String) throws(CalibratorStoreError) -> Int64 {
+        try execute("UPDATE revision_counter SET last = last + 1 WHERE id = 1", [], operation: operation)
+        guard let next = try query("SELECT last FROM revision_counter WHERE id = 1", [], operation: operation, { Int64($0.int(0)) }).first
+        else { throw .failed(operation: operation, detail: "the revision counter is missing") }
+        return next
     }
 
     func execute(_ sql: String, _ bindings: [SQLValue], operation: String) throws(CalibratorStoreError) {

@@ -1,3 +1,5 @@
+import LossdJSON
+
 /// A JSON document for small, structured responses (status, catalogues, errors).
 /// Tensors are written by dedicated encoders, not through this type.
 public enum JSONValue: Sendable, Equatable {
@@ -101,29 +103,61 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     static func writeRow(_ values: ArraySlice<Double>, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        var first = true
-        for v in values {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            writeNumber(v, into: &out)
+        // Numbers go to a stack buffer and into `out` a few kilobytes at a time, rather than
+        // one append per number.
+        let chunk = 4096
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunk) { buffer in
+            let base = buffer.baseAddress!
+            var p = base
+            p.pointee = UInt8(ascii: "[")
+            p += 1
+            var first = true
+            for v in values {
+                if p - base > chunk - JSONNumberWriter.maxLength - 2 {
+                    out.append(contentsOf: UnsafeBufferPointer(start: base, count: p - base))
+                    p = base
+                }
+                if !first {
+                    p.pointee = UInt8(ascii: ",")
+                    p += 1
+                }
+                first = false
+                p += writeNumber(v, to: p)
+            }
+            p.pointee = UInt8(ascii: "]")
+            p += 1
+            out.append(contentsOf: UnsafeBufferPointer(start: base, count: p - base))
         }
-        out.append(UInt8(ascii: "]"))
     }
 
     /// Shortest round-trip text for finite values (integral ones without `.0`); JSON has
     /// no NaN or infinity, so those become null.
     static func writeNumber(_ d: Double, into out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: JSONNumberWriter.maxLength) { buffer in
+            let count = writeNumber(d, to: buffer.baseAddress!)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<count]))
+        }
+    }
+
+    /// `writeNumber(_:into:)` at `p`, which has room for `JSONNumberWriter.maxLength` bytes;
+    /// returns the length.
+    @inline(__always)
+    static func writeNumber(_ d: Double, to p: UnsafeMutablePointer<UInt8>) -> Int {
         guard d.isFinite else {
-            out.append(contentsOf: "null".utf8)
-            return
+            for (i, byte) in "null".utf8.enumerated() { p[i] = byte }
+            return 4
         }
-        if d == d.rounded(), abs(d) < 1e15 {
-            out.append(contentsOf: String(Int64(d)).utf8)
-            if d == 0, d.sign == .minus { out.insert(UInt8(ascii: "-"), at: out.count - 1) }
-        } else {
-            out.append(contentsOf: d.description.utf8)
+        // Integral and below 1e15 (`d == d.rounded()` calls libm's round() on baseline x86-64).
+        if abs(d) < 1e15, d == Double(Int64(d)) {
+            if d == 0, d.sign == .minus {
+                p[0] = UInt8(ascii: "-")
+                p[1] = UInt8(ascii: "0")
+                return 2
+            }
+            return JSONNumberWriter.writeInteger(Int64(d), to: p)
         }
+        // Schubfach: the same text as `d.description`, without allocating.
+        return JSONNumberWriter.writeShortest(d, to: p)
     }
 
     static func writeString(_ s: String, into out: inout [UInt8]) {

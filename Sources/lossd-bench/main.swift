@@ -81,6 +81,8 @@ let parseMs = time(5) {
 }
 print("parse \(format3(bodyMB)) MB body of 1,000,000 shortest-round-trip doubles: \(format3(parseMs)) ms, \(format3(bodyMB / parseMs * 1000)) MB/s")
 
+benchNumberWriting()
+
 print("== POST /v1/loss in-process (no sockets): 256x1000 nested-array logits")
 var request = Array(#"{"loss": "cross_entropy", "labels": ["#.utf8)
 request.append(contentsOf: (0..<256).map { String($0 % 1000) }.joined(separator: ",").utf8)

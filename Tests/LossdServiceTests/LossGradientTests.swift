@@ -65,13 +65,24 @@ struct LossGradientTests {
                 #expect(count > 0, "\(name): no \(spec.name) values to differentiate")
                 #expect(analytic.count == count, "\(name) ∂/∂\(spec.name) has \(analytic.count) entries for \(count) inputs")
                 for k in 0..<min(count, analytic.count) {
-                    let x = flat(input)[k], h = 1e-5 * max(1, abs(x))
-                    body[spec.name] = replacing(k, in: input, with: x + h)
-                    let up = try post(body).json["value"] as! Double
-                    body[spec.name] = replacing(k, in: input, with: x - h)
-                    let down = try post(body).json["value"] as! Double
-                    body[spec.name] = input
-                    let numeric = (up - down) / (2 * h)
+                    let x = flat(input)[k]
+                    func centralDifference(_ h: Double) throws -> Double {
+                        body[spec.name] = replacing(k, in: input, with: x + h)
+                        let up = try post(body).json["value"] as! Double
+                        body[spec.name] = replacing(k, in: input, with: x - h)
+                        let down = try post(body).json["value"] as! Double
+                        body[spec.name] = input
+                        return (up - down) / (2 * h)
+                    }
+                    let h = 1e-5 * max(1, abs(x))
+                    var numeric = try centralDifference(h)
+                    if abs(numeric - analytic[k]) > 1e-6 * max(1, abs(analytic[k])) {
+                        // Random inputs can put a kink (a max, an |x|, a clip) within h of x,
+                        // which spoils the difference however right the gradient is. A wrong
+                        // gradient stays wrong with a 100 times smaller step; a kink is then
+                        // 100 times less likely to be crossed.
+                        numeric = try centralDifference(h / 100)
+                    }
                     #expect(
                         abs(numeric - analytic[k]) <= 1e-6 * max(1, abs(analytic[k])),
                         "\(name) ∂/∂\(spec.name)[flat \(k)]: \(analytic[k]) vs \(numeric)")

@@ -1,3 +1,4 @@
+import Dispatch
 import LossdHTTP
 import LossdJSON
 import LossdKernels
@@ -345,13 +346,38 @@ enum CalibratorEndpoints {
         do {
             return try body()
         } catch {
-            logger.error("calibrator store \(operation) failed: \(error)")
+            if let note = failureLogNote() { logger.error("calibrator store \(operation) failed: \(error)\(note)") }
             var failure = ServiceError(
                 status: .serviceUnavailable, code: "store_unavailable", detail: "the calibrator store could not complete the \(operation)")
             failure.headers = [("Retry-After", "1")]
             throw failure
         }
     }
+
+    /// Store failures are logged at most once a second: while a database is down every
+    /// store request fails, and a line for each would flood the log. Nil means "skip this
+    /// one"; otherwise the suffix says how many were skipped since the last line.
+    private static func failureLogNote() -> String? {
+        let now = DispatchTime.now().uptimeNanoseconds
+        return failureLog.withLock { state -> String? in
+            guard now >= state.nextLine else {
+                state.skipped += 1
+                return nil
+            }
+            defer {
+                state.skipped = 0
+                state.nextLine = now + 1_000_000_000
+            }
+            return state.skipped > 0 ? " (and \(state.skipped) more store failures in the last second, not logged)" : ""
+        }
+    }
+
+    private struct FailureLogState {
+        var nextLine: UInt64 = 0
+        var skipped = 0
+    }
+
+    private static let failureLog = Mutex(FailureLogState())
 
     private static func isNull(_ node: JSONNode) -> Bool {
         if case .null = node { return true }

@@ -87,7 +87,9 @@ private final class Connection {
     let remoteAddress: String
     var parser: HTTPRequestParser
     var phase = Phase.reading
-    var outbound: [UInt8] = []
+    /// Bytes waiting to be sent, in order; the first array may be partly sent already
+    /// (`outboundOffset`). A large response body is queued as its own array, not copied.
+    var outbound: [[UInt8]] = []
     var outboundOffset = 0
     var closeAfterResponse = false
     /// The request was rejected, maybe with part of it unread: linger before closing.
@@ -118,7 +120,21 @@ private final class Connection {
         parser = HTTPRequestParser(limits: limits)
     }
 
-    var hasPendingOutput: Bool { outboundOffset < outbound.count }
+    var hasPendingOutput: Bool { !outbound.isEmpty }
+
+    /// Queues bytes after those already waiting. Small pieces join the last waiting array
+    /// (so pipelined answers go out in few writes); large ones are queued as they are.
+    func enqueue(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        if bytes.count < Self.coalesceLimit, let last = outbound.indices.last, outbound[last].count < Self.coalesceLimit {
+            outbound[last].append(contentsOf: bytes)
+        } else {
+            outbound.append(bytes)
+        }
+    }
+
+    /// Below this size, pieces are copied together rather than sent separately.
+    static let coalesceLimit = 64 * 1024
 
     /// Reads plaintext: decrypted when TLS is on, straight from the socket otherwise.
     func receive(into buffer: UnsafeMutableRawBufferPointer) -> Socket.ReadResult {
@@ -478,7 +494,7 @@ private final class EventLoop: @unchecked Sendable {
                     return
                 }
                 if head.expectsContinue && head.hasBody && connection.parser.bufferedByteCount == 0 {
-                    connection.outbound.append(contentsOf: Self.continueLine)
+                    connection.enqueue(Self.continueLine)
                     flush(connection)
                     guard connections[connection.fd] === connection else { return }
                 }
@@ -549,9 +565,15 @@ private final class EventLoop: @unchecked Sendable {
             response.headers.replaceOrAdd(name: "X-Request-Id", value: connection.requestID)
         }
         let isHead = head?.method == "HEAD"
-        let bytes = serialize(response, keepAlive: keepAlive, isHead: isHead, http10: head?.version == .http1_0)
-        logAccess(connection, response: response, bytesOut: bytes.count)
-        connection.outbound.append(contentsOf: bytes)
+        let (headBytes, body) = serializeHead(response, keepAlive: keepAlive, isHead: isHead, http10: head?.version == .http1_0)
+        logAccess(connection, response: response, bytesOut: headBytes.count + body.count)
+        if body.count < Connection.coalesceLimit {
+            connection.enqueue(headBytes + body)
+        } else {
+            // A large body goes out as it is: no copy of megabytes behind the header.
+            connection.enqueue(headBytes)
+            connection.outbound.append(body)
+        }
         connection.phase = .writingResponse
         setDeadline(connection, .write, seconds: configuration.writeTimeout)
         flush(connection)
@@ -583,8 +605,8 @@ private final class EventLoop: @unchecked Sendable {
     // MARK: Writing
 
     private func flush(_ connection: Connection) {
-        while connection.hasPendingOutput {
-            let sent = connection.outbound.withUnsafeBytes { raw in
+        while let first = connection.outbound.first {
+            let sent = first.withUnsafeBytes { raw in
                 connection.send(UnsafeRawBufferPointer(rebasing: raw[connection.outboundOffset...]))
             }
             guard let sent else {
@@ -593,10 +615,12 @@ private final class EventLoop: @unchecked Sendable {
             }
             if sent == 0 { break }
             connection.outboundOffset += sent
+            if connection.outboundOffset == first.count {
+                connection.outbound.removeFirst()
+                connection.outboundOffset = 0
+            }
         }
         if !connection.hasPendingOutput {
-            connection.outbound.removeAll(keepingCapacity: connection.outbound.capacity <= 256 * 1024)
-            connection.outboundOffset = 0
             if connection.phase == .writingResponse { finishResponse(connection) }
         }
         if connections[connection.fd] === connection { updateInterest(connection) }
@@ -690,7 +714,17 @@ private final class EventLoop: @unchecked Sendable {
 
     // MARK: Serialization
 
+    /// The whole response as bytes (for the few answers written outside a connection).
     private func serialize(_ response: HTTPResponse, keepAlive: Bool, isHead: Bool, http10: Bool = false) -> [UInt8] {
+        let (head, body) = serializeHead(response, keepAlive: keepAlive, isHead: isHead, http10: http10)
+        return head + body
+    }
+
+    /// The status line and header section, and the body to send after them (empty for
+    /// HEAD, 1xx, 204 and 304).
+    private func serializeHead(
+        _ response: HTTPResponse, keepAlive: Bool, isHead: Bool, http10: Bool = false
+    ) -> (head: [UInt8], body: [UInt8]) {
         let status = response.status
         let bodyAllowed = status.code != 204 && status.code != 304 && status.code >= 200
         var text = "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"
@@ -710,9 +744,7 @@ private final class EventLoop: @unchecked Sendable {
             text += "Connection: keep-alive\r\n"
         }
         text += "\r\n"
-        var bytes = Array(text.utf8)
-        if bodyAllowed && !isHead { bytes.append(contentsOf: response.body) }
-        return bytes
+        return (Array(text.utf8), bodyAllowed && !isHead ? response.body : [])
     }
 }
 

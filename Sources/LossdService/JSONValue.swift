@@ -73,7 +73,7 @@ public enum JSONValue: Sendable, Equatable {
         case .doubles(let values):
             JSONValue.writeRow(values[...], into: &out)
         case let .matrix(rows, cols, values):
-            out.reserveCapacity(out.count + values.count * 20)
+            out.reserveCapacity(out.count + values.count * 24)  // a comma and ~22 characters per gradient-like value
             out.append(UInt8(ascii: "["))
             for r in 0..<rows {
                 if r > 0 { out.append(UInt8(ascii: ",")) }
@@ -81,7 +81,7 @@ public enum JSONValue: Sendable, Equatable {
             }
             out.append(UInt8(ascii: "]"))
         case let .tensor(shape, values):
-            out.reserveCapacity(out.count + values.count * 20)
+            out.reserveCapacity(out.count + values.count * 24)  // a comma and ~22 characters per gradient-like value
             JSONValue.writeNested(values[...], shape: shape[...], into: &out)
         }
     }

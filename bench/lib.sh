@@ -43,13 +43,13 @@ bench_init() {
   trap 'exit 143' TERM
 }
 
-# Stops what this script started (by pid), then removes the scratch folder.
-stop_servers() {
+# Stops the given processes: SIGTERM to all, then up to 5 s each before SIGKILL.
+stop_pids() {
   local pid
-  for pid in $lossd_pid $fastapi_pid; do
+  for pid in "$@"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
-  for pid in $lossd_pid $fastapi_pid; do
+  for pid in "$@"; do
     for _ in $(seq 50); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
@@ -57,6 +57,26 @@ stop_servers() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+}
+
+# Prints the `notes` array as "note: ..." lines (inside a table's block).
+bench_print_notes() {
+  local note
+  for note in "${notes[@]+"${notes[@]}"}"; do
+    echo "note: $note"
+  done
+}
+
+# Says where the raw output is and prints the table ($out/table.txt).
+bench_show_table() {
+  log "raw wrk output, logs and table in $out"
+  cat "$out/table.txt"
+}
+
+# Stops what this script started (by pid), then removes the scratch folder.
+stop_servers() {
+  # shellcheck disable=SC2086  # empty pids vanish
+  stop_pids $lossd_pid $fastapi_pid
   lossd_pid=
   fastapi_pid=
   rm -rf -- "$tmp"

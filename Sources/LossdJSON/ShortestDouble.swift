@@ -18,8 +18,14 @@ public enum JSONNumberWriter {
     /// `description` layout; `-0.0` for negative zero).
     @inlinable
     public static func appendShortest(_ value: Double, to bytes: inout [UInt8]) {
+        append(to: &bytes) { writeShortest(value, to: $0) }
+    }
+
+    /// Runs a writer on a `maxLength`-byte scratch buffer and appends what it wrote.
+    @inlinable
+    static func append(to bytes: inout [UInt8], _ write: (UnsafeMutablePointer<UInt8>) -> Int) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxLength) { buffer in
-            let count = writeShortest(value, to: buffer.baseAddress!)
+            let count = write(buffer.baseAddress!)
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<count]))
         }
     }
@@ -60,10 +66,7 @@ public enum JSONNumberWriter {
     /// Appends the decimal text of `value` (as `String(value)` would) to `bytes`.
     @inlinable
     public static func appendInteger(_ value: Int64, to bytes: inout [UInt8]) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxLength) { buffer in
-            let count = writeInteger(value, to: buffer.baseAddress!)
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<count]))
-        }
+        append(to: &bytes) { writeInteger(value, to: $0) }
     }
 
     /// Writes the decimal text of `value` at `out` (room for 20 bytes) and returns its length.

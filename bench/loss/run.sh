@@ -251,10 +251,7 @@ bench_finish_servers
         "${rps[$l]}" "${p99[$l]} ms" "${rps[$f]}" "${p99[$f]} ms" "$ratio"
     done
   done
-  for note in "${notes[@]+"${notes[@]}"}"; do
-    echo "note: $note"
-  done
+  bench_print_notes
 } >"$out/table.txt"
 
-log "raw wrk output, logs and table in $out"
-cat "$out/table.txt"
+bench_show_table

@@ -70,18 +70,7 @@ pg_dir=
 
 # Stops the lossd processes this script started (by pid).
 stop_lossd() {
-  local pid
-  for pid in "${pids[@]+"${pids[@]}"}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]+"${pids[@]}"}"; do
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_pids "${pids[@]+"${pids[@]}"}"
   pids=()
 }
 
@@ -278,10 +267,7 @@ done
     echo "pg-2 / pg-1 at $conns connections: $(bench_ratio "${rps[pg-2 $conns]}" "${rps[pg-1 $conns]}")," \
       "pg-1 / sqlite: $(bench_ratio "${rps[pg-1 $conns]}" "${rps[sqlite $conns]}")"
   done
-  for note in "${notes[@]+"${notes[@]}"}"; do
-    echo "note: $note"
-  done
+  bench_print_notes
 } >"$out/table.txt"
 
-log "raw wrk output, logs and table in $out"
-cat "$out/table.txt"
+bench_show_table

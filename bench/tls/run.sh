@@ -49,6 +49,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
 
+# Starts lossd (not in a subshell, so that cleanup knows its pid); sets `port`.
 start() {  # name, extra args...
   local name=$1; shift
   "$lossd_bin" --port 0 --threads 2 --log-level warning --data-dir "$tmp/data-$name" "$@" >"$tmp/$name.out" 2>"$out/$name.stderr.log" &
@@ -57,10 +58,12 @@ start() {  # name, extra args...
     grep -q "listening on" "$tmp/$name.out" 2>/dev/null && break
     sleep 0.1
   done
-  sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$tmp/$name.out"
+  port=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$tmp/$name.out")
 }
-plain_port=$(start plain)
-tls_port=$(start tls --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
+start plain
+plain_port=$port
+start tls --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"
+tls_port=$port
 [ -n "$plain_port" ] && [ -n "$tls_port" ] || die "a server did not start"
 curl -sf "http://127.0.0.1:$plain_port/healthz" >/dev/null || die "plain server not answering"
 curl -sf --cacert "$tmp/cert.pem" "https://localhost:$tls_port/healthz" >/dev/null || die "TLS server not answering"

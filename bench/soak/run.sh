@@ -28,6 +28,8 @@
 #   SOAK_API_KEY      when set: lossd runs with LOSSD_API_KEY and every
 #                     load sends it as a bearer token
 #   SOAK_LOG_LEVEL    lossd's log level (default warning: no access log)
+#   SOAK_TLS          1: lossd serves HTTPS (--tls-cert/--tls-key with a P-256
+#                     certificate made here) and every load speaks TLS
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -90,12 +92,24 @@ lossd_env=(env)
 while IFS= read -r name; do lossd_env+=(-u "$name"); done < <(env | sed -n 's/^\(LOSSD_[A-Za-z0-9_]*\)=.*/\1/p')
 [ -n "${SOAK_API_KEY:-}" ] && lossd_env+=("LOSSD_API_KEY=$SOAK_API_KEY")
 
-"${lossd_env[@]}" "$lossd_bin" --host 127.0.0.1 --port 0 --data-dir "$tmp/data" \
+scheme=http
+tls_args=()
+if [ "${SOAK_TLS:-0}" = 1 ]; then
+  command -v openssl >/dev/null || die "openssl not found (scripts/install-deps.sh --test)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+  tls_args=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
+  export SOAK_CAFILE=$tmp/cert.pem  # for soak.py's idle connections and probes
+  scheme=https
+fi
+
+"${lossd_env[@]}" "$lossd_bin" --host 127.0.0.1 --port 0 --data-dir "$tmp/data" "${tls_args[@]+"${tls_args[@]}"}" \
   --log-level "${SOAK_LOG_LEVEL:-warning}" >"$tmp/lossd.stdout" 2>"$out/lossd.stderr.log" &
 lossd_pid=$!
 port=
 for _ in $(seq 300); do
-  port=$(sed -n 's|.*listening on http://.*:\([0-9][0-9]*\).*|\1|p' "$tmp/lossd.stdout" | head -n 1)
+  port=$(sed -n 's|.*listening on https\{0,1\}://.*:\([0-9][0-9]*\).*|\1|p' "$tmp/lossd.stdout" | head -n 1)
   [ -n "$port" ] && break
   kill -0 "$lossd_pid" 2>/dev/null || break
   sleep 0.1
@@ -121,7 +135,7 @@ side_pids+=($!)
 sleep 2
 wrk_rc=0
 timeout $((seconds + 30)) wrk -t"$threads" -c"$connections" -d"${seconds}s" --timeout 5s --latency \
-  -s bench/soak/mix.lua "http://127.0.0.1:$port" >"$out/wrk.txt" 2>&1 || wrk_rc=$?
+  -s bench/soak/mix.lua "$scheme://127.0.0.1:$port" >"$out/wrk.txt" 2>&1 || wrk_rc=$?
 
 for pid in "${side_pids[@]}"; do wait "$pid" || log "side load pid $pid exited $?"; done
 side_pids=()
@@ -173,7 +187,7 @@ idle_kinds=$(json "$tmp/idle.json" error_kinds)
 mib() { [[ ${1:-} =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }' || echo "?"; }
 
 {
-  echo "soak: ${seconds}s, lossd on 127.0.0.1:$port, wrk -t$threads -c$connections, $idle slow connections"
+  echo "soak: ${seconds}s, lossd on $scheme://127.0.0.1:$port, wrk -t$threads -c$connections, $idle slow connections"
   echo "wrk requests:          ${requests:-?} (${rps:-?} req/s, p99 ${p99:-?}), statuses: ${statuses:-?}"
   echo "wrk non-2xx:           $non2xx"
   echo "wrk socket errors:     $socket_errors${socket_line:+ ($socket_line)}"

@@ -24,10 +24,17 @@ import http.client
 import json
 import os
 import random
+import ssl
 import sys
 import time
 
 HOST = "127.0.0.1"
+
+
+def tls_context():
+    """A client TLS context trusting SOAK_CAFILE when the soak runs over TLS, else None."""
+    cafile = os.environ.get("SOAK_CAFILE", "")
+    return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
 def auth_header():
@@ -69,7 +76,9 @@ async def idle_connection(index, port, deadline, stats, piece_gap, idle_range):
     while time.monotonic() < deadline:
         try:
             if writer is None:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 5)
+                context = tls_context()
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(HOST, port, ssl=context, server_hostname=HOST if context else None), 5)
                 stats["opened"] += 1
                 stats["open"] += 1
                 stats["max_open"] = max(stats["max_open"], stats["open"])
@@ -150,7 +159,11 @@ def probe_main(args):
         n += 1
         t0 = time.monotonic()
         try:
-            conn = http.client.HTTPConnection(HOST, args.port, timeout=args.timeout)
+            context = tls_context()
+            if context:
+                conn = http.client.HTTPSConnection(HOST, args.port, timeout=args.timeout, context=context)
+            else:
+                conn = http.client.HTTPConnection(HOST, args.port, timeout=args.timeout)
             conn.request("GET", "/healthz", headers=headers)
             resp = conn.getresponse()
             resp.read()

@@ -28,6 +28,16 @@ static void describe_error_queue(char *out, size_t capacity, const char *fallbac
     ERR_clear_error();
 }
 
+/// Refuses to ask for a passphrase: an encrypted key fails at start-up instead of
+/// waiting on a terminal prompt.
+static int no_passphrase(char *buffer, int size, int rwflag, void *userdata) {
+    (void)buffer;
+    (void)size;
+    (void)rwflag;
+    (void)userdata;
+    return 0;
+}
+
 /// Selects http/1.1 when the client offers it; otherwise continues without ALPN.
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned int inlen, void *arg) {
@@ -57,7 +67,11 @@ lossd_tls_context *lossd_tls_context_create(const char *certificate_chain_path, 
         SSL_CTX_free(ctx);
         return NULL;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    // A peer that closes without close_notify (most HTTP clients) ends the session like one
+    // that sends it; nothing is lost, since HTTP frames its own messages.
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     // Partial writes and a moving buffer suit the loop's growing output array; releasing
     // buffers keeps idle keep-alive connections small.
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);

@@ -148,15 +148,16 @@ private final class Connection {
         return Socket.send(fd, bytes)
     }
 
+    /// The phase reads the client's bytes (a request, or input discarded while lingering).
+    var wantsInput: Bool { (phase == .reading || phase == .lingering) && !peerClosed }
+
     /// The socket must be watched for readability: the phase wants input, or a TLS write
     /// waits on a record from the peer.
-    var needsReadable: Bool {
-        ((phase == .reading || phase == .lingering) && !peerClosed) || (tls?.writeWantsReadable ?? false)
-    }
+    var needsReadable: Bool { wantsInput || (tls?.writeWantsReadable ?? false) }
 
-    /// The socket must be watched for writability: output is queued, or a TLS read must
-    /// first send a handshake record.
-    var needsWritable: Bool { hasPendingOutput || (tls?.readWantsWritable ?? false) }
+    /// The socket must be watched for writability: output is queued, or a TLS read (in a
+    /// phase that reads) must first send a handshake record.
+    var needsWritable: Bool { hasPendingOutput || (wantsInput && (tls?.readWantsWritable ?? false)) }
 }
 
 // MARK: - Event loop
@@ -382,12 +383,13 @@ private final class EventLoop: @unchecked Sendable {
             // TLS may need the direction opposite to the operation it stopped in.
             if flags & 1 != 0 && tls.writeWantsReadable { flush(connection) }
             guard connections[connection.fd] === connection else { return }
-            if flags & 2 != 0 && tls.readWantsWritable && connection.readInterest { readAvailable(connection) }
+            if flags & 2 != 0 && tls.readWantsWritable && connection.wantsInput { readAvailable(connection) }
             guard connections[connection.fd] === connection else { return }
         }
         if flags & 2 != 0 { flush(connection) }
         guard connections[connection.fd] === connection else { return }
-        if flags & 1 != 0 && connection.readInterest { readAvailable(connection) }
+        // Readability may be watched for a TLS write alone; read only in a phase that reads.
+        if flags & 1 != 0 && connection.readInterest && connection.wantsInput { readAvailable(connection) }
         guard connections[connection.fd] === connection, flags & 4 != 0 else { return }
         // Hang-up or error: nothing more can be read, and writes will fail.
         connection.peerClosed = true

@@ -192,6 +192,19 @@ struct TLSTests {
         }
     }
 
+    @Test func anEncryptedKeyStopsStartUpInsteadOfPrompting() throws {
+        let certificates = try Certificates()
+        let encrypted = certificates.directory + "/encrypted.key"
+        let made = try Self.run(
+            "openssl", ["pkey", "-in", certificates.key, "-aes256", "-passout", "pass:secret", "-out", encrypted])
+        try #require(made.status == 0, "\(made.stderr)")
+        #expect {
+            _ = try LossdProcess(["--tls-cert", certificates.certificate, "--tls-key", encrypted])
+        } throws: { error in
+            "\(error)".contains("cannot set up TLS") && "\(error)".contains("encrypted.key")
+        }
+    }
+
     @Test func aCertificateWithoutAKeyIsAConfigurationError() throws {
         let certificates = try Certificates()
         #expect {

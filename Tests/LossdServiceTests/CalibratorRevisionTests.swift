@@ -81,7 +81,11 @@ struct CalibratorRevisionTests {
     @Test func entityTagListsParse() {
         #expect(EntityTagCondition.parse([]) == nil)
         #expect(EntityTagCondition.parse(["*"]) == .any)
-        #expect(EntityTagCondition.parse([#""1", *"#]) == .any)
+        #expect(EntityTagCondition.parse([" * "]) == .any)
+        // `*` is "any" only as the whole field; inside a list it is a tag that never matches.
+        #expect(EntityTagCondition.parse([#""1", *"#]) == .tags([EntityTag(revision: 1), EntityTag(revision: nil)]))
+        #expect(EntityTagCondition.parse([#""007""#]) == .tags([EntityTag(revision: nil)]))
+        #expect(EntityTagCondition.parse([#""0""#]) == .tags([EntityTag(revision: 0)]))
         #expect(
             EntityTagCondition.parse([#""12", W/"3""#, #" "x" ,garbage"#])
                 == .tags([
@@ -241,8 +245,18 @@ struct CalibratorRevisionTests {
         let plain = send(service, "PUT", "/v1/calibrators/t", body)
         #expect(plain.status.code == 200 && plain.headers["ETag"] != newTag)
 
-        // DELETE honours If-Match; a missing name is 404 whatever the preconditions.
+        // Strong comparison is by characters: a padded revision does not match; nor does a
+        // `*` inside a list (only a whole-field `*` means any).
+        let current = try #require(plain.headers["ETag"])
+        let padded = "\"0" + current.dropFirst()
+        #expect(send(service, "PUT", "/v1/calibrators/t", body, headers: [("If-Match", padded)]).status.code == 412)
+        #expect(send(service, "PUT", "/v1/calibrators/t", body, headers: [("If-Match", #""999999", *"#)]).status.code == 412)
+
+        // DELETE honours If-Match and If-None-Match; a missing name is 404 whatever the
+        // preconditions.
         #expect(send(service, "DELETE", "/v1/calibrators/t", headers: [("If-Match", newTag)]).status.code == 412)
+        #expect(send(service, "DELETE", "/v1/calibrators/t", headers: [("If-None-Match", "*")]).status.code == 412)
+        #expect(send(service, "DELETE", "/v1/calibrators/t", headers: [("If-None-Match", current)]).status.code == 412)
         #expect(send(service, "DELETE", "/v1/calibrators/t", headers: [("If-Match", try #require(plain.headers["ETag"]))]).status.code == 204)
         #expect(send(service, "DELETE", "/v1/calibrators/t", headers: [("If-Match", "*")]).status.code == 404)
 

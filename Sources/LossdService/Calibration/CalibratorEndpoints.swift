@@ -307,7 +307,9 @@ enum CalibratorEndpoints {
     static func delete(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         try CalibratorCodec.checkName(name, field: nil)
         let store = try slot.current()
-        let preconditions = WritePreconditions(ifMatch: EntityTagCondition.parse(request.headers.values(named: "If-Match")))
+        let preconditions = WritePreconditions(
+            ifMatch: EntityTagCondition.parse(request.headers.values(named: "If-Match")),
+            ifNoneMatch: EntityTagCondition.parse(request.headers.values(named: "If-None-Match")))
         switch try perform("delete", { () throws(CalibratorStoreError) in try store.delete(name, preconditions: preconditions) }) {
         case .deleted: return HTTPResponse(status: .noContent)
         case .notFound: throw notFound(name)

@@ -119,17 +119,18 @@ public enum EntityTagCondition: Sendable, Equatable {
     case any
     case tags([EntityTag])
 
-    /// Parses every field value of one header (RFC 9110 §13.1.1). `*` anywhere means
-    /// any; elements that are not entity tags are kept as tags that never match, so a
-    /// garbled `If-Match` fails safe (412) instead of being ignored.
+    /// Parses every field value of one header (RFC 9110 §13.1.1): `*` when it is the
+    /// whole field, else a list of entity tags. Elements that are not entity tags (a `*`
+    /// inside a list among them) are kept as tags that never match, so a garbled
+    /// condition fails safe (412) instead of being ignored.
     public static func parse(_ values: [String]) -> EntityTagCondition? {
         guard !values.isEmpty else { return nil }
+        if values.count == 1, values[0].trimmed(of: " \t") == "*" { return .any }
         var tags: [EntityTag] = []
         for value in values {
             for rawElement in value.split(separator: ",") {
                 let element = rawElement.trimmed(of: " \t")
                 if element.isEmpty { continue }
-                if element == "*" { return .any }
                 var opaque = Substring(element)
                 var weak = false
                 if opaque.hasPrefix("W/") {
@@ -139,7 +140,13 @@ public enum EntityTagCondition: Sendable, Equatable {
                 var revision: Int64?
                 if opaque.count >= 3, opaque.first == "\"", opaque.last == "\"" {
                     let inner = opaque.dropFirst().dropLast()
-                    if !inner.isEmpty, inner.utf8.allSatisfy({ (0x30...0x39).contains($0) }) { revision = Int64(inner) }
+                    // Strong comparison is by characters: only the form lossd sends
+                    // (no leading zeros) can match.
+                    if !inner.isEmpty, inner.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+                        inner == "0" || inner.first != "0"
+                    {
+                        revision = Int64(inner)
+                    }
                 }
                 tags.append(EntityTag(revision: revision, weak: weak))
             }

@@ -9,8 +9,10 @@ import Synchronization
 
 /// Settings of the PostgreSQL calibrator store.
 public struct PostgresStoreConfiguration: Sendable {
-    /// `postgres://` or `postgresql://` URL (libpq's URI syntax; its query parameters,
-    /// such as `sslmode`, `connect_timeout` or `options`, win over lossd's defaults).
+    /// `postgres://` or `postgresql://` URL (libpq's URI syntax; its query parameters, such
+    /// as `sslmode`, `connect_timeout` or `target_session_attrs`, win over lossd's
+    /// connection defaults; the session's `statement_timeout` and `lock_timeout` are set by
+    /// lossd after connecting).
     public var url: String
     /// Connections at most in the request pool (the health check has one more of its own).
     public var poolSize: Int
@@ -233,40 +235,65 @@ public final class PostgresCalibratorStore: CalibratorStorage {
         }
     }
 
+    /// What one health check found.
+    private enum Health: Equatable {
+        /// Reachable and writable, with the number of calibrators (nil when the count query
+        /// failed on a sound connection, a statement timeout under load, say).
+        case writable(count: Int?)
+        /// Reachable but read-only (a standby after a failover): writes would all fail.
+        case readOnly
+        /// No connection could be made, or it broke.
+        case unreachable
+    }
+
     /// One health check: a query on the health connection (reopened when broken).
     private func checkHealth() {
-        guard !closed.load(ordering: .acquiring) else { return }
         let parameters = pool.parameters
-        let result: Int? = healthConnection.withLock { connection in
+        let health: Health = healthConnection.withLock { connection in
+            // Checked under the lock, so a close() meanwhile cannot be undone by a reconnect.
+            guard !closed.load(ordering: .acquiring) else { return .unreachable }
             if connection == nil || connection?.isBroken == true {
                 connection = nil
                 do throws(CalibratorStoreError) {
                     connection = try PostgresConnection(parameters: parameters, location: location)
                 } catch {
-                    return nil
+                    return .unreachable
                 }
             }
-            guard let db = connection else { return nil }
+            guard let db = connection else { return .unreachable }
             do throws(CalibratorStoreError) {
-                guard let row = try db.query("SELECT count(*) FROM calibrators", [], operation: "health check").first else { return nil }
-                return Int(try Self.int64(row, 0, "health check"))
+                let sql = """
+                    SELECT count(*), pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'
+                    FROM calibrators
+                    """
+                guard let row = try db.query(sql, [], operation: "health check").first else { return .writable(count: nil) }
+                if row.count > 1, row[1] == "t" { return .readOnly }
+                return .writable(count: Int(try Self.int64(row, 0, "health check")))
             } catch {
-                if db.isBroken { connection = nil }
-                return nil
+                if db.isBroken {
+                    connection = nil
+                    return .unreachable
+                }
+                return .writable(count: nil)
             }
         }
         let wasAvailable = available.load(ordering: .acquiring)
-        if let result {
-            lastCount.store(result, ordering: .releasing)
+        switch health {
+        case .writable(let count):
+            lastCount.store(count ?? -1, ordering: .releasing)
             available.store(true, ordering: .releasing)
             pool.reachable()
             if !wasAvailable { logger.notice("calibrator store \(location) is reachable again") }
-        } else {
+        case .readOnly, .unreachable:
             lastCount.store(-1, ordering: .releasing)
             available.store(false, ordering: .releasing)
-            // The idle connections died with the server (or will fail): drop them now.
+            // The idle connections died with the server, or point at a read-only one (new
+            // connections ask for a read-write server): drop them now.
             pool.dropIdle()
-            if wasAvailable { logger.error("calibrator store \(location) is unreachable; store routes answer 503 until it is back") }
+            if wasAvailable {
+                let why = health == .readOnly ? "read-only (a standby?)" : "unreachable"
+                logger.error("calibrator store \(location) is \(why); store routes answer 503 until it is back")
+            }
         }
     }
 
@@ -279,6 +306,16 @@ public final class PostgresCalibratorStore: CalibratorStorage {
 
     private static func migrate(_ db: PostgresConnection, location: String) throws(CalibratorStoreError) {
         try db.transaction("migrate") { () throws(CalibratorStoreError) in
+            // Waiting behind another replica's migration may take longer than a request may.
+            _ = try db.query("SET LOCAL lock_timeout = '60s'", [], operation: "migrate")
+            _ = try db.query("SET LOCAL statement_timeout = '60s'", [], operation: "migrate")
+            // A current schema needs no lock and no DDL, so a role without CREATE can start.
+            let exists = try db.query("SELECT to_regclass('schema_version') IS NOT NULL", [], operation: "migrate").first?.first
+            if exists == "t" {
+                let current = try db.query("SELECT coalesce(max(version), 0) FROM schema_version", [], operation: "migrate").first
+                    .map { row throws(CalibratorStoreError) in try int64(row, 0, "migrate") } ?? 0
+                if current == Int64(schemaVersion) { return }
+            }
             // Held to the end of the transaction: one replica migrates, the others wait and
             // then find the schema current.
             _ = try db.query("SELECT pg_advisory_xact_lock(\(migrationLockKey))", [], operation: "migrate")
@@ -465,6 +502,8 @@ final class PostgresConnection: @unchecked Sendable {
             ("keepalives_interval", "5"),
             ("keepalives_count", "3"),
             ("application_name", "lossd"),
+            // After a failover, connect to the new primary rather than a read-only standby.
+            ("target_session_attrs", "read-write"),
             ("dbname", parameters.url),
         ]
         let keywords = pairs.map { strdup($0.0) }

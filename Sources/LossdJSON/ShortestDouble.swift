@@ -231,8 +231,9 @@ public enum JSONNumberWriter {
         let pairs = digitPairs
         var end = out + count
         var rest = v
-        if rest >= 100_000_000 {
-            // The low eight digits in 32-bit arithmetic.
+        /// Writes the low eight digits of `rest` (in 32-bit arithmetic) before `end`.
+        @inline(__always)
+        func writeLowEightDigits() {
             var low = UInt32(truncatingIfNeeded: rest % 100_000_000)
             rest /= 100_000_000
             for _ in 0..<4 {
@@ -243,20 +244,12 @@ public enum JSONNumberWriter {
                 end[1] = pairs[2 &* pair &+ 1]
             }
         }
-        var high = UInt32(truncatingIfNeeded: rest)  // < 10^9 now (v < 10^17 or an Int64)
+        if rest >= 100_000_000 { writeLowEightDigits() }
         if rest > UInt64(UInt32.max) {
             // Only for integers with more than 17 digits: one more 8-digit block.
-            var low = UInt32(truncatingIfNeeded: rest % 100_000_000)
-            rest /= 100_000_000
-            for _ in 0..<4 {
-                let pair = Int(low % 100)
-                low /= 100
-                end -= 2
-                end[0] = pairs[2 &* pair]
-                end[1] = pairs[2 &* pair &+ 1]
-            }
-            high = UInt32(truncatingIfNeeded: rest)
+            writeLowEightDigits()
         }
+        var high = UInt32(truncatingIfNeeded: rest)  // < 10^9 now
         while high >= 100 {
             let pair = Int(high % 100)
             high /= 100

@@ -260,12 +260,23 @@ struct CalibratorRevisionTests {
         #expect(send(service, "DELETE", "/v1/calibrators/t", headers: [("If-Match", try #require(plain.headers["ETag"]))]).status.code == 204)
         #expect(send(service, "DELETE", "/v1/calibrators/t", headers: [("If-Match", "*")]).status.code == 404)
 
-        // A named fit answers the stored revision's ETag too.
-        let fit = send(
-            service, "POST", "/v1/calibrators/fit",
-            #"{"method": "temperature", "logits": [[2, 0], [0, 1], [1, 0]], "labels": [0, 1, 0], "name": "fitted"}"#)
+        // A named fit answers the stored revision's ETag too, and honours the same conditions.
+        let fitBody = #"{"method": "temperature", "logits": [[2, 0], [0, 1], [1, 0]], "labels": [0, 1, 0], "name": "fitted"}"#
+        let fit = send(service, "POST", "/v1/calibrators/fit", fitBody)
         #expect(fit.status.code == 201)
         let fitTag = try #require(fit.headers["ETag"])
         #expect(send(service, "GET", "/v1/calibrators/fitted").headers["ETag"] == fitTag)
+        #expect(send(service, "POST", "/v1/calibrators/fit", fitBody, headers: [("If-None-Match", "*")]).status.code == 412)
+        #expect(send(service, "POST", "/v1/calibrators/fit", fitBody, headers: [("If-Match", #""999999""#)]).status.code == 412)
+        #expect(send(service, "GET", "/v1/calibrators/fitted").headers["ETag"] == fitTag, "a refused fit stores nothing")
+        let refit = send(service, "POST", "/v1/calibrators/fit", fitBody, headers: [("If-Match", fitTag)])
+        #expect(refit.status.code == 201 && refit.headers["ETag"] != fitTag)
+
+        // GET with If-None-Match holding the current revision: 304, the ETag, no body.
+        let refitTag = try #require(refit.headers["ETag"])
+        let notModified = send(service, "GET", "/v1/calibrators/fitted", headers: [("If-None-Match", "W/" + refitTag)])
+        #expect(notModified.status.code == 304 && notModified.body.isEmpty && notModified.headers["ETag"] == refitTag)
+        #expect(send(service, "GET", "/v1/calibrators/fitted", headers: [("If-None-Match", fitTag)]).status.code == 200)
+        #expect(send(service, "GET", "/v1/calibrators/fitted", headers: [("If-None-Match", "*")]).status.code == 304)
     }
 }

@@ -51,7 +51,7 @@ enum CalibratorEndpoints {
             try list(slot: slot)
         }
         router.add("GET", "/v1/calibrators/{name}") { route throws(ServiceError) in
-            try show(route.parameters["name"] ?? "", slot: slot)
+            try show(route.parameters["name"] ?? "", route.request, slot: slot)
         }
         router.add("PUT", "/v1/calibrators/{name}") { route throws(ServiceError) in
             try put(route.parameters["name"] ?? "", route.request, slot: slot)
@@ -116,10 +116,17 @@ enum CalibratorEndpoints {
         }
         let answer: JSONValue = ["calibrator": record.json, "fit": .object(fitMembers)]
         guard let name, let store else { return LossdService.json(answer) }
-        let written = try perform("put") { () throws(CalibratorStoreError) in try store.put(record.stored, preconditions: .none) }
+        // `If-Match` / `If-None-Match: *` make storing the fit conditional, as for a PUT.
+        let preconditions = preconditions(of: request)
+        let written = try perform("put") { () throws(CalibratorStoreError) in try store.put(record.stored, preconditions: preconditions) }
+        let revision: Int64
+        switch written {
+        case .written(_, let stored): revision = stored
+        case .preconditionFailed(let current): throw preconditionFailed(name, current: current)
+        }
         var response = LossdService.json(answer, status: .created)
         response.headers.add(name: "Location", value: location(name))
-        if case .written(_, let revision) = written { response.headers.add(name: "ETag", value: EntityTag.header(for: revision)) }
+        response.headers.add(name: "ETag", value: EntityTag.header(for: revision))
         return response
     }
 
@@ -261,15 +268,28 @@ enum CalibratorEndpoints {
         return LossdService.json(["calibrators": .array(items)])
     }
 
-    static func show(_ name: String, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
+    static func show(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         try CalibratorCodec.checkName(name, field: nil)
         let store = try slot.current()
         guard let stored = try perform("get", { () throws(CalibratorStoreError) in try store.fetch(name) }) else {
             throw notFound(name)
         }
-        return HTTPResponse(
-            status: .ok, headers: ["Content-Type": "application/json", "ETag": EntityTag.header(for: stored.revision)],
-            body: Array(stored.calibrator.document.utf8))
+        let etag = EntityTag.header(for: stored.revision)
+        // A client holding this revision already gets 304 without the body (RFC 9110 §13.1.2:
+        // weak comparison, as `If-None-Match` always uses).
+        if let condition = EntityTagCondition.parse(request.headers.values(named: "If-None-Match")),
+            !WritePreconditions(ifNoneMatch: condition).allow(current: stored.revision)
+        {
+            return HTTPResponse(status: .notModified, headers: ["ETag": etag])
+        }
+        return HTTPResponse(status: .ok, headers: ["Content-Type": "application/json", "ETag": etag], body: Array(stored.calibrator.document.utf8))
+    }
+
+    /// The `If-Match` / `If-None-Match` conditions of a write request.
+    private static func preconditions(of request: HTTPRequest) -> WritePreconditions {
+        WritePreconditions(
+            ifMatch: EntityTagCondition.parse(request.headers.values(named: "If-Match")),
+            ifNoneMatch: EntityTagCondition.parse(request.headers.values(named: "If-None-Match")))
     }
 
     static func put(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
@@ -289,9 +309,7 @@ enum CalibratorEndpoints {
                 .invalidParam, field: "/fitted_on", "`fitted_on` must be a non-negative integer (got \(ResolvedParameters.text(other)))")
         }
         let record = CalibratorRecord(name: name, model: model, fittedOn: fittedOn, createdAt: CalibratorCodec.timestamp())
-        let preconditions = WritePreconditions(
-            ifMatch: EntityTagCondition.parse(request.headers.values(named: "If-Match")),
-            ifNoneMatch: EntityTagCondition.parse(request.headers.values(named: "If-None-Match")))
+        let preconditions = preconditions(of: request)
         let result = try perform("put") { () throws(CalibratorStoreError) in try store.put(record.stored, preconditions: preconditions) }
         switch result {
         case .preconditionFailed(let current):
@@ -307,9 +325,7 @@ enum CalibratorEndpoints {
     static func delete(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         try CalibratorCodec.checkName(name, field: nil)
         let store = try slot.current()
-        let preconditions = WritePreconditions(
-            ifMatch: EntityTagCondition.parse(request.headers.values(named: "If-Match")),
-            ifNoneMatch: EntityTagCondition.parse(request.headers.values(named: "If-None-Match")))
+        let preconditions = preconditions(of: request)
         switch try perform("delete", { () throws(CalibratorStoreError) in try store.delete(name, preconditions: preconditions) }) {
         case .deleted: return HTTPResponse(status: .noContent)
         case .notFound: throw notFound(name)

@@ -67,6 +67,20 @@ bench_print_notes() {
   done
 }
 
+# The header of a lossd-beside-fastapi table whose first column is WIDTH wide and named FIRST.
+bench_pair_header() {  # WIDTH FIRST
+  printf "%-${1}s %5s %12s %12s %13s %13s %7s\n" "$2" conns "lossd req/s" "lossd p99" "fastapi req/s" "fastapi p99" ratio
+}
+
+# One row of that table: the req/s and p99 recorded (in the caller's `rps` and `p99`
+# arrays) under "KEY CONNS lossd" and "KEY CONNS fastapi", and their ratio.
+bench_pair_row() {  # WIDTH LABEL CONNS KEY
+  local width=$1 label=$2 conns=$3 key=$4
+  local l="$key $conns lossd" f="$key $conns fastapi"
+  printf "%-${width}s %5s %12s %12s %13s %13s %7s\n" "$label" "$conns" \
+    "${rps[$l]}" "${p99[$l]} ms" "${rps[$f]}" "${p99[$f]} ms" "$(bench_ratio "${rps[$l]}" "${rps[$f]}")"
+}
+
 # Says where the raw output is and prints the table ($out/table.txt).
 bench_show_table() {
   log "raw wrk output, logs and table in $out"

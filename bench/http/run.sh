@@ -127,15 +127,10 @@ bench_finish_servers
 # --- table ------------------------------------------------------------------
 
 {
-  printf '%-14s %5s %12s %12s %13s %13s %7s\n' \
-    route conns "lossd req/s" "lossd p99" "fastapi req/s" "fastapi p99" ratio
+  bench_pair_header 14 route
   for route in $routes; do
     for conns in $connections; do
-      l="$route $conns lossd"
-      f="$route $conns fastapi"
-      ratio=$(bench_ratio "${rps[$l]}" "${rps[$f]}")
-      printf '%-14s %5s %12s %12s %13s %13s %7s\n' "$route" "$conns" \
-        "${rps[$l]}" "${p99[$l]} ms" "${rps[$f]}" "${p99[$f]} ms" "$ratio"
+      bench_pair_row 14 "$route" "$conns" "$route"
     done
   done
   bench_print_notes

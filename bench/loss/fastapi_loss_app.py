@@ -27,10 +27,13 @@ log off. The app object also works with the uvicorn CLI:
 """
 
 import os
-import socket
 import sys
 
 import numpy as np
+# bench/ holds the shared server start-up (fastapi_serve.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from fastapi_serve import serve  # noqa: E402
+
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
@@ -120,25 +123,7 @@ async def loss(request: Request):
 
 
 def main() -> None:
-    import uvicorn
-
-    port = int(os.environ.get("BENCH_FASTAPI_PORT", "0"))
-    # Bind here so that port 0 works and the chosen port can be reported.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.set_inheritable(True)
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        workers=1,
-        log_level="warning",
-        access_log=False,
-        backlog=2048,
-    )
-    print(f"fastapi listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    serve(app)
 
 
 if __name__ == "__main__":

@@ -240,15 +240,10 @@ bench_finish_servers
 {
   echo "POST /v1/loss, cross_entropy mean, ${rows}x${classes} logits as nested JSON arrays ($body_bytes bytes)"
   echo "lossd: default settings (stderr to a file); fastapi: uvicorn 1 worker, --log-level warning, no access log, orjson + NumPy"
-  printf '%-17s %5s %12s %12s %13s %13s %7s\n' \
-    variant conns "lossd req/s" "lossd p99" "fastapi req/s" "fastapi p99" ratio
+  bench_pair_header 17 variant
   for grad in $variants; do
     for conns in $connections; do
-      l="$grad $conns lossd"
-      f="$grad $conns fastapi"
-      ratio=$(bench_ratio "${rps[$l]}" "${rps[$f]}")
-      printf '%-17s %5s %12s %12s %13s %13s %7s\n' "return_grad=$grad" "$conns" \
-        "${rps[$l]}" "${p99[$l]} ms" "${rps[$f]}" "${p99[$f]} ms" "$ratio"
+      bench_pair_row 17 "return_grad=$grad" "$conns" "$grad"
     done
   done
   bench_print_notes

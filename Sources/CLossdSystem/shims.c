@@ -29,6 +29,14 @@ int lossd_epoll_modify(int epfd, int fd, int want_read, int want_write) {
     return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
+int lossd_epoll_modify_watching_hangup(int epfd, int fd, int want_read, int want_write, int want_hangup) {
+    struct epoll_event ev = {0};
+    ev.events = interest(want_read, want_write);
+    if (want_hangup) ev.events |= EPOLLRDHUP;
+    ev.data.fd = fd;
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+}
+
 int lossd_epoll_remove(int epfd, int fd) {
     struct epoll_event ev = {0};
     return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);
@@ -47,6 +55,7 @@ int lossd_epoll_wait(int epfd, int32_t *fds, uint32_t *flags, int max_events, in
         if (e & (EPOLLIN | EPOLLRDHUP)) f |= 1u;
         if (e & EPOLLOUT) f |= 2u;
         if (e & (EPOLLHUP | EPOLLERR)) f |= 4u;
+        if (e & EPOLLRDHUP) f |= 8u;
         fds[i] = events[i].data.fd;
         flags[i] = f;
     }

@@ -3,10 +3,21 @@ public struct RequestContext: Sendable {
     /// The client's `X-Request-Id` when it sent a usable one, else one made by the server.
     public let requestID: String
     public let remoteAddress: String
+    /// The bytes this request holds against the server's memory budget; a handler adds
+    /// its estimated working set here before it computes.
+    public let memory: MemoryCharge
+    /// Set when the answer is no longer wanted (client gone, request timeout).
+    public let cancellation: CancellationFlag
 
-    public init(requestID: String, remoteAddress: String) {
+    /// Without a charge, the request is measured against an unlimited budget of its own.
+    public init(
+        requestID: String, remoteAddress: String, memory: MemoryCharge? = nil,
+        cancellation: CancellationFlag = CancellationFlag()
+    ) {
         self.requestID = requestID
         self.remoteAddress = remoteAddress
+        self.memory = memory ?? MemoryCharge(budget: MemoryBudget(limit: Int.max))
+        self.cancellation = cancellation
     }
 }
 
@@ -40,6 +51,15 @@ public protocol HTTPResponder: Sendable {
     /// so that it is answered even while every worker is busy.
     func answersInline(_ head: HTTPRequestHead) -> Bool
 
+    /// Looks at a request head before its body is read (and before `100 Continue` is
+    /// sent): a response here (401, 404, 405, 415, ...) is answered at once, and the body
+    /// is never buffered. Nil lets the request go on. Runs on the I/O thread: must be quick.
+    func screen(_ head: HTTPRequestHead) -> HTTPResponse?
+
+    /// How expensive the request will be, from its head: light work may use the reserved
+    /// light lane of the worker pool.
+    func workClass(_ head: HTTPRequestHead) -> WorkClass
+
     /// Produces the response. Runs on a worker thread unless ``answersInline(_:)`` said yes.
     func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse
 
@@ -53,6 +73,10 @@ public protocol HTTPResponder: Sendable {
 
 extension HTTPResponder {
     public func answersInline(_ head: HTTPRequestHead) -> Bool { false }
+
+    public func screen(_ head: HTTPRequestHead) -> HTTPResponse? { nil }
+
+    public func workClass(_ head: HTTPRequestHead) -> WorkClass { .heavy }
 
     public func errorResponse(status: HTTPStatus, detail: String) -> HTTPResponse {
         HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: detail + "\n")

@@ -15,6 +15,9 @@ public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
     private let loop: EventLoop
     private let started = Mutex(false)
+    /// The bytes requests hold at once (bodies and handlers' working sets), bounded by
+    /// ``HTTPServerConfiguration/maxInflightBytes``.
+    public let memoryBudget: MemoryBudget
 
     /// Binds the listening socket at once, so that a port clash fails here, not later.
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) throws(SocketError) {
@@ -24,8 +27,12 @@ public final class HTTPServer: Sendable {
             // reset; the loop handles EPIPE itself, so the signal must not end the process.
             signal(SIGPIPE, SIG_IGN)
         }
-        let pool = WorkerPool(threads: configuration.workerThreads, queueCapacity: configuration.maxQueuedRequests)
-        loop = try EventLoop(configuration: configuration, responder: responder, pool: pool, logger: logger)
+        let pool = WorkerPool(
+            threads: configuration.workerThreads, reservedLightThreads: configuration.reservedLightThreads,
+            queueCapacity: configuration.maxQueuedRequests)
+        memoryBudget = MemoryBudget(limit: configuration.maxInflightBytes)
+        loop = try EventLoop(
+            configuration: configuration, responder: responder, pool: pool, budget: memoryBudget, logger: logger)
     }
 
     /// The host and port actually bound.
@@ -42,6 +49,9 @@ public final class HTTPServer: Sendable {
 
     /// Worker threads running a handler now.
     public var busyWorkers: Int { loop.pool.busyThreads }
+
+    /// Every general worker is busy and requests wait: new heavy work would queue.
+    public var isSaturated: Bool { loop.pool.isSaturated }
 
     /// Serves until ``beginShutdown()`` has drained every connection (or the grace period
     /// ran out). Blocks the calling thread.
@@ -112,6 +122,23 @@ private final class Connection {
     var parsing = false
     /// The connection's TLS session when the server speaks HTTPS; nil for plain TCP.
     var tls: TLSSession?
+    /// What the current request holds against the memory budget (its body, then its
+    /// handler's working set); dropped once the response is written.
+    var charge: MemoryCharge?
+    /// A chunked body is charged as its bytes arrive.
+    var chargesArrivingBody = false
+    /// Set to stop the current request's handler (client gone, request timeout).
+    var cancellation: CancellationFlag?
+    /// When the current request must have arrived in full (0: no request arriving).
+    var readDeadline: UInt64 = 0
+    /// When the handler of the current request must have answered (0: none running).
+    var handlerDeadline: UInt64 = 0
+    /// When the connection last became idle between requests, for choosing whom to evict.
+    var idleSince: UInt64 = 0
+    /// Admitted over the connection cap for health probes: only inline routes are served.
+    var probeOnly = false
+    /// EPOLLRDHUP is watched (while a handler runs) to notice a client that leaves.
+    var hangupInterest = false
 
     init(fd: Int32, id: UInt64, remoteAddress: String, limits: HTTPParserLimits) {
         self.fd = fd
@@ -177,6 +204,7 @@ private final class EventLoop: @unchecked Sendable {
     let configuration: HTTPServerConfiguration
     let responder: any HTTPResponder
     let pool: WorkerPool
+    let budget: MemoryBudget
     let logger: Logger
     let boundAddress: (host: String, port: Int)
 
@@ -196,12 +224,18 @@ private final class EventLoop: @unchecked Sendable {
     private let requestIDPrefix: String
     private var requestCounter: UInt64 = 0
     private var refusedSinceWarning = 0
+    /// Open connections admitted over the cap for probes.
+    private var probeConnections = 0
     private var nextCapWarning: UInt64 = 0
 
-    init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, pool: WorkerPool, logger: Logger) throws(SocketError) {
+    init(
+        configuration: HTTPServerConfiguration, responder: any HTTPResponder, pool: WorkerPool, budget: MemoryBudget,
+        logger: Logger
+    ) throws(SocketError) {
         self.configuration = configuration
         self.responder = responder
         self.pool = pool
+        self.budget = budget
         self.logger = logger
         listenFD = try Socket.listen(host: configuration.host, port: configuration.port, backlog: 1024)
         boundAddress = Socket.localAddress(listenFD) ?? (configuration.host, configuration.port)
@@ -328,14 +362,25 @@ private final class EventLoop: @unchecked Sendable {
                     return
                 }
             }
-            if connections.count >= configuration.maxConnections {
-                rejectOverCapacity(fd)
-                continue
+            var probeOnly = false
+            if connections.count - probeConnections >= configuration.maxConnections {
+                // At the cap: an idle keep-alive connection makes room; failing that, a few
+                // slots beyond the cap are kept for health probes.
+                if !evictOldestIdleConnection() {
+                    guard probeConnections < configuration.probeConnections else {
+                        rejectOverCapacity(fd)
+                        continue
+                    }
+                    probeOnly = true
+                }
             }
             Socket.setNoDelay(fd)
             let connection = Connection(
                 fd: fd, id: nextConnectionID, remoteAddress: Socket.peerAddress(&storage),
                 limits: configuration.parserLimits)
+            connection.probeOnly = probeOnly
+            connection.idleSince = Clock.now
+            if probeOnly { probeConnections += 1 }
             nextConnectionID += 1
             if let context = configuration.tls {
                 guard let session = TLSSession(context: context, fd: fd) else {
@@ -352,13 +397,30 @@ private final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Closes the connection that has been idle between requests the longest, if any.
+    private func evictOldestIdleConnection() -> Bool {
+        var oldest: Connection?
+        for connection in connections.values where isIdle(connection) && !connection.probeOnly {
+            if oldest == nil || connection.idleSince < oldest!.idleSince { oldest = connection }
+        }
+        guard let oldest else { return false }
+        closeConnection(oldest)
+        return true
+    }
+
+    /// The 503 for a connection or request turned away for capacity.
+    private func capacityResponse(_ detail: String) -> HTTPResponse {
+        var response = responder.errorResponse(status: .serviceUnavailable, detail: detail)
+        response.headers.replaceOrAdd(name: "Retry-After", value: String(configuration.retryAfterSeconds))
+        return response
+    }
+
     /// Over the connection cap: a best-effort 503 and close, without registering the socket.
     /// A TLS client is closed without one: it has not finished a handshake to read it over.
     private func rejectOverCapacity(_ fd: Int32) {
         var bytesOut = 0
         if configuration.tls == nil {
-            var response = responder.errorResponse(status: .serviceUnavailable, detail: "too many open connections")
-            response.headers.replaceOrAdd(name: "Retry-After", value: String(configuration.retryAfterSeconds))
+            let response = capacityResponse("too many open connections")
             let bytes = serialize(response, keepAlive: false, isHead: false)
             bytes.withUnsafeBytes { bytesOut = Socket.send(fd, $0) ?? 0 }
         }
@@ -390,15 +452,21 @@ private final class EventLoop: @unchecked Sendable {
         guard connections[connection.fd] === connection else { return }
         // Readability may be watched for a TLS write alone; read only in a phase that reads.
         if flags & 1 != 0 && connection.readInterest && connection.wantsInput { readAvailable(connection) }
-        guard connections[connection.fd] === connection, flags & 4 != 0 else { return }
+        guard connections[connection.fd] === connection else { return }
+        // The client closed its side while its request runs (RDHUP): like nginx, take it as
+        // gone. Its handler is cancelled and its answer dropped.
+        let leftWhileWaiting = flags & 8 != 0 && connection.phase == .awaitingResponse
+        guard flags & 4 != 0 || leftWhileWaiting else { return }
         // Hang-up or error: nothing more can be read, and writes will fail.
         connection.peerClosed = true
         if connection.phase == .awaitingResponse {
-            // A handler is running; stop watching the socket (level-triggered hang-ups would
-            // otherwise wake us continuously) and close once the answer arrives.
+            // A handler is running; stop it, stop watching the socket (level-triggered
+            // hang-ups would otherwise wake us continuously) and close once it returns.
+            connection.cancellation?.cancel()
             lossd_epoll_remove(epollFD, connection.fd)
             connection.readInterest = false
             connection.writeInterest = false
+            connection.hangupInterest = false
             connection.detached = true
         } else {
             closeConnection(connection)
@@ -450,8 +518,17 @@ private final class EventLoop: @unchecked Sendable {
                 }
                 connection.bytesIn += count
                 if !connection.requestStarted {
-                    connection.requestStarted = true
+                    markRequestStarted(connection)
                     setDeadline(connection, .header, seconds: configuration.headerTimeout)
+                }
+                if connection.chargesArrivingBody, let charge = connection.charge {
+                    do throws(MemoryChargeRefusal) {
+                        try charge.reserve(count)
+                    } catch {
+                        connection.chargesArrivingBody = false
+                        refuse(connection, memoryRefusalResponse(error), bodyPending: true)
+                        return
+                    }
                 }
                 readBuffer.withUnsafeBytes { connection.parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 if connection.parser.isReadingBody {
@@ -487,12 +564,16 @@ private final class EventLoop: @unchecked Sendable {
                 updateInterest(connection)
                 return
             case .head(let head)?:
-                connection.requestStarted = true
+                if !connection.requestStarted { markRequestStarted(connection) }
                 connection.currentHead = head
                 connection.requestStartNanos = Clock.now
                 // HTTP/1.0 clients cannot expect anything (RFC 9110 section 10.1.1).
                 if head.version.minor >= 1, head.headers.contains(name: "expect"), !head.expectsContinue {
                     failRequest(connection, status: .expectationFailed, detail: "only 100-continue is supported")
+                    return
+                }
+                if let refusal = admit(head, on: connection) {
+                    refuse(connection, refusal, bodyPending: head.hasBody)
                     return
                 }
                 if head.expectsContinue && head.hasBody && connection.parser.bufferedByteCount == 0 {
@@ -509,6 +590,62 @@ private final class EventLoop: @unchecked Sendable {
 
     private static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
+    private func markRequestStarted(_ connection: Connection) {
+        connection.requestStarted = true
+        connection.readDeadline = Clock.now + Clock.nanos(configuration.readTimeout)
+    }
+
+    /// Decides on a request from its head alone, before `100 Continue` and before any of
+    /// its body is kept: probe-only connections serve inline routes only; the responder
+    /// may refuse (authentication, route, method, media type); and the announced body must
+    /// fit in the memory budget. Returns the refusal, or nil with the request's charge set.
+    private func admit(_ head: HTTPRequestHead, on connection: Connection) -> HTTPResponse? {
+        if connection.probeOnly && !responder.answersInline(head) {
+            return capacityResponse("too many open connections; only health probes are served on this one")
+        }
+        if head.hasBody, let refusal = responder.screen(head) { return refusal }
+        let charge = MemoryCharge(budget: budget)
+        connection.charge = charge
+        connection.chargesArrivingBody = false
+        switch head.framing {
+        case .contentLength(let length):
+            do throws(MemoryChargeRefusal) {
+                try charge.reserve(length)
+            } catch {
+                return memoryRefusalResponse(error)
+            }
+        case .chunked:
+            connection.chargesArrivingBody = true
+        case .none:
+            break
+        }
+        return nil
+    }
+
+    /// 413 for a request that could never fit in the memory budget, 503 with
+    /// `Retry-After` for one that does not fit now.
+    private func memoryRefusalResponse(_ refusal: MemoryChargeRefusal) -> HTTPResponse {
+        switch refusal {
+        case let .neverFits(needed, limit):
+            return responder.errorResponse(
+                status: .contentTooLarge,
+                detail: "the request needs \(needed) bytes, more than the server's memory budget of \(limit) bytes")
+        case let .notNow(needed, _):
+            return capacityResponse("the server's memory budget cannot hold this request's \(needed) bytes now; retry shortly")
+        }
+    }
+
+    /// Answers a request before its body is read. A body that is still to come is never
+    /// buffered: the connection closes after the answer, discarding what arrives meanwhile.
+    private func refuse(_ connection: Connection, _ response: HTTPResponse, bodyPending: Bool) {
+        connection.closeAfterResponse = true
+        connection.rejected = bodyPending
+        connection.charge = nil
+        connection.chargesArrivingBody = false
+        connection.phase = .awaitingResponse
+        sendResponse(response, on: connection)
+    }
+
     private func dispatch(_ request: HTTPRequest, on connection: Connection) {
         connection.phase = .awaitingResponse
         connection.deadlineKind = .none
@@ -517,9 +654,16 @@ private final class EventLoop: @unchecked Sendable {
         if !request.head.keepAlive || (request.head.version == .http1_0 && request.head.framing == .chunked) {
             connection.closeAfterResponse = true
         }
-        updateInterest(connection)
 
-        let context = RequestContext(requestID: makeRequestID(request.head), remoteAddress: connection.remoteAddress)
+        connection.readDeadline = 0
+        connection.chargesArrivingBody = false
+        let charge = connection.charge ?? MemoryCharge(budget: budget)
+        connection.charge = charge
+        let cancellation = CancellationFlag()
+        connection.cancellation = cancellation
+        let context = RequestContext(
+            requestID: makeRequestID(request.head), remoteAddress: connection.remoteAddress, memory: charge,
+            cancellation: cancellation)
         connection.requestID = context.requestID
         if responder.answersInline(request.head) {
             sendResponse(responder.respond(to: request, context: context), on: connection)
@@ -527,15 +671,16 @@ private final class EventLoop: @unchecked Sendable {
         }
         let responder = self.responder
         let id = connection.id, fd = connection.fd
-        let accepted = pool.submit { [self] in
+        connection.handlerDeadline = Clock.now + Clock.nanos(configuration.requestTimeout)
+        updateInterest(connection)
+        // The job holds the request and its charge only until the handler returns.
+        let accepted = pool.submit({ [self] in
             let response = responder.respond(to: request, context: context)
             post(.response(connectionID: id, fd: fd, response: response))
-        }
+        }, class: responder.workClass(request.head))
         if !accepted {
-            var response = responder.errorResponse(
-                status: .serviceUnavailable, detail: "the server is at capacity; retry shortly")
-            response.headers.replaceOrAdd(name: "Retry-After", value: String(configuration.retryAfterSeconds))
-            sendResponse(response, on: connection)
+            connection.handlerDeadline = 0
+            sendResponse(capacityResponse("the server is at capacity; retry shortly"), on: connection)
         }
     }
 
@@ -559,6 +704,7 @@ private final class EventLoop: @unchecked Sendable {
     }
 
     private func sendResponse(_ response: HTTPResponse, on connection: Connection) {
+        connection.handlerDeadline = 0
         var response = response
         let head = connection.currentHead
         if isDraining || connection.peerClosed { connection.closeAfterResponse = true }
@@ -616,6 +762,8 @@ private final class EventLoop: @unchecked Sendable {
                 return
             }
             if sent == 0 { break }
+            // The write deadline bounds a stall, not the whole reply: progress renews it.
+            if connection.deadlineKind == .write { setDeadline(connection, .write, seconds: configuration.writeTimeout) }
             connection.outboundOffset += sent
             if connection.outboundOffset == first.count {
                 connection.outbound.removeFirst()
@@ -632,7 +780,12 @@ private final class EventLoop: @unchecked Sendable {
         connection.currentHead = nil
         connection.requestID = ""
         connection.bytesIn = 0
-        connection.requestStarted = connection.parser.bufferedByteCount > 0
+        connection.charge = nil
+        connection.cancellation = nil
+        connection.readDeadline = 0
+        connection.idleSince = Clock.now
+        connection.requestStarted = false
+        if connection.parser.bufferedByteCount > 0 { markRequestStarted(connection) }
         if connection.closeAfterResponse {
             beginLingeringClose(connection)
             return
@@ -664,17 +817,27 @@ private final class EventLoop: @unchecked Sendable {
     }
 
     private func updateInterest(_ connection: Connection) {
+        guard !connection.detached else { return }
         let wantRead = connection.needsReadable
         let wantWrite = connection.needsWritable
-        if wantRead != connection.readInterest || wantWrite != connection.writeInterest {
+        // Only while a worker runs the request: an inline answer is written at once.
+        let wantHangup = connection.phase == .awaitingResponse && connection.handlerDeadline != 0
+        if wantRead != connection.readInterest || wantWrite != connection.writeInterest
+            || wantHangup != connection.hangupInterest
+        {
             connection.readInterest = wantRead
             connection.writeInterest = wantWrite
-            lossd_epoll_modify(epollFD, connection.fd, wantRead ? 1 : 0, wantWrite ? 1 : 0)
+            connection.hangupInterest = wantHangup
+            lossd_epoll_modify_watching_hangup(
+                epollFD, connection.fd, wantRead ? 1 : 0, wantWrite ? 1 : 0, wantHangup ? 1 : 0)
         }
     }
 
     private func closeConnection(_ connection: Connection) {
         guard connections[connection.fd] === connection else { return }
+        if connection.phase == .awaitingResponse { connection.cancellation?.cancel() }
+        connection.charge = nil
+        if connection.probeOnly { probeConnections -= 1 }
         if !connection.detached { lossd_epoll_remove(epollFD, connection.fd) }
         if !connection.peerClosed { connection.tls?.closeNotify() }
         connection.tls = nil
@@ -694,6 +857,31 @@ private final class EventLoop: @unchecked Sendable {
         if listenFD >= 0, acceptPausedUntil != 0, now >= acceptPausedUntil {
             acceptPausedUntil = 0
             lossd_epoll_add(epollFD, listenFD, 1, 0)
+        }
+        for connection in Array(connections.values) {
+            if connection.phase == .awaitingResponse, connection.handlerDeadline != 0, now >= connection.handlerDeadline {
+                // The handler ran too long: stop it, answer 503 and close (its late answer
+                // finds the connection in another phase and is dropped).
+                connection.handlerDeadline = 0
+                connection.cancellation?.cancel()
+                if connection.detached {
+                    closeConnection(connection)
+                } else {
+                    connection.closeAfterResponse = true
+                    sendResponse(
+                        capacityResponse("the request ran past the server's request timeout and was stopped"),
+                        on: connection)
+                }
+                continue
+            }
+            if connection.phase == .reading, connection.readDeadline != 0, now >= connection.readDeadline,
+                connection.deadlineKind == .header || connection.deadlineKind == .body
+            {
+                connection.readDeadline = 0
+                connection.deadlineKind = .none
+                failRequest(connection, status: .requestTimeout, detail: "the request did not arrive in full in time")
+                continue
+            }
         }
         for connection in Array(connections.values) where connection.deadlineKind != .none && now >= connection.deadline {
             switch connection.deadlineKind {

@@ -10,12 +10,27 @@ public struct HTTPServerConfiguration: Sendable {
     public var bodyTimeout: Double = 30
     /// Seconds an idle keep-alive connection is kept open.
     public var keepAliveTimeout: Double = 60
-    /// Seconds a client may take to read our response before the connection is dropped.
+    /// Seconds a response may go without a byte being taken by the client before the
+    /// connection is dropped (renewed by every write that makes progress).
     public var writeTimeout: Double = 30
+    /// Seconds a whole request (head and body) may take to arrive, however steadily it
+    /// trickles in (408 after); `bodyTimeout` still bounds each stall.
+    public var readTimeout: Double = 120
+    /// Seconds a handler may run before it is cancelled and the request answered 503.
+    public var requestTimeout: Double = 60
+    /// Bytes that requests may hold at once: bodies (announced `Content-Length` when the
+    /// head arrives, chunked bodies as they grow) and the working sets handlers charge.
+    public var maxInflightBytes = 256 << 20
     /// Open connections at most; further ones get 503 and are closed.
     public var maxConnections = 1024
     /// Request-handler threads.
     public var workerThreads = 2
+    /// Threads beside `workerThreads` that run only light requests, so that cheap work keeps
+    /// its latency while expensive work saturates the others.
+    public var reservedLightThreads = 1
+    /// Connections admitted beyond `maxConnections` that serve only inline routes (health
+    /// probes, metrics), after idle keep-alive connections have been evicted to make room.
+    public var probeConnections = 8
     /// Requests that may wait for a handler thread before new ones get 503.
     public var maxQueuedRequests = 256
     /// Seconds in-flight requests get to finish after shutdown begins.

@@ -20,17 +20,25 @@ public enum Parallel {
         let limit = maxThreads == 0 ? cores : min(maxThreads, cores * 4)
         let work = count * max(1, costPerRow)
         let tasks = min(limit, max(1, work / 200_000), count)
+        let check = Cancellation.currentCheck
+        // Large work is cut into pieces of about 4M element operations, so that a cancelled
+        // request stops within a piece rather than after the whole batch.
+        let pieces = min(count, max(tasks, work / 4_000_000))
         if tasks <= 1 {
-            body(0..<count)
+            let step = (count + pieces - 1) / pieces
+            for start in stride(from: 0, to: count, by: step) {
+                if check?.isCancelled() == true { return }
+                body(start..<min(count, start + step))
+            }
             return
         }
-        let chunk = (count + tasks - 1) / tasks
+        let chunk = (count + pieces - 1) / pieces
         withoutActuallyEscaping(body) { body in
             let shared = RangeBody(body: body)
-            DispatchQueue.concurrentPerform(iterations: tasks) { t in
+            DispatchQueue.concurrentPerform(iterations: pieces) { t in
                 let start = t * chunk
                 let end = min(count, start + chunk)
-                if start < end { shared.body(start..<end) }
+                if start < end, check?.isCancelled() != true { shared.body(start..<end) }
             }
         }
     }

@@ -9,9 +9,9 @@ enum Auth {
     }
 
     /// Nil when the request may proceed; else the 401 to answer with.
-    static func check(_ request: HTTPRequest, key: String?) -> HTTPResponse? {
-        guard let key, !key.isEmpty, isProtected(request.path) else { return nil }
-        guard let header = request.headers["authorization"], let token = bearerToken(header) else {
+    static func check(path: String, headers: HTTPHeaders, key: String?) -> HTTPResponse? {
+        guard let key, !key.isEmpty, isProtected(path) else { return nil }
+        guard let header = headers["authorization"], let token = bearerToken(header) else {
             return unauthorized("this endpoint needs an `Authorization: Bearer <key>` header", challenge: #"Bearer realm="lossd""#)
         }
         guard constantTimeEquals(token, key) else {

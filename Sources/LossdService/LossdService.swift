@@ -65,26 +65,78 @@ public final class LossdService: HTTPResponder {
         return true  // 404 and 405 are cheap too
     }
 
-    public func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
-        Gzip.compressed(routedResponse(to: request, context: context), for: request)
+    /// Everything that can be refused from the head alone, before the body is read:
+    /// the API key, the route and method, the media type and the content coding.
+    public func screen(_ head: HTTPRequestHead) -> HTTPResponse? {
+        if let denied = Auth.check(path: head.path, headers: head.headers, key: configuration.apiKey) { return denied }
+        switch router.match(method: head.method, path: head.path) {
+        case .notFound, .methodNotAllowed:
+            return routingError(method: head.method, path: head.path)
+        case .found:
+            do throws(ServiceError) {
+                try RequestBody.checkContentType(head.headers)
+                try RequestBody.checkContentEncoding(head.headers)
+            } catch {
+                return error.response
+            }
+            return nil
+        }
     }
 
-    private func routedResponse(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
-        if let denied = Auth.check(request, key: configuration.apiKey) { return denied }
-        switch router.match(method: request.method, path: request.path) {
-        case .notFound:
-            return ServiceError.notFound("no resource at \(request.path)").response
+    /// Light work may run on the reserved light lane: a loss, metrics, ensemble or apply
+    /// over a body of at most 1 MiB, or a store read. Fits, aggregation and large bodies are heavy.
+    public func workClass(_ head: HTTPRequestHead) -> WorkClass {
+        guard case .found(let route, _) = router.match(method: head.method, path: head.path) else { return .light }
+        guard !Self.heavyRoutes.contains(route.pattern) else { return .heavy }
+        switch head.framing {
+        case .none: return .light
+        case .contentLength(let length): return length <= Self.lightBodyBytes ? .light : .heavy
+        case .chunked: return .heavy
+        }
+    }
+
+    static let heavyRoutes: Set<String> = ["/v1/calibrators/fit", "/v1/aggregate"]
+    static let lightBodyBytes = 1 << 20
+
+    public func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
+        // Kernels called by the handler poll the request's cancellation flag and stop early
+        // when the client has gone or the request timed out; their output is then dropped.
+        let cancellation = context.cancellation
+        let response = Cancellation.withCheck({ cancellation.isCancelled }) {
+            routedResponse(to: request, context: context)
+        }
+        if cancellation.isCancelled {
+            var error = ServiceError(status: .serviceUnavailable, code: "overloaded", detail: "the request was cancelled")
+            error.headers = [("Retry-After", "1")]
+            return error.response
+        }
+        return Gzip.compressed(response, for: request)
+    }
+
+    private func routingError(method: String, path: String) -> HTTPResponse {
+        switch router.match(method: method, path: path) {
         case .methodNotAllowed(let allow):
             var error = ServiceError(
                 status: .methodNotAllowed, code: "method_not_allowed",
-                detail: "\(request.method) is not allowed on \(request.path); use \(allow.joined(separator: ", "))")
+                detail: "\(method) is not allowed on \(path); use \(allow.joined(separator: ", "))")
             error.headers = [("Allow", allow.joined(separator: ", "))]
             return error.response
+        default:
+            return ServiceError.notFound("no resource at \(path)").response
+        }
+    }
+
+    private func routedResponse(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
+        if let denied = Auth.check(path: request.path, headers: request.headers, key: configuration.apiKey) { return denied }
+        switch router.match(method: request.method, path: request.path) {
+        case .notFound, .methodNotAllowed:
+            return routingError(method: request.method, path: request.path)
         case let .found(route, parameters):
             do {
-                // Content-Encoding is undone once, here, within the configured body limit;
-                // handlers see plain bodies.
-                let plain = try RequestBody.contentDecoded(request, maxInflatedBytes: configuration.maxBodyBytes)
+                // Content-Encoding is undone once, here, within the configured body limit and
+                // the memory budget; handlers see plain bodies.
+                let plain = try RequestBody.contentDecoded(
+                    request, maxInflatedBytes: configuration.maxBodyBytes, charge: context.memory)
                 return try route.handler(RouteRequest(request: plain, context: context, parameters: parameters))
             } catch {
                 return error.response
@@ -117,12 +169,16 @@ public final class LossdService: HTTPResponder {
             let opened = state.storeReady.load(ordering: .acquiring)
             let store = opened && !state.calibrators.attachedStoreIsUnavailable
             let accepting = state.acceptingWork()
+            // Saturated: every general worker busy with requests waiting; a load balancer
+            // should send new work elsewhere until it drains.
+            let saturated = state.metrics.currentGauges?.saturated ?? false
             let body: JSONValue = [
-                "status": .string(store && accepting ? "ready" : "not_ready"),
+                "status": .string(store && accepting && !saturated ? "ready" : "not_ready"),
                 "store": .string(store ? "open" : opened ? "unreachable" : "closed"),
                 "accepting": .bool(accepting),
+                "saturated": .bool(saturated),
             ]
-            guard store && accepting else {
+            guard store && accepting && !saturated else {
                 var response = json(body, status: .serviceUnavailable)
                 response.headers.add(name: "Retry-After", value: "1")
                 return response
@@ -141,13 +197,13 @@ public final class LossdService: HTTPResponder {
             LossEndpoint.listLosses()
         }
         router.add("POST", "/v1/loss") { route throws(ServiceError) in
-            try LossEndpoint.evaluate(route.request)
+            try LossEndpoint.evaluate(route)
         }
-        router.add("POST", "/v1/metrics") { route throws(ServiceError) in try MetricsEndpoint.metrics(route.request) }
-        router.add("POST", "/v1/reliability") { route throws(ServiceError) in try MetricsEndpoint.reliability(route.request) }
+        router.add("POST", "/v1/metrics") { route throws(ServiceError) in try MetricsEndpoint.metrics(route) }
+        router.add("POST", "/v1/reliability") { route throws(ServiceError) in try MetricsEndpoint.reliability(route) }
         CalibratorEndpoints.register(on: &router, slot: state.calibrators)
-        router.add("POST", "/v1/aggregate") { route throws(ServiceError) in try AggregateEndpoint.respond(route.request) }
-        router.add("POST", "/v1/ensemble") { route throws(ServiceError) in try EnsembleEndpoint.respond(route.request) }
+        router.add("POST", "/v1/aggregate") { route throws(ServiceError) in try AggregateEndpoint.respond(route) }
+        router.add("POST", "/v1/ensemble") { route throws(ServiceError) in try EnsembleEndpoint.respond(route) }
         router.add("GET", "/metrics", inline: true) { _ throws(ServiceError) in
             let entries = state.calibrators.sampledCount()
             return HTTPResponse(

@@ -63,8 +63,11 @@ struct Lossd: ParsableCommand {
     @Option(help: "Largest request header section, in bytes (431 beyond). [env: LOSSD_MAX_HEADER_BYTES] (default: 16384)")
     var maxHeaderBytes: Int?
 
-    @Option(help: "Open connections at most; more get 503. [env: LOSSD_MAX_CONNECTIONS] (default: 1024)")
+    @Option(help: "Open connections at most; at the cap the longest-idle keep-alive connection is closed to admit a new one, and when none is idle a new one gets 503. [env: LOSSD_MAX_CONNECTIONS] (default: 1024)")
     var maxConnections: Int?
+
+    @Option(help: "Connections admitted beyond --max-connections that serve only /healthz, /readyz, /metrics and other cheap GETs, so probes reach a saturated server. [env: LOSSD_PROBE_CONNECTIONS] (default: 8)")
+    var probeConnections: Int?
 
     @Option(help: "Requests that may wait for a handler thread before 503; each connection has at most one in flight, so the default never sheds load below the connection cap. [env: LOSSD_QUEUE_DEPTH] (default: the connection cap)")
     var queueDepth: Int?
@@ -77,6 +80,28 @@ struct Lossd: ParsableCommand {
 
     @Option(help: "Seconds an idle keep-alive connection stays open. [env: LOSSD_KEEP_ALIVE_TIMEOUT] (default: 60)")
     var keepAliveTimeout: Double?
+
+    @Option(help: "Seconds a whole request (head and body) may take to arrive, however steadily it trickles (408 after). [env: LOSSD_READ_TIMEOUT] (default: 120)")
+    var readTimeout: Double?
+
+    @Option(help: "Seconds a response may wait for the client to take any byte before the connection is dropped; every write that makes progress renews it. [env: LOSSD_WRITE_TIMEOUT] (default: 30)")
+    var writeTimeout: Double?
+
+    @Option(help: "Seconds a request may run in its handler before it is stopped and answered 503. [env: LOSSD_REQUEST_TIMEOUT] (default: 60)")
+    var requestTimeout: Double?
+
+    @Option(
+        help: """
+            Bytes that requests may hold at once: bodies (announced Content-Length as the head \
+            arrives, chunked and gzip bodies as they grow) and each handler's estimated working set. \
+            A request that does not fit now gets 503 with Retry-After; one that could never fit, 413. \
+            [env: LOSSD_MAX_INFLIGHT_BYTES] (default: a quarter of the cgroup memory limit, or of \
+            physical memory without one, and at least 268435456)
+            """)
+    var maxInflightBytes: Int?
+
+    @Option(help: "Threads beside --threads that run only light requests (a loss, metrics or apply on at most 1 MiB), so cheap work keeps its latency while fits saturate the others. [env: LOSSD_LIGHT_THREADS] (default: 1)")
+    var lightThreads: Int?
 
     @Option(help: "Seconds in-flight requests get to finish on shutdown. [env: LOSSD_SHUTDOWN_GRACE] (default: 10)")
     var shutdownGrace: Double?
@@ -135,6 +160,7 @@ struct Settings: Sendable {
         http.parserLimits.maxHeaderBytes = try value(command.maxHeaderBytes, "LOSSD_MAX_HEADER_BYTES") { Int($0) } ?? 16 << 10
         http.workerThreads = try value(command.threads, "LOSSD_THREADS") { Int($0) } ?? max(1, cores)
         http.maxConnections = try value(command.maxConnections, "LOSSD_MAX_CONNECTIONS") { Int($0) } ?? 1024
+        http.probeConnections = try value(command.probeConnections, "LOSSD_PROBE_CONNECTIONS") { Int($0) } ?? 8
         // A connection has at most one request in flight, so a queue as deep as the connection
         // cap only refuses work when an operator asks for a shallower one.
         http.maxQueuedRequests = try value(command.queueDepth, "LOSSD_QUEUE_DEPTH") { Int($0) } ?? http.maxConnections
@@ -142,6 +168,12 @@ struct Settings: Sendable {
         http.bodyTimeout = try value(command.bodyTimeout, "LOSSD_BODY_TIMEOUT") { Double($0) } ?? 30
         http.keepAliveTimeout = try value(command.keepAliveTimeout, "LOSSD_KEEP_ALIVE_TIMEOUT") { Double($0) } ?? 60
         http.shutdownGracePeriod = try value(command.shutdownGrace, "LOSSD_SHUTDOWN_GRACE") { Double($0) } ?? 10
+        http.readTimeout = try value(command.readTimeout, "LOSSD_READ_TIMEOUT") { Double($0) } ?? 120
+        http.writeTimeout = try value(command.writeTimeout, "LOSSD_WRITE_TIMEOUT") { Double($0) } ?? 30
+        http.requestTimeout = try value(command.requestTimeout, "LOSSD_REQUEST_TIMEOUT") { Double($0) } ?? 60
+        http.maxInflightBytes =
+            try value(command.maxInflightBytes, "LOSSD_MAX_INFLIGHT_BYTES") { Int($0) } ?? MemoryLimit.defaultInflightBytes
+        http.reservedLightThreads = try value(command.lightThreads, "LOSSD_LIGHT_THREADS") { Int($0) } ?? 1
         service.dataDirectory = try value(command.dataDir, "LOSSD_DATA_DIR") { $0.isEmpty ? nil : $0 } ?? "./data"
         store = try StoreSettings(
             store: command.store, poolSize: command.storePoolSize, startupWait: command.storeStartupWait,
@@ -174,10 +206,15 @@ struct Settings: Sendable {
         guard http.parserLimits.maxHeaderBytes >= 256 else { throw ValidationError("max header bytes must be >= 256") }
         guard (1...1024).contains(http.workerThreads) else { throw ValidationError("threads must be in 1...1024") }
         guard http.maxConnections >= 1 else { throw ValidationError("max connections must be >= 1") }
+        guard (0...1024).contains(http.probeConnections) else { throw ValidationError("probe connections must be in 0...1024") }
         guard http.maxQueuedRequests >= 1 else { throw ValidationError("queue depth must be >= 1") }
+        guard http.maxInflightBytes >= 1 << 20 else { throw ValidationError("max inflight bytes must be >= 1048576") }
+        guard (0...64).contains(http.reservedLightThreads) else { throw ValidationError("light threads must be in 0...64") }
         for (name, seconds) in [
             ("header timeout", http.headerTimeout), ("body timeout", http.bodyTimeout),
             ("keep-alive timeout", http.keepAliveTimeout), ("shutdown grace", http.shutdownGracePeriod),
+            ("read timeout", http.readTimeout), ("write timeout", http.writeTimeout),
+            ("request timeout", http.requestTimeout),
         ] where !(seconds > 0 && seconds.isFinite) {
             throw ValidationError("\(name) must be a positive number of seconds")
         }
@@ -186,7 +223,9 @@ struct Settings: Sendable {
     /// One line that says what the process runs with, printed at start-up.
     var summary: String {
         let limits = http.parserLimits
-        return "host=\(http.host) port=\(http.port) threads=\(http.workerThreads) queue=\(http.maxQueuedRequests) "
+        return "host=\(http.host) port=\(http.port) threads=\(http.workerThreads)+\(http.reservedLightThreads) queue=\(http.maxQueuedRequests) "
+            + "max_inflight_bytes=\(http.maxInflightBytes) request_timeout=\(http.requestTimeout)s "
+            + "read_timeout=\(http.readTimeout)s write_timeout=\(http.writeTimeout)s "
             + "max_body_bytes=\(limits.maxBodyBytes) max_header_bytes=\(limits.maxHeaderBytes) "
             + "max_connections=\(http.maxConnections) header_timeout=\(http.headerTimeout)s "
             + "body_timeout=\(http.bodyTimeout)s keep_alive=\(http.keepAliveTimeout)s "

@@ -42,3 +42,43 @@ enum DataDirectory {
         }
     }
 }
+
+/// The memory the process may use, for the default memory budget.
+enum MemoryLimit {
+    /// A quarter of the cgroup limit (v2 `memory.max`, else v1 `memory.limit_in_bytes`)
+    /// when one is set, else of physical memory; at least 256 MiB.
+    static var defaultInflightBytes: Int {
+        max(256 << 20, (cgroupLimit ?? physicalMemory) / 4)
+    }
+
+    static var physicalMemory: Int {
+        Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// The cgroup memory limit, nil when unlimited or unknown.
+    static var cgroupLimit: Int? {
+        for path in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
+            guard let text = readSmallFile(path)?.trimmingCharacters(in: " \n\t"), let value = Int(text) else { continue }
+            // cgroup v1 reports "no limit" as a huge page-aligned number.
+            if value > 0 && value < (1 << 60) && value < physicalMemory { return value }
+        }
+        return nil
+    }
+
+    private static func readSmallFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let first = s.first, set.contains(first) { s.removeFirst() }
+        while let last = s.last, set.contains(last) { s.removeLast() }
+        return String(s)
+    }
+}

@@ -16,7 +16,7 @@ struct LifecycleTests {
         #expect(try idle.exchange(get("/healthz")).status == 200)
 
         // A request whose body is still arriving when the signal comes.
-        try inFlight.send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        try inFlight.send("POST /v1/loss HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
         usleep(200_000)
         lossd.signal(SIGTERM)
         usleep(300_000)
@@ -29,7 +29,7 @@ struct LifecycleTests {
         // ...but the in-flight request completes, with Connection: close.
         try inFlight.send("56789")
         let response = try inFlight.readResponse()
-        #expect(response.status == 405)
+        #expect(response.status == 400)
         #expect(response.header("connection") == "close")
         #expect(lossd.waitForExit(timeout: 5) == 0)
     }
@@ -43,7 +43,7 @@ struct LifecycleTests {
     @Test func shutdownGiveUpOnStuckClientsAfterTheGracePeriod() throws {
         let lossd = try LossdProcess(["--shutdown-grace", "0.5", "--body-timeout", "30"])
         let stuck = try lossd.connect()
-        try stuck.send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0")
+        try stuck.send("POST /v1/loss HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0")
         usleep(100_000)
         lossd.signal(SIGTERM)
         #expect(lossd.waitForExit(timeout: 5) == 0)
@@ -53,7 +53,7 @@ struct LifecycleTests {
         let lossd = try LossdProcess()
         let uploader = try lossd.connect()
         let total = 60 * 1024 * 1024
-        try uploader.send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: \(total)\r\n\r\n")
+        try uploader.send("POST /v1/loss HTTP/1.1\r\nHost: x\r\nContent-Length: \(total)\r\n\r\n")
         let piece = [UInt8](repeating: 0x61, count: 1024 * 1024)
         let probe = try lossd.connect()
         var latencies: [Double] = []
@@ -65,7 +65,7 @@ struct LifecycleTests {
             #expect(response.status == 200)
             usleep(20_000)
         }
-        #expect(try uploader.readResponse().status == 405)
+        #expect(try uploader.readResponse().status == 400)
         #expect(latencies.max()! < 1.0, "healthz took \(latencies.max()!) s")
     }
 

@@ -11,18 +11,26 @@
 #   - SOAK_IDLE (300) slow connections (bench/soak/soak.py idle): each sends
 #     GET /healthz in pieces 2 s apart (under the 10 s header timeout), then
 #     idles 15-25 s on keep-alive (under the 60 s timeout), and again;
+#   - SOAK_REAL (3) threads sending what training and evaluation jobs send
+#     (bench/soak/soak.py real): 2.7 MB JSON losses with and without the
+#     gradient, gzip and multipart (.npy) bodies, calibrator fits and applies,
+#     an aggregation; on keep-alive connections, every tenth on a new one;
 #   - a probe: GET /healthz on a fresh connection every 0.5 s, 2 s timeout;
-#   - lossd's RSS from /proc, every second.
+#   - lossd's RSS from /proc, every second: at the start, after the warm-up
+#     (SOAK_WARMUP s, default 60, or a fifth of a shorter soak), peak, end.
 # Then prints a summary (also in bench/results/soak-*/summary.txt) and exits
-# 1 if wrk saw any non-2xx or socket error (timeouts included), a probe
-# failed, a slow connection was dropped or answered with non-200, or lossd
-# did not exit 0 on SIGTERM. Everything stops by itself.
+# 1 if wrk saw any non-2xx or socket error (timeouts included), a realistic
+# request got anything but 200/201, a probe failed, a slow connection was
+# dropped or answered with non-200, RSS at the end exceeds RSS after the
+# warm-up by more than SOAK_RSS_SLACK_MIB (default 64), or lossd did not exit
+# 0 on SIGTERM. Everything stops by itself.
 #
 # Environment:
 #   SOAK_SECONDS      duration (default 60)
 #   SOAK_CONNECTIONS  wrk connections (default 200)
 #   SOAK_THREADS      wrk threads (default: nproc, at most 4)
 #   SOAK_IDLE         slow/idle connections (default 300)
+#   SOAK_REAL         threads sending realistic large requests (default 3; 0: none)
 #   SOAK_BUILD        0: do not run scripts/build-release.sh
 #   SOAK_LOSSD        a lossd binary to use instead of the release build
 #   SOAK_API_KEY      when set: lossd runs with LOSSD_API_KEY and every
@@ -36,6 +44,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 seconds=${SOAK_SECONDS:-60}
 connections=${SOAK_CONNECTIONS:-200}
 idle=${SOAK_IDLE:-300}
+real=${SOAK_REAL:-3}
+warmup=${SOAK_WARMUP:-$(( seconds >= 300 ? 60 : seconds / 5 ))}
+rss_slack_mib=${SOAK_RSS_SLACK_MIB:-64}
 threads=${SOAK_THREADS:-$(n=$(nproc); [ "$n" -gt 4 ] && n=4; echo "$n")}
 out=bench/results/soak-$(date -u +%Y%m%dT%H%M%SZ)
 
@@ -115,7 +126,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ -n "$port" ] || { tail -n 20 "$out/lossd.stderr.log" >&2; die "lossd did not start"; }
-log "lossd $lossd_bin on 127.0.0.1:$port (pid $lossd_pid); ${seconds}s: wrk -c$connections -t$threads, $idle slow connections, probe every 0.5 s"
+log "lossd $lossd_bin on 127.0.0.1:$port (pid $lossd_pid); ${seconds}s: wrk -c$connections -t$threads, $idle slow connections, $real realistic senders, probe every 0.5 s"
 
 # --- load -------------------------------------------------------------------
 
@@ -123,8 +134,14 @@ log "lossd $lossd_bin on 127.0.0.1:$port (pid $lossd_pid); ${seconds}s: wrk -c$c
 # each in case it hangs.
 side=$((seconds + 4))
 timeout $((side + 30)) python3 bench/soak/soak.py rss --pid "$lossd_pid" --seconds "$side" \
-  --samples "$out/rss.txt" >"$tmp/rss.json" &
+  --warmup "$warmup" --samples "$out/rss.txt" >"$tmp/rss.json" &
 side_pids+=($!)
+echo '{"requests": 0, "errors": 0}' >"$tmp/real.json"
+if [ "$real" -gt 0 ]; then
+  timeout $((side + 120)) python3 bench/soak/soak.py real --port "$port" --seconds "$seconds" \
+    --workers "$real" >"$tmp/real.json" 2>"$out/real.stderr.log" &
+  side_pids+=($!)
+fi
 timeout $((side + 45)) python3 bench/soak/soak.py idle --port "$port" --seconds "$side" \
   --connections "$idle" >"$tmp/idle.json" 2>"$out/idle.stderr.log" &
 side_pids+=($!)
@@ -173,6 +190,13 @@ statuses=$(sed -n 's/^statuses: //p' "$out/wrk.txt")
 peak_kib=$(json "$tmp/rss.json" peak_kib)
 first_kib=$(json "$tmp/rss.json" first_kib)
 last_kib=$(json "$tmp/rss.json" last_kib)
+warm_kib=$(json "$tmp/rss.json" warm_kib)
+real_n=$(json "$tmp/real.json" requests)
+real_errors=$(json "$tmp/real.json" errors)
+real_kinds=$(json "$tmp/real.json" by_kind)
+real_error_kinds=$(json "$tmp/real.json" error_kinds)
+real_mb=$(json "$tmp/real.json" sent_mb)
+real_p99=$(json "$tmp/real.json" p99_ms)
 probe_n=$(json "$tmp/probe.json" probes)
 probe_fail=$(json "$tmp/probe.json" failures)
 probe_max=$(json "$tmp/probe.json" max_ms)
@@ -191,7 +215,10 @@ mib() { [[ ${1:-} =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN { printf "%.1f MiB", k 
   echo "wrk requests:          ${requests:-?} (${rps:-?} req/s, p99 ${p99:-?}), statuses: ${statuses:-?}"
   echo "wrk non-2xx:           $non2xx"
   echo "wrk socket errors:     $socket_errors${socket_line:+ ($socket_line)}"
-  echo "lossd RSS:             start $(mib "$first_kib"), peak $(mib "$peak_kib"), end $(mib "$last_kib")"
+  echo "realistic requests:    ${real_n} (${real_mb} MB sent), ${real_errors} errors ${real_error_kinds}"
+  echo "                       by kind ${real_kinds}"
+  echo "                       p99 ms ${real_p99}"
+  echo "lossd RSS:             start $(mib "$first_kib"), after ${warmup}s warm-up $(mib "$warm_kib"), peak $(mib "$peak_kib"), end $(mib "$last_kib")"
   echo "healthz probe:         $probe_n probes, $probe_fail failures ${probe_kinds}, max ${probe_max} ms, p99 ${probe_p99} ms"
   echo "slow connections:      $idle_opened opened (max $idle_max open at once), $idle_ok slow requests answered 200, $idle_non200 non-200, $idle_errors errors ${idle_kinds}"
   echo "lossd at the end:      alive=$lossd_alive, exit after SIGTERM: $lossd_rc"
@@ -206,5 +233,9 @@ status=0
 [ "$idle_errors" = 0 ] && [ "$idle_non200" = 0 ] && [ "$(num "$idle_ok")" -gt 0 ] \
   || { log "FAIL: slow connections: $idle_errors errors, $idle_non200 non-200, $idle_ok ok"; status=1; }
 [ "$lossd_alive" = yes ] && [ "$lossd_rc" = 0 ] || { log "FAIL: lossd alive=$lossd_alive, exit $lossd_rc"; status=1; }
+[ "$(num "$real_errors")" -eq 0 ] && [ "$real_errors" = 0 ] || { log "FAIL: realistic requests: $real_errors errors"; status=1; }
+if [[ ${warm_kib:-} =~ ^[0-9]+$ && ${last_kib:-} =~ ^[0-9]+$ ]] && [ $((last_kib - warm_kib)) -gt $((rss_slack_mib * 1024)) ]; then
+  log "FAIL: RSS grew $(( (last_kib - warm_kib) / 1024 )) MiB after the warm-up (slack ${rss_slack_mib} MiB)"; status=1
+fi
 [ "$status" -eq 0 ] && log "passed (results in $out)" || log "failed (results in $out)"
 exit "$status"

@@ -11,8 +11,16 @@
   soak.py probe --port P --seconds S [--interval 0.5]
       GET /healthz on a fresh connection every INTERVAL seconds (2 s
       timeout); a failure is an error, a timeout or a status other than 200.
-  soak.py rss   --pid PID --seconds S [--samples FILE]
-      Samples VmRSS of PID from /proc every second.
+  soak.py real  --port P --seconds S [--workers 3]
+      What training and evaluation jobs send: WORKERS threads, each looping
+      over 256x1000 POST /v1/loss bodies (2.7 MB of JSON) with and without
+      the gradient, the same gzip-encoded and as multipart with an .npy part,
+      a temperature and a matrix calibrator fit with its apply, and a
+      Dawid-Skene aggregation; mostly on one keep-alive connection, every
+      tenth request on a new one. Anything but 200/201 is an error.
+  soak.py rss   --pid PID --seconds S [--samples FILE] [--warmup 60]
+      Samples VmRSS of PID from /proc every second; reports it at the start,
+      after WARMUP seconds, at its peak and at the end.
 
 Each prints one JSON object on stdout when it ends; everything stops by itself
 after S seconds (plus at most a few seconds to finish what is in flight).
@@ -188,6 +196,109 @@ def probe_main(args):
                       "p50_ms": pct(0.50), "p99_ms": pct(0.99)}), flush=True)
 
 
+# --- realistic bodies -------------------------------------------------------
+
+def realistic_bodies():
+    """(name, path, headers, body) of the requests real users send, built once."""
+    import gzip
+    import struct
+    rng = random.Random(7)
+    rows, classes = 256, 1000
+    logits = [[round(rng.gauss(0, 2), 6) for _ in range(classes)] for _ in range(rows)]
+    labels = [rng.randrange(classes) for _ in range(rows)]
+    plain = json.dumps({"loss": "cross_entropy", "logits": logits, "labels": labels}).encode()
+    with_grad = json.dumps({"loss": "cross_entropy", "logits": logits, "labels": labels, "return_grad": True}).encode()
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (rows, classes)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
+    npy += struct.pack("<%df" % (rows * classes), *[v for row in logits for v in row])
+    boundary = "soak-boundary-1f2e"
+    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"request\"\r\n"
+            f"Content-Type: application/json\r\n\r\n").encode()
+    form += json.dumps({"loss": "cross_entropy", "labels": labels, "return_grad": True}).encode()
+    form += (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"logits\"; filename=\"l.npy\"\r\n"
+             f"Content-Type: application/octet-stream\r\n\r\n").encode() + npy + f"\r\n--{boundary}--\r\n".encode()
+    fit_rows, fit_classes = 2000, 10
+    fit_logits = [[round(rng.gauss(0, 3), 4) for _ in range(fit_classes)] for _ in range(fit_rows)]
+    fit_labels = [max(range(fit_classes), key=lambda c: row[c]) if rng.random() < 0.7 else rng.randrange(fit_classes)
+                  for row in fit_logits]
+    annotations = [[f"item-{i}", f"w{w}", (i + (w if rng.random() < 0.3 else 0)) % 5] for i in range(2000) for w in range(5)]
+    json_headers = {"Content-Type": "application/json"}
+    return [
+        ("loss", "/v1/loss", json_headers, plain),
+        ("loss+grad", "/v1/loss", json_headers, with_grad),
+        ("loss+grad gzip", "/v1/loss", {**json_headers, "Content-Encoding": "gzip", "Accept-Encoding": "gzip"},
+         gzip.compress(with_grad, 1)),
+        ("loss+grad multipart", "/v1/loss", {"Content-Type": f"multipart/form-data; boundary={boundary}"}, form),
+        ("fit temperature", "/v1/calibrators/fit", json_headers,
+         json.dumps({"method": "temperature", "logits": fit_logits, "labels": fit_labels, "name": "soak-t"}).encode()),
+        ("fit matrix", "/v1/calibrators/fit", json_headers,
+         json.dumps({"method": "matrix", "logits": fit_logits, "labels": fit_labels}).encode()),
+        ("apply", "/v1/calibrators/soak-t/apply", json_headers, json.dumps({"logits": fit_logits}).encode()),
+        ("aggregate", "/v1/aggregate", json_headers,
+         json.dumps({"method": "dawid_skene", "num_classes": 5, "annotations": annotations}).encode()),
+    ]
+
+
+def real_main(args):
+    import threading
+    bodies = realistic_bodies()
+    deadline = time.monotonic() + args.seconds
+    lock = threading.Lock()
+    counts, errors, sent_bytes = {}, {}, [0]
+    latencies = {}
+    key = os.environ.get("SOAK_API_KEY", "")
+
+    def connect():
+        context = tls_context()
+        if context:
+            return http.client.HTTPSConnection("localhost", args.port, timeout=60, context=context)
+        return http.client.HTTPConnection(HOST, args.port, timeout=60)
+
+    def worker(index):
+        conn = connect()
+        n = index
+        while time.monotonic() < deadline:
+            name, path, headers, body = bodies[n % len(bodies)]
+            n += 1
+            if n % 10 == 0:
+                conn.close()
+                conn = connect()
+            headers = dict(headers)
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            started = time.monotonic()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+                if response.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = connect()
+            except Exception as error:  # noqa: BLE001 - every failure is counted
+                status = type(error).__name__
+                conn.close()
+                conn = connect()
+            elapsed = (time.monotonic() - started) * 1000
+            with lock:
+                counts[name] = counts.get(name, 0) + 1
+                sent_bytes[0] += len(body)
+                latencies.setdefault(name, []).append(elapsed)
+                if status not in (200, 201):
+                    errors[f"{name}: {status}"] = errors.get(f"{name}: {status}", 0) + 1
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    p99 = {name: round(sorted(v)[min(len(v) - 1, int(0.99 * len(v)))], 1) for name, v in latencies.items()}
+    print(json.dumps({"requests": sum(counts.values()), "by_kind": counts, "errors": sum(errors.values()),
+                      "error_kinds": errors, "sent_mb": round(sent_bytes[0] / 1e6, 1), "p99_ms": p99}), flush=True)
+
+
 # --- RSS --------------------------------------------------------------------
 
 def rss_kib(pid):
@@ -217,8 +328,10 @@ def rss_main(args):
         time.sleep(max(0.0, start + n - time.monotonic()))
     if out:
         out.close()
+    warm = samples[min(len(samples) - 1, int(args.warmup))] if samples else None
     print(json.dumps({"samples": len(samples),
                       "first_kib": samples[0] if samples else None,
+                      "warm_kib": warm,
                       "peak_kib": max(samples) if samples else None,
                       "last_kib": samples[-1] if samples else None}), flush=True)
 
@@ -242,6 +355,11 @@ def main():
     rss.add_argument("--pid", type=int, required=True)
     rss.add_argument("--seconds", type=float, required=True)
     rss.add_argument("--samples")
+    rss.add_argument("--warmup", type=float, default=60.0)
+    real = sub.add_parser("real")
+    real.add_argument("--port", type=int, required=True)
+    real.add_argument("--seconds", type=float, required=True)
+    real.add_argument("--workers", type=int, default=3)
     args = parser.parse_args()
     if args.mode == "idle":
         if 3 * args.piece_gap >= 10:
@@ -249,6 +367,8 @@ def main():
         asyncio.run(idle_main(args))
     elif args.mode == "probe":
         probe_main(args)
+    elif args.mode == "real":
+        real_main(args)
     else:
         rss_main(args)
 

@@ -10,6 +10,9 @@ int lossd_epoll_create(void);
 int lossd_epoll_add(int epfd, int fd, int want_read, int want_write);
 /// Changes the interest set of a registered fd.
 int lossd_epoll_modify(int epfd, int fd, int want_read, int want_write);
+/// Like lossd_epoll_modify, and watches for the peer closing its side (EPOLLRDHUP, reported
+/// as flag 8) even while not reading: a client that leaves while its request runs.
+int lossd_epoll_modify_watching_hangup(int epfd, int fd, int want_read, int want_write, int want_hangup);
 /// Unregisters `fd`.
 int lossd_epoll_remove(int epfd, int fd);
 /// Waits for events; fills `fds[i]` and `flags[i]` (bit 0 readable, bit 1 writable,

@@ -156,7 +156,7 @@ extension Aggregation {
         var previous = -Double.infinity
         var converged = false
         var iterations = 0
-        for it in stride(from: 1, through: options.maxIterations, by: 1) {
+        for it in stride(from: 1, through: options.maxIterations, by: 1) where !Cancellation.isCancelled {
             iterations = it
             eStep()
             updatePrior()

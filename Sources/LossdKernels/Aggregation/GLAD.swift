@@ -114,7 +114,7 @@ extension Aggregation {
         var qValue = objective(x, gradient: false).0
         var converged = false
         var iterations = 0
-        for it in stride(from: 1, through: options.maxIterations, by: 1) {
+        for it in stride(from: 1, through: options.maxIterations, by: 1) where !Cancellation.isCancelled {
             iterations = it
             let last = qValue
             eStep(x)
@@ -159,7 +159,7 @@ enum ConjugateGradient {
         var p = g.map { -$0 }
         var gnorm = maxAbs(g)
         var k = 0
-        while gnorm > gradientTolerance && k < maxIterations {
+        while gnorm > gradientTolerance && k < maxIterations && !Cancellation.isCancelled {
             let deltaK = dot(g, g)
             // The line search evaluates points x + αp; remember the last one.
             var lastAlpha = Double.nan

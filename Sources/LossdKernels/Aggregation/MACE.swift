@@ -149,7 +149,7 @@ extension Aggregation {
         var spam = initial(2)
         var theta = initial(kp)
         eStep(spam, theta, counts: true)
-        for _ in 0..<options.iterations {
+        for _ in 0..<options.iterations where !Cancellation.isCancelled {
             for w in 0..<nW {
                 switch options.training {
                 case .vb:

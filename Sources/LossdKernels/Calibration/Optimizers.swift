@@ -63,7 +63,7 @@ public enum CalibrationOptimizers {
             return Result(x: x0, f: .nan, gradient: [Double](repeating: .nan, count: n), iterations: 0, converged: false)
         }
         var iterations = 0
-        while iterations < maxIter {
+        while iterations < maxIter, !Cancellation.isCancelled {
             if maxAbs(g) < gtol { return Result(x: x, f: f, gradient: g, iterations: iterations, converged: true) }
             iterations += 1
             guard let d = dampedNewtonDirection(h: h, g: g, n: n) else {
@@ -164,7 +164,7 @@ public enum CalibrationOptimizers {
         var sList: [[Double]] = [], yList: [[Double]] = [], rhoList: [Double] = []
         var history: [Double] = [f]
         var iterations = 0
-        while iterations < maxIter {
+        while iterations < maxIter, !Cancellation.isCancelled {
             if maxAbs(g) < gtol { return Result(x: x, f: f, gradient: g, iterations: iterations, converged: true) }
             iterations += 1
             // Two-loop recursion.

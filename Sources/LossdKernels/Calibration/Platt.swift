@@ -67,7 +67,7 @@ enum BinaryLogisticNewton {
         var converged = false
         var iteration = 0
         guard f.isFinite else { return Result(theta: theta, converged: false, iterations: 0) }
-        while iteration < maxIterations {
+        while iteration < maxIterations, !Cancellation.isCancelled {
             iteration += 1
             if maxAbs(g) < gtol {
                 converged = true

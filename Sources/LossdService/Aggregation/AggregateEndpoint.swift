@@ -122,8 +122,8 @@ enum AggregateEndpoint {
 
     // MARK: Request
 
-    static func respond(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
-        let body = try RequestBody.object(request)
+    static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
+        let body = try RequestBody.object(route)
 
         guard let methodNode = body["method"] else { throw ServiceError.missing("method") }
         guard case .string(let methodName) = methodNode, let method = AggregationMethod(rawValue: methodName) else {
@@ -181,6 +181,17 @@ enum AggregateEndpoint {
                 field: "/annotations",
                 "\(annotatorCount) annotators × \(k)² classes exceed the \(maxMatrixEntries)-entry limit on confusion matrices")
         }
+
+        // Coded annotations, per-item posteriors of every method run, per-annotator
+        // confusion matrices, and the reply.
+        let methodsRun = max(1, plan.methods.count)
+        try WorkingSet.reserve(
+            WorkingSet.sum(
+                WorkingSet.product(coded.labels.count, 6 * WorkingSet.valueBytes),
+                WorkingSet.product(methodsRun, itemCount, k, 4 * WorkingSet.valueBytes),
+                WorkingSet.product(methodsRun, annotatorCount, k, k, 4 * WorkingSet.valueBytes),
+                WorkingSet.product(itemCount, k, WorkingSet.replyBytesPerValue)),
+            for: "this aggregation", in: route.context)
 
         let sortOrder = plan.methods.contains(.mace)
             ? (0..<annotatorCount).sorted { ID.sortsBefore(annotatorTable.ids[$0], annotatorTable.ids[$1]) } : nil

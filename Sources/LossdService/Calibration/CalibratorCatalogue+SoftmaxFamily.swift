@@ -63,9 +63,15 @@ extension CalibratorCatalogue {
 
     // MARK: - matrix / dirichlet
 
+    /// Full-matrix fits have C×(C+1) parameters: 1000 classes (ImageNet-1k) is about a
+    /// million, with some 240 MB of optimiser state.
+    static let maxFullMatrixClasses = 1000
+
     static let matrixScaling = CalibratorDefinition(
         method: "matrix",
-        summary: "Matrix scaling: p = softmax(W z + b), last row of [W | b] fixed to 0, fitted by mean NLL plus the optional ODIR penalty (lambda, mu; default 0); Newton up to C = 36, L-BFGS above",
+        summary: "Matrix scaling: p = softmax(W z + b), last row of [W | b] fixed to 0, fitted by mean NLL plus the optional ODIR penalty (lambda, mu; default 0); Newton up to C = 36, L-BFGS above; at most 1000 classes",
+        maxClasses: maxFullMatrixClasses,
+        fittedParameters: { $0 * ($0 + 1) },
         parameters: [
             .number("lambda", default: 0, min: 0, max: 1e6, "ODIR off-diagonal penalty: lambda/(C(C−1))·Σ_{i≠j} W_ij²"),
             .number("mu", default: 0, min: 0, max: 1e6, "ODIR intercept penalty: mu/C·Σ_j b_j²"),
@@ -87,7 +93,9 @@ extension CalibratorCatalogue {
 
     static let dirichletCalibration = CalibratorDefinition(
         method: "dirichlet",
-        summary: "Dirichlet calibration with ODIR: p = softmax(W·log_softmax(z) + b), last row of [W | b] fixed to 0, mean NLL + lambda/(C(C−1))·Σ_{i≠j} W_ij² + mu/C·Σ b_j²",
+        summary: "Dirichlet calibration with ODIR: p = softmax(W·log_softmax(z) + b), last row of [W | b] fixed to 0, mean NLL + lambda/(C(C−1))·Σ_{i≠j} W_ij² + mu/C·Σ b_j²; at most 1000 classes",
+        maxClasses: maxFullMatrixClasses,
+        fittedParameters: { $0 * ($0 + 1) },
         parameters: [
             .number("lambda", default: 1e-3, min: 0, max: 1e6, "ODIR off-diagonal penalty (normalised, as dirichletcal's reg_norm=True)"),
             .number("mu", default: 1e-3, min: 0, max: 1e6, "ODIR intercept penalty (normalised)"),

@@ -19,6 +19,12 @@ struct CalibratorDefinition: Sendable {
     let summary: String
     /// Binary methods (platt, beta) also accept `scores` [N] instead of 2-column logits.
     var acceptsScores = false
+    /// The most classes a fit takes (413 beyond): methods with C×C parameters need a bound,
+    /// or a small body could ask for gigabytes of optimiser state.
+    var maxClasses: Int? = nil
+    /// Parameters fitted for C classes (C×(C+1) for the full-matrix methods): with the
+    /// optimiser's history, what a fit holds beyond the data.
+    var fittedParameters: @Sendable (_ classes: Int) -> Int = { 2 * $0 }
     /// Fit options (bounds, regularisation, bins, ...), validated like loss params.
     let parameters: [ParameterSpec]
     /// Fits on `input` (logits or scores, and labels); errors carry the spec's code and field.
@@ -28,6 +34,33 @@ struct CalibratorDefinition: Sendable {
     /// Checks a model from a PUT or an inline `calibrator` object: required parameters,
     /// shapes against `classes`, ranges (e.g. temperature > 0, monotone isotonic maps).
     let validate: @Sendable (CalibratorModel) throws(ServiceError) -> Void
+}
+
+extension CalibratorDefinition {
+    /// Classes of the fit input (2 for binary scores).
+    private func classes(of input: CalibrationInput) -> Int {
+        if let logits = input.logits { return logits.cols }
+        if let views = input.views, let last = views.shape.last { return last }
+        return 2
+    }
+
+    /// 413 `content_too_large` when the input has more classes than the method takes.
+    func checkSize(_ input: CalibrationInput) throws(ServiceError) {
+        guard let maxClasses, classes(of: input) > maxClasses else { return }
+        throw ServiceError(
+            status: .contentTooLarge, code: "content_too_large",
+            detail: "`\(method)` fits at most \(maxClasses) classes (its parameters grow as C²); got \(classes(of: input))",
+            field: input.logits != nil ? "/logits" : "/views_logits")
+    }
+
+    /// Bytes a fit holds beyond its decoded input: the parameters with L-BFGS's ten pairs
+    /// of history vectors and the line search's copies (about 30 vectors in all), and a
+    /// dense Hessian where Newton's method is used (up to 36 classes).
+    func fitWorkingSet(_ input: CalibrationInput) -> Int {
+        let parameters = fittedParameters(classes(of: input))
+        let hessian = parameters <= 36 * 37 ? WorkingSet.product(parameters, parameters, 2 * WorkingSet.valueBytes) : 0
+        return WorkingSet.sum(WorkingSet.product(parameters, 30 * WorkingSet.valueBytes), hessian)
+    }
 }
 
 /// Every calibration method; each family lives in its own file.

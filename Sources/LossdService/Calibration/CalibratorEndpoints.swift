@@ -42,10 +42,10 @@ enum CalibratorEndpoints {
 
     static func register(on router: inout Router, slot: CalibratorStoreSlot) {
         router.add("POST", "/v1/calibrators/fit") { route throws(ServiceError) in
-            try fit(route.request, slot: slot)
+            try fit(route, slot: slot)
         }
         router.add("POST", "/v1/calibrate") { route throws(ServiceError) in
-            try calibrate(route.request, slot: slot)
+            try calibrate(route, slot: slot)
         }
         router.add("GET", "/v1/calibrators") { _ throws(ServiceError) in
             try list(slot: slot)
@@ -54,20 +54,21 @@ enum CalibratorEndpoints {
             try show(route.parameters["name"] ?? "", route.request, slot: slot)
         }
         router.add("PUT", "/v1/calibrators/{name}") { route throws(ServiceError) in
-            try put(route.parameters["name"] ?? "", route.request, slot: slot)
+            try put(route.parameters["name"] ?? "", route, slot: slot)
         }
         router.add("DELETE", "/v1/calibrators/{name}") { route throws(ServiceError) in
             try delete(route.parameters["name"] ?? "", route.request, slot: slot)
         }
         router.add("POST", "/v1/calibrators/{name}/apply") { route throws(ServiceError) in
-            try apply(route.parameters["name"] ?? "", route.request, slot: slot)
+            try apply(route.parameters["name"] ?? "", route, slot: slot)
         }
     }
 
     // MARK: Fit
 
-    static func fit(_ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
-        let body = try RequestBody.object(request)
+    static func fit(_ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
+        let request = route.request
+        let body = try RequestBody.object(route)
         // Validation order: method, name, params, inputs, then the method's own checks.
         let definition = try CalibratorCodec.definition(body["method"], field: "/method")
         var name: String?
@@ -91,6 +92,10 @@ enum CalibratorEndpoints {
         var input = try inputs(tensors, definition: definition)
         guard let labels = try tensors.integers("labels") else { throw ServiceError.missing("labels") }
         input.labels = labels
+        try definition.checkSize(input)
+        try WorkingSet.reserve(
+            WorkingSet.sum(WorkingSet.typical(for: body, factor: 8), definition.fitWorkingSet(input)),
+            for: "this \(definition.method) fit", in: route.context)
 
         let (model, report) = try definition.fit(input, parameters)
         var applyInput = input
@@ -154,8 +159,9 @@ enum CalibratorEndpoints {
 
     // MARK: Apply
 
-    static func calibrate(_ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
-        let body = try RequestBody.object(request)
+    static func calibrate(_ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
+        let body = try RequestBody.object(route)
+        try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this calibration", in: route.context)
         let hasInline = body["calibrator"].map { !isNull($0) } ?? false
         let hasName = body["name"].map { !isNull($0) } ?? false
         if hasInline && hasName {
@@ -180,10 +186,12 @@ enum CalibratorEndpoints {
         return try respond(definition.apply(model, try checked(input, against: model)))
     }
 
-    static func apply(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
+    static func apply(_ name: String, _ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         try CalibratorCodec.checkName(name, field: nil)
         let record = try load(name, slot: slot)
-        return try apply(record: record, body: try RequestBody.object(request))
+        let body = try RequestBody.object(route)
+        try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this calibration", in: route.context)
+        return try apply(record: record, body: body)
     }
 
     private static func apply(record: CalibratorRecord, body: JSONObject) throws(ServiceError) -> HTTPResponse {
@@ -292,10 +300,11 @@ enum CalibratorEndpoints {
             ifNoneMatch: EntityTagCondition.parse(request.headers.values(named: "If-None-Match")))
     }
 
-    static func put(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
+    static func put(_ name: String, _ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
+        let request = route.request
         try CalibratorCodec.checkName(name, field: nil)
         let store = try slot.current()
-        let body = try RequestBody.object(request)
+        let body = try RequestBody.object(route)
         // A `name` member (as in a GET's answer) is ignored: the path names the calibrator,
         // so a GET's answer can be PUT back under another name.
         let (model, definition) = try CalibratorCodec.decodeModel(body, pointer: "")

@@ -50,15 +50,19 @@ enum MetricsEndpoint {
         var utility: CalibrationMetrics.OPISUtility
     }
 
-    static func metrics(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
-        let parsed = try parse(try RequestBody.object(request), forceReliability: false)
+    static func metrics(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
+        let body = try RequestBody.object(route)
+        try WorkingSet.reserve(WorkingSet.typical(for: body), for: "these metrics", in: route.context)
+        let parsed = try parse(body, forceReliability: false)
         return LossdService.json(evaluate(parsed))
     }
 
     /// `/v1/reliability`: the SVG diagram when the client accepts `image/svg+xml`, else the
     /// JSON of `/v1/metrics` with `"reliability": true`.
-    static func reliability(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
-        let body = try RequestBody.object(request)
+    static func reliability(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
+        let request = route.request
+        let body = try RequestBody.object(route)
+        try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this reliability diagram", in: route.context)
         let parsed = try parse(body, forceReliability: true)
         guard wantsSVG(request.headers["accept"]) else { return LossdService.json(evaluate(parsed)) }
         guard let p = parsed.probabilities else {

@@ -8,6 +8,8 @@ enum Gzip {
     enum InflateError: Error, Equatable {
         /// The inflated body would pass the limit.
         case tooLarge
+        /// `charge` refused the inflated bytes (the memory budget is spent).
+        case overBudget
         /// Not a gzip stream, a corrupt one, or a truncated one.
         case malformed(String)
     }
@@ -17,8 +19,11 @@ enum Gzip {
     private static let gzipWindowBits: Int32 = MAX_WBITS + 16
     private static let streamSize = Int32(MemoryLayout<z_stream>.size)
 
-    /// Inflates a gzip body (one or more members) to at most `limit` bytes.
-    static func inflate(_ input: [UInt8], limit: Int) throws(InflateError) -> [UInt8] {
+    /// Inflates a gzip body (one or more members) to at most `limit` bytes; `charge` is
+    /// told each growth of the output and stops the inflation by returning false.
+    static func inflate(
+        _ input: [UInt8], limit: Int, charge: (Int) -> Bool = { _ in true }
+    ) throws(InflateError) -> [UInt8] {
         guard input.count <= Int(UInt32.max) else { throw .tooLarge }
         let result: Result<[UInt8], InflateError> = input.withUnsafeBufferPointer { source in
             var stream = z_stream()
@@ -38,6 +43,7 @@ enum Gzip {
                 }
                 let produced = chunk.count - Int(stream.avail_out)
                 guard output.count + produced <= limit else { return .failure(.tooLarge) }
+                guard charge(produced) else { return .failure(.overBudget) }
                 output.append(contentsOf: chunk[0..<produced])
                 switch rc {
                 case Z_STREAM_END:

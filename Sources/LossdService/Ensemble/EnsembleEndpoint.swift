@@ -17,8 +17,9 @@ enum EnsembleEndpoint {
 
     static let methodNames = EnsembleMethod.allCases.map(\.rawValue)
 
-    static func respond(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
-        let body = try RequestBody.object(request)
+    static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
+        let body = try RequestBody.object(route)
+        try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this ensemble", in: route.context)
         let tensors = TensorReader(object: body)
 
         // Validation order: method, params, logits, weights, then the method's own checks.

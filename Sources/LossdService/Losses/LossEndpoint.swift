@@ -19,8 +19,8 @@ enum LossEndpoint {
         let pointer: String  // "" for the top level, "/losses/i" inside `losses`
     }
 
-    static func evaluate(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
-        let body = try RequestBody.object(request)
+    static func evaluate(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
+        let body = try RequestBody.object(route)
         let tensors = TensorReader(object: body)
         let wantGradient: Bool
         switch body["return_grad"] {
@@ -30,6 +30,18 @@ enum LossEndpoint {
             throw ServiceError.invalid(
                 .invalidParam, field: "/return_grad", "`return_grad` must be true or false (got \(ResolvedParameters.text(other)))")
         }
+
+        // Decoded inputs, gradients and intermediates of each requested loss, and the reply;
+        // contrastive losses add their similarity matrices.
+        let lossCount = { if case .array(let items)? = body["losses"] { return max(1, items.count) } else { return 1 } }()
+        let elements = WorkingSet.elements(in: body)
+        try WorkingSet.reserve(
+            WorkingSet.sum(
+                WorkingSet.product(elements, WorkingSet.valueBytes, 2),
+                WorkingSet.product(lossCount, elements, wantGradient ? 6 * WorkingSet.valueBytes : 2 * WorkingSet.valueBytes),
+                WorkingSet.product(lossCount, elements, wantGradient ? WorkingSet.replyBytesPerValue : 0),
+                WorkingSet.product(lossCount, WorkingSet.similarityEntries(body), 4 * WorkingSet.valueBytes)),
+            for: "this loss evaluation", in: route.context)
 
         if let list = body["losses"] {
             guard case .array(let items) = list, !items.isEmpty, items.count <= 64 else {

@@ -149,10 +149,20 @@ final class PrometheusRegistry: Sendable {
 public struct ServerGauges: Sendable {
     public var openConnections: Int
     public var queueDepth: Int
+    /// Bytes requests hold against the memory budget now, and the budget.
+    public var inflightBytes: Int
+    public var inflightLimit: Int
+    /// Every general worker is busy and requests wait (`/readyz` then says not ready).
+    public var saturated: Bool
 
-    public init(openConnections: Int, queueDepth: Int) {
+    public init(
+        openConnections: Int, queueDepth: Int, inflightBytes: Int = 0, inflightLimit: Int = 0, saturated: Bool = false
+    ) {
         self.openConnections = openConnections
         self.queueDepth = queueDepth
+        self.inflightBytes = inflightBytes
+        self.inflightLimit = inflightLimit
+        self.saturated = saturated
     }
 }
 
@@ -175,6 +185,10 @@ final class ServiceMetrics: Sendable {
         registry.declare("lossd_response_bytes_total", .counter, help: "Response bytes sent (head and body).", labels: ["route", "method"])
         registry.declare("lossd_open_connections", .gauge, help: "Open client connections.")
         registry.declare("lossd_queue_depth", .gauge, help: "Requests waiting for a handler thread.")
+        registry.declare(
+            "lossd_inflight_body_bytes", .gauge,
+            help: "Bytes requests hold against the memory budget now (bodies and estimated working sets).")
+        registry.declare("lossd_inflight_limit_bytes", .gauge, help: "The memory budget for requests (--max-inflight-bytes).")
         registry.declare("lossd_calibrator_store_entries", .gauge, help: "Calibrators in the store.")
         registry.declare("lossd_build_info", .gauge, help: "Build information; the value is always 1.", labels: ["version", "blas", "simd"])
         registry.set("lossd_build_info", [version, blas, simd], 1)
@@ -193,12 +207,16 @@ final class ServiceMetrics: Sendable {
         registry.add("lossd_response_bytes_total", [route, method], Double(bytesOut))
     }
 
+    /// The server's gauges now, when a source is set.
+    var currentGauges: ServerGauges? { gauges.withLock({ $0 })?() }
+
     /// The exposition text, gauges refreshed first.
     func render(storeEntries: Int?) -> String {
-        if let source = gauges.withLock({ $0 }) {
-            let now = source()
+        if let now = currentGauges {
             registry.set("lossd_open_connections", [], Double(now.openConnections))
             registry.set("lossd_queue_depth", [], Double(now.queueDepth))
+            registry.set("lossd_inflight_body_bytes", [], Double(now.inflightBytes))
+            registry.set("lossd_inflight_limit_bytes", [], Double(now.inflightLimit))
         }
         if let storeEntries { registry.set("lossd_calibrator_store_entries", [], Double(storeEntries)) }
         return registry.render()

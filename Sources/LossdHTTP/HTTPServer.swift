@@ -116,6 +116,10 @@ private final class Connection {
     var requestID = ""
     var bytesIn = 0
     var lingerDiscarded = 0
+    /// Input discarded while lingering before the connection is closed hard: 4 MiB, or
+    /// the announced body of a request refused from its head, so that a client that sends
+    /// its whole body before reading (most do) reads the refusal instead of a reset.
+    var lingerAllowance = 4 << 20
     /// Removed from epoll after a hang-up while a handler runs.
     var detached = false
     /// Inside `parseRequests`: a response finished meanwhile must not re-enter it.
@@ -513,7 +517,9 @@ private final class EventLoop: @unchecked Sendable {
             case .data(let count):
                 if connection.phase == .lingering {
                     connection.lingerDiscarded += count
-                    if connection.lingerDiscarded > 4 << 20 { closeConnection(connection); return }
+                    if connection.lingerDiscarded > connection.lingerAllowance { closeConnection(connection); return }
+                    // Discarding makes progress: the linger deadline bounds a stall.
+                    setDeadline(connection, .linger, seconds: 2)
                     continue
                 }
                 connection.bytesIn += count
@@ -640,6 +646,9 @@ private final class EventLoop: @unchecked Sendable {
     private func refuse(_ connection: Connection, _ response: HTTPResponse, bodyPending: Bool) {
         connection.closeAfterResponse = true
         connection.rejected = bodyPending
+        if bodyPending, case .contentLength(let length)? = connection.currentHead?.framing {
+            connection.lingerAllowance = max(4 << 20, min(length, configuration.parserLimits.maxBodyBytes) + (64 << 10))
+        }
         connection.charge = nil
         connection.chargesArrivingBody = false
         connection.phase = .awaitingResponse

@@ -39,8 +39,17 @@ public final class WorkerPool: Sendable {
         var heavy = JobQueue()
         var runningGeneral = 0
         var runningLight = 0
+        /// When the last general thread became busy (0: not all busy).
+        var allGeneralBusySince: UInt64 = 0
         var stopped = false
         var queued: Int { light.count + heavy.count }
+
+        mutating func noteGeneralStart(of threads: Int) {
+            runningGeneral += 1
+            if runningGeneral >= threads && allGeneralBusySince == 0 {
+                allGeneralBusySince = DispatchTime.now().uptimeNanoseconds
+            }
+        }
     }
 
     /// - Parameters:
@@ -77,9 +86,14 @@ public final class WorkerPool: Sendable {
     /// Jobs running now.
     public var busyThreads: Int { monitor.withLock { $0.runningGeneral + $0.runningLight } }
 
-    /// Every general thread runs a job and heavy work is waiting: new heavy work will queue.
+    /// Every general thread runs a job, and requests wait or the threads have all been
+    /// busy for over a second: new heavy work would queue behind long jobs.
     public var isSaturated: Bool {
-        monitor.withLock { $0.runningGeneral >= threadCount && $0.queued > 0 }
+        let now = DispatchTime.now().uptimeNanoseconds
+        return monitor.withLock { state in
+            guard state.runningGeneral >= threadCount else { return false }
+            return state.queued > 0 || now &- state.allGeneralBusySince > 1_000_000_000
+        }
     }
 
     /// Lets queued jobs finish, then ends the threads. Waits at most `timeout` seconds.
@@ -95,11 +109,11 @@ public final class WorkerPool: Sendable {
         while true {
             let job: Job? = monitor.wait { state -> Job?? in
                 if let job = state.light.pop() {
-                    if lightOnly { state.runningLight += 1 } else { state.runningGeneral += 1 }
+                    if lightOnly { state.runningLight += 1 } else { state.noteGeneralStart(of: threadCount) }
                     return .some(job)
                 }
                 if !lightOnly, let job = state.heavy.pop() {
-                    state.runningGeneral += 1
+                    state.noteGeneralStart(of: threadCount)
                     return .some(job)
                 }
                 if state.stopped && (lightOnly ? state.light.count == 0 : state.queued == 0) { return .some(nil) }
@@ -108,7 +122,12 @@ public final class WorkerPool: Sendable {
             guard let job else { break }
             job()
             monitor.withLock { state -> Bool in
-                if lightOnly { state.runningLight -= 1 } else { state.runningGeneral -= 1 }
+                if lightOnly {
+                    state.runningLight -= 1
+                } else {
+                    state.runningGeneral -= 1
+                    state.allGeneralBusySince = 0
+                }
                 return false
             } broadcastIf: { $0 }
         }
@@ -179,6 +198,7 @@ final class Monitor<Value>: @unchecked Sendable {
     }
 
     /// Runs `body` under the lock and wakes every waiter when `broadcastIf` says so.
+    @discardableResult
     func withLock<R>(_ body: (inout Value) -> R, broadcastIf wake: (R) -> Bool) -> R {
         pthread_mutex_lock(mutex)
         let result = body(&value)

@@ -12,6 +12,8 @@ public struct ServiceConfiguration: Sendable {
     /// The largest body accepted (the server's `--max-body-bytes`); a gzip body may not
     /// inflate beyond it either (413).
     public var maxBodyBytes: Int = 64 << 20
+    /// Which responses are gzip-encoded for clients that accept it.
+    public var compression = CompressionPolicy()
 
     public init(dataDirectory: String = "./data", apiKey: String? = nil, maxBodyBytes: Int = 64 << 20) {
         self.dataDirectory = dataDirectory
@@ -110,7 +112,7 @@ public final class LossdService: HTTPResponder {
             error.headers = [("Retry-After", "1")]
             return error.response
         }
-        return Gzip.compressed(response, for: request)
+        return Gzip.compressed(response, for: request, policy: configuration.compression)
     }
 
     private func routingError(method: String, path: String) -> HTTPResponse {

@@ -103,6 +103,15 @@ struct Lossd: ParsableCommand {
     @Option(help: "Threads beside --threads that run only light requests (a loss, metrics or apply on at most 1 MiB), so cheap work keeps its latency while fits saturate the others. [env: LOSSD_LIGHT_THREADS] (default: 1)")
     var lightThreads: Int?
 
+    @Option(help: "zlib level of gzip responses, 1 (fastest) to 9; 0 never compresses. [env: LOSSD_GZIP_LEVEL] (default: 1)")
+    var gzipLevel: Int?
+
+    @Option(help: "Smallest response body gzip-encoded for a client that accepts it. [env: LOSSD_GZIP_MIN_BYTES] (default: 1024)")
+    var gzipMinBytes: Int?
+
+    @Option(help: "Largest response body gzip-encoded; larger ones go out as identity, which on a sidecar's loopback is faster. [env: LOSSD_GZIP_MAX_BYTES] (default: 1048576)")
+    var gzipMaxBytes: Int?
+
     @Option(help: "Seconds in-flight requests get to finish on shutdown. [env: LOSSD_SHUTDOWN_GRACE] (default: 10)")
     var shutdownGrace: Double?
 
@@ -174,6 +183,14 @@ struct Settings: Sendable {
         http.maxInflightBytes =
             try value(command.maxInflightBytes, "LOSSD_MAX_INFLIGHT_BYTES") { Int($0) } ?? MemoryLimit.defaultInflightBytes
         http.reservedLightThreads = try value(command.lightThreads, "LOSSD_LIGHT_THREADS") { Int($0) } ?? 1
+        service.compression = CompressionPolicy(
+            level: try value(command.gzipLevel, "LOSSD_GZIP_LEVEL") { Int($0) } ?? 1,
+            minBytes: try value(command.gzipMinBytes, "LOSSD_GZIP_MIN_BYTES") { Int($0) } ?? 1024,
+            maxBytes: try value(command.gzipMaxBytes, "LOSSD_GZIP_MAX_BYTES") { Int($0) } ?? 1 << 20)
+        guard (0...9).contains(service.compression.level) else { throw ValidationError("gzip level must be in 0...9") }
+        guard service.compression.minBytes >= 0, service.compression.maxBytes >= 0 else {
+            throw ValidationError("gzip byte bounds must be >= 0")
+        }
         service.dataDirectory = try value(command.dataDir, "LOSSD_DATA_DIR") { $0.isEmpty ? nil : $0 } ?? "./data"
         store = try StoreSettings(
             store: command.store, poolSize: command.storePoolSize, startupWait: command.storeStartupWait,
@@ -226,6 +243,7 @@ struct Settings: Sendable {
         return "host=\(http.host) port=\(http.port) threads=\(http.workerThreads)+\(http.reservedLightThreads) queue=\(http.maxQueuedRequests) "
             + "max_inflight_bytes=\(http.maxInflightBytes) request_timeout=\(http.requestTimeout)s "
             + "read_timeout=\(http.readTimeout)s write_timeout=\(http.writeTimeout)s "
+            + "gzip=level:\(service.compression.level),\(service.compression.minBytes)...\(service.compression.maxBytes) "
             + "max_body_bytes=\(limits.maxBodyBytes) max_header_bytes=\(limits.maxHeaderBytes) "
             + "max_connections=\(http.maxConnections) header_timeout=\(http.headerTimeout)s "
             + "body_timeout=\(http.bodyTimeout)s keep_alive=\(http.keepAliveTimeout)s "

@@ -55,14 +55,41 @@ enum MemoryLimit {
         Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
-    /// The cgroup memory limit, nil when unlimited or unknown.
+    /// The cgroup memory limit, nil when unlimited or unknown: the process's own cgroup
+    /// (from /proc/self/cgroup; v2 `memory.max`, v1 `memory.limit_in_bytes`), then the
+    /// root files, which are the container's own under a cgroup namespace.
     static var cgroupLimit: Int? {
-        for path in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
+        var candidates: [String] = []
+        if let lines = readFile("/proc/self/cgroup") {
+            for line in lines.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                guard parts.count == 3 else { continue }
+                let path = parts[2] == "/" ? "" : String(parts[2])
+                if parts[0] == "0" && parts[1].isEmpty {
+                    candidates.append("/sys/fs/cgroup\(path)/memory.max")
+                } else if parts[1].split(separator: ",").contains("memory") {
+                    candidates.append("/sys/fs/cgroup/memory\(path)/memory.limit_in_bytes")
+                }
+            }
+        }
+        candidates += ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        for path in candidates {
             guard let text = readSmallFile(path)?.trimmingCharacters(in: " \n\t"), let value = Int(text) else { continue }
-            // cgroup v1 reports "no limit" as a huge page-aligned number.
+            // "max" (v2) does not parse; v1 reports "no limit" as a huge page-aligned number.
             if value > 0 && value < (1 << 60) && value < physicalMemory { return value }
         }
         return nil
+    }
+
+    private static func readFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var text = ""
+        var buffer = [CChar](repeating: 0, count: 512)
+        while fgets(&buffer, Int32(buffer.count), file) != nil {
+            text += String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        return text
     }
 
     private static func readSmallFile(_ path: String) -> String? {

@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import LossdHTTP
+@testable import LossdHTTP
 import LossdTestSupport
 import Logging
 import Synchronization
@@ -139,6 +139,91 @@ struct WorkerPoolTests {
         pool.shutdown(timeout: 5)
         #expect(!pool.submit {})
     }
+
+    /// The leak of issue 12: the queue kept every finished job (and the request body it
+    /// captured) until 1,024 more had passed. Now what a job captured is freed when it returns.
+    @Test func aFinishedJobKeepsNothingItCaptured() {
+        final class Payload: Sendable { let bytes = [UInt8](repeating: 1, count: 1 << 20) }
+        let pool = WorkerPool(threads: 2, queueCapacity: 100)
+        let tracker = WeakTracker()
+        let group = DispatchGroup()
+        for _ in 0..<20 {
+            let payload = Payload()
+            tracker.track(payload)
+            group.enter()
+            #expect(pool.submit { _ = payload.bytes.count; group.leave() })
+        }
+        #expect(group.wait(timeout: .now() + 10) == .success)
+        var alive = tracker.alive
+        for _ in 0..<100 where alive > 0 {
+            usleep(10_000)
+            alive = tracker.alive
+        }
+        #expect(alive == 0, "\(alive) finished jobs still hold their payload")
+        pool.shutdown(timeout: 5)
+    }
+
+    @Test func theJobQueueClearsEverySlotItHandsOut() {
+        var queue = JobQueue()
+        for round in 0..<5 {
+            for _ in 0..<(10 + round * 9) { queue.push {} }
+            for _ in 0..<(7 + round * 5) { _ = queue.pop() }
+            #expect(queue.occupiedSlots == queue.count)
+        }
+        while queue.pop() != nil {}
+        #expect(queue.occupiedSlots == 0)
+    }
+
+    /// A light job runs on the reserved lane while heavy jobs hold every general thread;
+    /// a second heavy job waits, and the pool then reports itself saturated.
+    @Test func lightJobsRunWhileHeavyJobsHoldEveryGeneralThread() {
+        let pool = WorkerPool(threads: 1, reservedLightThreads: 1, queueCapacity: 10)
+        let release = DispatchSemaphore(value: 0)
+        let heavyStarted = DispatchSemaphore(value: 0)
+        let submitted1 = pool.submit({ heavyStarted.signal(); release.wait() }, class: .heavy)
+        #expect(submitted1)
+        heavyStarted.wait()
+        #expect(!pool.isSaturated, "busy, but nothing waits yet")
+        let lightDone = DispatchSemaphore(value: 0)
+        let submitted2 = pool.submit({ lightDone.signal() }, class: .light)
+        #expect(submitted2)
+        #expect(lightDone.wait(timeout: .now() + 5) == .success, "the light job waited behind the heavy one")
+        let secondHeavy = DispatchSemaphore(value: 0)
+        let submitted3 = pool.submit({ secondHeavy.signal() }, class: .heavy)
+        #expect(submitted3)
+        #expect(secondHeavy.wait(timeout: .now() + 0.2) == .timedOut, "heavy work never uses the light lane")
+        #expect(pool.isSaturated)
+        release.signal()
+        #expect(secondHeavy.wait(timeout: .now() + 5) == .success)
+        pool.shutdown(timeout: 5)
+    }
+
+    @Test func everyGeneralThreadBusyForOverASecondIsSaturation() {
+        let pool = WorkerPool(threads: 1, reservedLightThreads: 0, queueCapacity: 10)
+        let release = DispatchSemaphore(value: 0)
+        let submitted4 = pool.submit({ release.wait() }, class: .heavy)
+        #expect(submitted4)
+        usleep(100_000)
+        #expect(!pool.isSaturated)
+        usleep(1_100_000)
+        #expect(pool.isSaturated)
+        release.signal()
+        usleep(100_000)
+        #expect(!pool.isSaturated)
+        pool.shutdown(timeout: 5)
+    }
+}
+
+/// Counts how many tracked objects are still alive, through weak references.
+final class WeakTracker: Sendable {
+    private final class Box: @unchecked Sendable {
+        // Only touched under the tracker's mutex.
+        weak var object: AnyObject?
+        init(_ object: AnyObject) { self.object = object }
+    }
+    private let boxes = Mutex<[Box]>([])
+    func track(_ object: AnyObject) { boxes.withLock { $0.append(Box(object)) } }
+    var alive: Int { boxes.withLock { $0.filter { $0.object != nil }.count } }
 }
 
 final class Counter: Sendable {

@@ -108,4 +108,27 @@ struct BinaryInputEndpointTests {
         #expect(compressed.body.count < plain.body.count)
         #expect(try Self.gzip(["-dc"], compressed.body) == plain.body)
     }
+
+    /// The compression policy: bodies above --gzip-max-bytes go out as identity (still with
+    /// `Vary`), bodies below --gzip-min-bytes too, and the level is configurable.
+    @Test func responsesOutsideTheGzipBoundsGoOutAsIdentity() throws {
+        let rows = (0..<2000).map { i in "[\(Double(i) / 7), 0.5, -1]" }.joined(separator: ", ")
+        let labels = (0..<2000).map { String($0 % 3) }.joined(separator: ", ")
+        let json = Array(#"{"loss": "cross_entropy", "reduction": "none", "return_grad": true, "logits": [\#(rows)], "labels": [\#(labels)]}"#.utf8)
+        let accept = "Content-Type: application/json\r\nAccept-Encoding: gzip\r\n"
+        // About 150 KB of JSON: above a 64 KiB ceiling, below the default 1 MiB one.
+        let capped = try LossdProcess(["--gzip-max-bytes", "65536"])
+        let large = try post(capped, json, headers: accept)
+        #expect(large.status == 200 && large.body.count > 65536)
+        #expect(large.header("content-encoding") == nil)
+        #expect(large.header("vary") == "Accept-Encoding")
+        let defaults = try LossdProcess(["--gzip-level", "6"])
+        let compressed = try post(defaults, json, headers: accept)
+        #expect(compressed.header("content-encoding") == "gzip")
+        #expect(try Self.gzip(["-dc"], compressed.body) == large.body)
+        let floor = try LossdProcess(["--gzip-min-bytes", "1000000"])
+        #expect(try post(floor, json, headers: accept).header("content-encoding") == nil)
+        let off = try LossdProcess(["--gzip-level", "0"])
+        #expect(try post(off, json, headers: accept).header("content-encoding") == nil)
+    }
 }

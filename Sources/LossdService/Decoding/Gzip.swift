@@ -88,25 +88,44 @@ enum Gzip {
     }
 }
 
-extension Gzip {
-    /// Responses smaller than this are sent as they are.
-    static let minimumCompressedSize = 1024
+/// When responses are gzip-encoded (`--gzip-level`, `--gzip-min-bytes`, `--gzip-max-bytes`).
+public struct CompressionPolicy: Sendable, Equatable {
+    /// zlib level, 1 (fastest) to 9; 0 turns response compression off.
+    public var level: Int = 1
+    /// Smaller bodies go out as they are: the gzip framing would outweigh the saving.
+    public var minBytes: Int = 1024
+    /// Larger bodies go out as they are: on a sidecar's loopback, compressing megabytes
+    /// costs more time than sending them, and would hold a second copy of the reply.
+    public var maxBytes: Int = 1 << 20
 
-    /// `response` gzip-encoded when it is a 2xx or 4xx of at least 1 KiB, not already
-    /// encoded, and the request's Accept-Encoding takes gzip; with `Vary: Accept-Encoding`.
-    static func compressed(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {
+    public init(level: Int = 1, minBytes: Int = 1024, maxBytes: Int = 1 << 20) {
+        self.level = level
+        self.minBytes = minBytes
+        self.maxBytes = maxBytes
+    }
+}
+
+extension Gzip {
+    /// `response` gzip-encoded when it is a 2xx or 4xx whose size is within the policy's
+    /// bounds, not already encoded, and the request's Accept-Encoding takes gzip; with
+    /// `Vary: Accept-Encoding` on every answer whose encoding depended on the request.
+    static func compressed(
+        _ response: HTTPResponse, for request: HTTPRequest, policy: CompressionPolicy = CompressionPolicy()
+    ) -> HTTPResponse {
         let status = response.status.code
-        guard (200..<300).contains(status) || (400..<500).contains(status),
-            response.body.count >= minimumCompressedSize,
-            response.headers["content-encoding"] == nil,
-            acceptsGzip(request.headers.values(named: "accept-encoding")),
-            let body = deflate(response.body)
+        guard policy.level > 0, (200..<300).contains(status) || (400..<500).contains(status),
+            response.headers["content-encoding"] == nil
         else { return response }
-        var encoded = response
-        encoded.body = body
-        encoded.headers.add(name: "Content-Encoding", value: "gzip")
-        encoded.headers.add(name: "Vary", value: "Accept-Encoding")
-        return encoded
+        var answer = response
+        // Whether this answer is compressed depends on Accept-Encoding: caches must know.
+        if response.body.count >= policy.minBytes { answer.headers.add(name: "Vary", value: "Accept-Encoding") }
+        guard (policy.minBytes...max(policy.minBytes, policy.maxBytes)).contains(response.body.count),
+            acceptsGzip(request.headers.values(named: "accept-encoding")),
+            let body = deflate(response.body, level: Int32(min(9, policy.level)))
+        else { return answer }
+        answer.body = body
+        answer.headers.add(name: "Content-Encoding", value: "gzip")
+        return answer
     }
 
     /// Whether Accept-Encoding values allow gzip: `gzip` (or `x-gzip`, or `*` when gzip is

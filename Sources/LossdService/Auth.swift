@@ -11,6 +11,12 @@ enum Auth {
     /// Nil when the request may proceed; else the 401 to answer with.
     static func check(path: String, headers: HTTPHeaders, key: String?) -> HTTPResponse? {
         guard let key, !key.isEmpty, isProtected(path) else { return nil }
+        // Two credentials are ambiguous (which one would a proxy, a log or a cache use?).
+        guard headers.values(named: "authorization").count <= 1 else {
+            return ServiceError(
+                status: .badRequest, code: "malformed_request", detail: "more than one Authorization header"
+            ).response
+        }
         guard let header = headers["authorization"], let token = bearerToken(header) else {
             return unauthorized("this endpoint needs an `Authorization: Bearer <key>` header", challenge: #"Bearer realm="lossd""#)
         }

@@ -53,6 +53,7 @@ public struct ServiceError: Error, Sendable, Equatable {
         "invalid_param": "Invalid parameter",
         "invalid_input": "Invalid input",
         "value_overflow": "Value overflow",
+        "unknown_field": "Unknown field",
     ]
 
     /// The code used for an error the HTTP layer found itself.
@@ -105,6 +106,15 @@ public struct ServiceError: Error, Sendable, Equatable {
     init(_ error: LossInputError) {
         let status: HTTPStatus = error.code == .contentTooLarge ? .contentTooLarge : .unprocessableContent
         self.init(status: status, code: error.code.rawValue, detail: error.detail, field: error.field)
+    }
+
+    /// The same error with its field moved from under `prefix` to under `base`: a stored
+    /// model's checks name `/calibrator/...`, which in a PUT body (the model itself) is `/...`.
+    func rebasingField(from prefix: String, onto base: String) -> ServiceError {
+        guard let field, field == prefix || field.hasPrefix(prefix + "/") else { return self }
+        var moved = ServiceError(status: status, code: code, detail: detail, field: base + field.dropFirst(prefix.count))
+        moved.headers = headers
+        return moved
     }
 
     public static func notFound(_ detail: String) -> ServiceError {

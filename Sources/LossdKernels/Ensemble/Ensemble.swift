@@ -246,8 +246,14 @@ public enum Ensemble {
         predictionOut = argmax(scores)
         switch rule {
         case .softmaxOfScores:
-            let lse = TwoPassSoftmax.logSumExp(scores)
-            TwoPassSoftmax.expShifted(scores, shift: lse, into: probsOut)
+            let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(scores)
+            if m.ulp <= 1e-9 {
+                TwoPassSoftmax.expShifted(scores, shift: m + excess, into: probsOut)
+            } else {
+                // |max| so large that m + excess rounds the excess away (two maxima at 1e300:
+                // ln 2 vanishes): subtract in two steps, so tied maxima split exactly.
+                for k in 0..<scores.count { probsOut[k] = exp((scores[k] - m) - excess) }
+            }
         case .scoresAreProbs:
             for k in 0..<scores.count { probsOut[k] = scores[k] }
         }

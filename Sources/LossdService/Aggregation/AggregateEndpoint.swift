@@ -124,12 +124,15 @@ enum AggregateEndpoint {
 
     static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
+        try StrictFields.check(
+            body, allowed: ["method", "num_classes", "params", "annotations"], pointer: "", place: "an aggregation request")
 
         guard let methodNode = body["method"] else { throw ServiceError.missing("method") }
         guard case .string(let methodName) = methodNode, let method = AggregationMethod(rawValue: methodName) else {
             throw ServiceError.invalid(
                 .invalidParam, field: "/method",
-                "`method` must be one of \(methodNames.joined(separator: ", ")) (got \(ResolvedParameters.text(methodNode)))")
+                "`method` must be one of \(methodNames.joined(separator: ", ")) (got \(ResolvedParameters.text(methodNode)))"
+                    + StrictFields.suggestion(for: ResolvedParameters.plain(methodNode), among: methodNames))
         }
         guard let kNode = body["num_classes"] else { throw ServiceError.missing("num_classes") }
         guard case .number(let kValue) = kNode, kValue == kValue.rounded(), kValue >= 2, kValue <= Double(maxClasses) else {
@@ -336,7 +339,13 @@ enum AggregateEndpoint {
 
         init(method: AggregationMethod, params: JSONObject?, pointer: String) throws(ServiceError) {
             self.method = method
-            parameters = try ResolvedParameters(params, specs: parameterSpecs[method] ?? [], pointer: pointer)
+            // `items` is read by the endpoint; `average` also takes its methods, their weights
+            // and each method's own params object.
+            let extra = method == .average
+                ? ["items", "methods", "weights"] + methodNames.filter { $0 != "average" } : (pointer == "/params" ? ["items"] : [])
+            parameters = try ResolvedParameters(
+                params, specs: parameterSpecs[method] ?? [], pointer: pointer, extra: extra,
+                owner: "aggregation method `\(method.rawValue)`")
             guard method == .average else { return }
 
             var chosen = AggregationMethod.averageDefault

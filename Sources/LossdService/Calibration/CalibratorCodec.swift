@@ -15,6 +15,9 @@ struct CalibratorRecord: Sendable, Equatable {
     var createdAt: String
 
     /// `{"name"?, "method", "params", "classes", "fitted_on", "created_at"}`.
+    /// The members of a calibrator document (a GET's answer, a PUT's body).
+    static let fields = ["name", "method", "params", "classes", "fitted_on", "created_at"]
+
     var json: JSONValue {
         var members: [(String, JSONValue)] = []
         if let name { members.append(("name", .string(name))) }
@@ -42,6 +45,8 @@ enum CalibratorCodec {
     static func isValidName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         guard (1...64).contains(bytes.count) else { return false }
+        // `.` and `..` are path dot-segments: a client resolves /v1/calibrators/.. to another path.
+        guard name != "." && name != ".." else { return false }
         return bytes.allSatisfy { b in
             (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
                 || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
@@ -52,7 +57,7 @@ enum CalibratorCodec {
         guard isValidName(name) else {
             let shown = name.utf8.count > 80 ? String(decoding: Array(name.utf8.prefix(80)), as: UTF8.self) + "…" : name
             throw ServiceError.invalid(
-                .invalidParam, field: field, "calibrator name `\(shown)` must match [A-Za-z0-9._-]{1,64}")
+                .invalidParam, field: field, "calibrator name `\(shown)` must match [A-Za-z0-9._-]{1,64} and not be `.` or `..`")
         }
     }
 
@@ -117,7 +122,9 @@ enum CalibratorCodec {
             let known = CalibratorCatalogue.all.map(\.method).joined(separator: ", ")
             throw ServiceError.invalid(
                 .invalidParam, field: field,
-                "unknown calibration method `\(ResolvedParameters.plain(node))`; known: \(known)")
+                "unknown calibration method `\(ResolvedParameters.plain(node))`"
+                    + StrictFields.suggestion(for: ResolvedParameters.plain(node), among: CalibratorCatalogue.all.map(\.method))
+                    + "; known: \(known)")
         }
         return definition
     }

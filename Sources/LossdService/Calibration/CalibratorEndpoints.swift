@@ -69,6 +69,9 @@ enum CalibratorEndpoints {
     static func fit(_ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         let request = route.request
         let body = try RequestBody.object(route)
+        try StrictFields.check(
+            body, allowed: ["method", "name", "params", "logits", "scores", "labels", "views_logits"], pointer: "",
+            place: "a calibrator fit")
         // Validation order: method, name, params, inputs, then the method's own checks.
         let definition = try CalibratorCodec.definition(body["method"], field: "/method")
         var name: String?
@@ -87,7 +90,8 @@ enum CalibratorEndpoints {
         case .object(let object)?: paramsObject = object
         default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
         }
-        let parameters = try ResolvedParameters(paramsObject, specs: definition.parameters, pointer: "/params")
+        let parameters = try ResolvedParameters(
+            paramsObject, specs: definition.parameters, pointer: "/params", owner: "calibrator `\(definition.method)`")
         let tensors = TensorReader(object: body)
         var input = try inputs(tensors, definition: definition)
         guard let labels = try tensors.integers("labels") else { throw ServiceError.missing("labels") }
@@ -110,7 +114,10 @@ enum CalibratorEndpoints {
             ("converged", .bool(report.converged)),
         ]
         let metrics: [(String, Double)] = [
-            ("nll_before", before.map { CalibrationMetrics.nll(probabilities: $0, labels: labels) } ?? .nan),
+            // From logits, the NLL is log-softmax's, unclipped: clipping probabilities at ε
+            // caps a sample's loss at 36 nats, far below the truth for confident logits.
+            ("nll_before", input.logits.map { CalibrationMetrics.nll(logits: $0, labels: labels) }
+                ?? before.map { CalibrationMetrics.nll(probabilities: $0, labels: labels) } ?? .nan),
             ("nll_after", CalibrationMetrics.nll(probabilities: after, labels: labels)),
             ("ece_before", before.map { CalibrationMetrics.ece(probabilities: $0, labels: labels) } ?? .nan),
             ("ece_after", CalibrationMetrics.ece(probabilities: after, labels: labels)),
@@ -161,6 +168,8 @@ enum CalibratorEndpoints {
 
     static func calibrate(_ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
+        try StrictFields.check(
+            body, allowed: ["calibrator", "name", "logits", "scores", "views_logits"], pointer: "", place: "a calibrate request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this calibration", in: route.context)
         let hasInline = body["calibrator"].map { !isNull($0) } ?? false
         let hasName = body["name"].map { !isNull($0) } ?? false
@@ -178,6 +187,8 @@ enum CalibratorEndpoints {
         guard case .object(let object) = node else {
             throw ServiceError.invalid(.invalidParam, field: "/calibrator", "`calibrator` must be an object")
         }
+        try StrictFields.check(
+            object, allowed: CalibratorRecord.fields, nullable: ["fitted_on"], pointer: "/calibrator", place: "`calibrator`")
         let definition = try CalibratorCodec.definition(object["method"], field: "/calibrator/method")
         let tensors = TensorReader(object: body)
         let input = try inputs(tensors, definition: definition)
@@ -190,6 +201,7 @@ enum CalibratorEndpoints {
         try CalibratorCodec.checkName(name, field: nil)
         let record = try load(name, slot: slot)
         let body = try RequestBody.object(route)
+        try StrictFields.check(body, allowed: ["logits", "scores", "views_logits"], pointer: "", place: "an apply request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this calibration", in: route.context)
         return try apply(record: record, body: body)
     }
@@ -306,9 +318,16 @@ enum CalibratorEndpoints {
         let store = try slot.current()
         let body = try RequestBody.object(route)
         // A `name` member (as in a GET's answer) is ignored: the path names the calibrator,
-        // so a GET's answer can be PUT back under another name.
+        // so a GET's answer can be PUT back under another name; so is `created_at`.
+        try StrictFields.check(
+            body, allowed: CalibratorRecord.fields, nullable: ["fitted_on"], pointer: "", place: "a calibrator")
         let (model, definition) = try CalibratorCodec.decodeModel(body, pointer: "")
-        try definition.validate(model)
+        do {
+            try definition.validate(model)
+        } catch {
+            // The body is the model itself: `/params/...`, not `/calibrator/params/...`.
+            throw error.rebasingField(from: "/calibrator", onto: "")
+        }
         var fittedOn: Int?
         switch body["fitted_on"] {
         case nil, .null?: fittedOn = nil
@@ -361,7 +380,22 @@ enum CalibratorEndpoints {
 
     // MARK: Helpers
 
-    static func location(_ name: String) -> String { "/v1/calibrators/\(name)" }
+    /// The calibrator's path, its name percent-encoded (RFC 3986 unreserved bytes stay;
+    /// valid names never need it, but the header must never carry a raw path character).
+    static func location(_ name: String) -> String {
+        var encoded = ""
+        for byte in name.utf8 {
+            let unreserved = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
+                || (byte == UInt8(ascii: ".") && name != "." && name != "..")
+            if unreserved {
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                encoded += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xF, radix: 16, uppercase: true)
+            }
+        }
+        return "/v1/calibrators/" + encoded
+    }
 
     private static func notFound(_ name: String) -> ServiceError {
         ServiceError.notFound("no calibrator named `\(name)`")

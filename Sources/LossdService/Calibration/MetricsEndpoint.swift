@@ -96,7 +96,11 @@ enum MetricsEndpoint {
 
     // MARK: Parsing
 
+    /// The members a metrics or reliability request may have.
+    static let fields = ["metrics", "reliability", "params", "logits", "probs", "labels", "similarity", "distance"]
+
     static func parse(_ body: JSONObject, forceReliability: Bool) throws(ServiceError) -> Request {
+        try StrictFields.check(body, allowed: fields, pointer: "", place: "a metrics request")
         let tensors = TensorReader(object: body)
         // Validation order: metrics, reliability, params, inputs, labels, then opis's inputs.
         let metrics = try metricList(body["metrics"])
@@ -114,7 +118,8 @@ enum MetricsEndpoint {
         case .object(let object)?: paramsObject = object
         default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
         }
-        let params = try ResolvedParameters(paramsObject, specs: parameters, pointer: "/params")
+        let params = try ResolvedParameters(
+            paramsObject, specs: parameters, pointer: "/params", extra: ["brier_scale_by_half"], owner: "the metrics")
         let halveBrier: Bool?
         switch paramsObject?["brier_scale_by_half"] {
         case nil, .null?, .string("auto")?: halveBrier = nil
@@ -188,7 +193,9 @@ enum MetricsEndpoint {
             guard case .string(let name) = item, metricNames.contains(name) else {
                 throw ServiceError.invalid(
                     .invalidParam, field: "/metrics/\(i)",
-                    "unknown metric \(ResolvedParameters.text(item)); expected one of \(metricNames.joined(separator: ", "))")
+                    "unknown metric \(ResolvedParameters.text(item))"
+                        + StrictFields.suggestion(for: ResolvedParameters.plain(item), among: metricNames)
+                        + "; expected one of \(metricNames.joined(separator: ", "))")
             }
             if !names.contains(name) { names.append(name) }
         }

@@ -19,6 +19,7 @@ enum EnsembleEndpoint {
 
     static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
+        try StrictFields.check(body, allowed: ["method", "params", "logits", "weights"], pointer: "", place: "an ensemble request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this ensemble", in: route.context)
         let tensors = TensorReader(object: body)
 
@@ -27,7 +28,8 @@ enum EnsembleEndpoint {
         guard case .string(let name) = methodNode, let method = EnsembleMethod(rawValue: name) else {
             throw ServiceError.invalid(
                 .invalidParam, field: "/method",
-                "`method` must be one of \(methodNames.joined(separator: ", ")) (got \(ResolvedParameters.text(methodNode)))")
+                "`method` must be one of \(methodNames.joined(separator: ", ")) (got \(ResolvedParameters.text(methodNode)))"
+                    + StrictFields.suggestion(for: ResolvedParameters.plain(methodNode), among: methodNames))
         }
         var paramsObject: JSONObject?
         switch body["params"] {
@@ -36,7 +38,8 @@ enum EnsembleEndpoint {
         default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
         }
         let parameters = try ResolvedParameters(
-            paramsObject, specs: method == .crossmax ? crossMaxParameters : [], pointer: "/params")
+            paramsObject, specs: method == .crossmax ? crossMaxParameters : [], pointer: "/params",
+            owner: "ensemble method `\(method.rawValue)`")
 
         let logits = try readLogits(body, tensors: tensors)
         if tensors.contains("weights") && !method.acceptsWeights {

@@ -8,6 +8,9 @@ enum LossCatalogue {
         [crossEntropy, binaryCrossEntropy, focal] + marginFamily + robustAndDistillation + multilabelAndRegression
         + embedding
 
+    /// Every name and alias, in catalogue order (for "did you mean" suggestions).
+    static let names: [String] = all.flatMap { [$0.name] + $0.aliases }
+
     /// Name or alias → definition.
     static let byName: [String: LossDefinition] = {
         var table: [String: LossDefinition] = [:]

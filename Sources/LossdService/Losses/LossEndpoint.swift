@@ -19,8 +19,39 @@ enum LossEndpoint {
         let pointer: String  // "" for the top level, "/losses/i" inside `losses`
     }
 
+    /// Members every `/v1/loss` request may have besides the inputs of its losses.
+    static let commonFields = ["return_grad", "sample_weights"]
+    /// Members of a single-loss request, and of each `losses[]` entry.
+    static let entryFields = ["loss", "params", "reduction"]
+
+    /// Applies the strict-field rules once the losses are known: the top level may hold
+    /// the common fields, the entry fields (without `losses`) or `losses`, and the inputs
+    /// of the requested losses; each `losses[]` entry only the entry fields. An unknown or
+    /// missing loss name is left to the evaluation, which reports it first.
+    static func checkFields(_ body: JSONObject) throws(ServiceError) {
+        var definitions: [LossDefinition] = []
+        if case .array(let items)? = body["losses"] {
+            for (i, item) in items.enumerated() {
+                guard case .object(let entry) = item else { return }
+                try StrictFields.check(entry, allowed: entryFields, pointer: "/losses/\(i)", place: "`losses[\(i)]`")
+                guard case .string(let name)? = entry["loss"], let definition = LossCatalogue.byName[name] else { return }
+                definitions.append(definition)
+            }
+        } else {
+            guard case .string(let name)? = body["loss"], let definition = LossCatalogue.byName[name] else { return }
+            definitions = [definition]
+        }
+        var allowed = commonFields + (body["losses"] == nil ? entryFields : ["losses"])
+        for definition in definitions {
+            for input in definition.inputs where !allowed.contains(input.name) { allowed.append(input.name) }
+        }
+        let names = definitions.map { "`\($0.name)`" }.joined(separator: ", ")
+        try StrictFields.check(body, allowed: allowed, pointer: "", place: "a request for \(names)")
+    }
+
     static func evaluate(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
+        try checkFields(body)
         let tensors = TensorReader(object: body)
         let wantGradient: Bool
         switch body["return_grad"] {
@@ -66,9 +97,10 @@ enum LossEndpoint {
         // Validation order (spec §1.4): loss name, reduction, then the loss's own checks.
         guard let lossNode = entry.lossNode else { throw ServiceError.missing("loss", pointer: "\(entry.pointer)/loss") }
         guard case .string(let name) = lossNode, let definition = LossCatalogue.byName[name] else {
+            let given = ResolvedParameters.plain(lossNode)
             throw ServiceError.invalid(
                 .unknownLoss, field: "\(entry.pointer)/loss",
-                "unknown loss `\(ResolvedParameters.plain(lossNode))`")
+                "unknown loss `\(given)`" + StrictFields.suggestion(for: given, among: LossCatalogue.names))
         }
         let reduction: Reduction
         switch entry.reduction {
@@ -86,7 +118,8 @@ enum LossEndpoint {
         case .object(let object)?: paramsObject = object
         default: throw ServiceError.invalid(.invalidParam, field: paramsPointer, "`params` must be an object")
         }
-        let parameters = try ResolvedParameters(paramsObject, specs: definition.parameters, pointer: paramsPointer)
+        let parameters = try ResolvedParameters(
+            paramsObject, specs: definition.parameters, pointer: paramsPointer, owner: "loss `\(definition.name)`")
         if tensors.contains("sample_weights") && !definition.acceptsSampleWeights {
             throw ServiceError.invalid(
                 .invalidInput, field: "/sample_weights", "`sample_weights` is not supported by loss `\(definition.name)`")

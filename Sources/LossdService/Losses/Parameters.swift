@@ -138,8 +138,19 @@ struct ResolvedParameters: Sendable {
     private(set) var given: Set<String> = []
 
     /// Validates `params` against `specs` in declaration order. `pointer` is the JSON pointer of
-    /// the params object (`/params` or `/losses/2/params`). Unknown names are ignored.
-    init(_ params: JSONObject?, specs: [ParameterSpec], pointer: String) throws(ServiceError) {
+    /// the params object (`/params` or `/losses/2/params`). A name that is neither a spec nor
+    /// in `extra` (members the caller reads itself) is a 422 `unknown_field`, and `null` is a
+    /// 422 unless the spec is nullable; `owner` names whose params these are, for messages
+    /// (e.g. "loss `focal`").
+    init(
+        _ params: JSONObject?, specs: [ParameterSpec], pointer: String, extra: [String] = [], owner: String? = nil
+    ) throws(ServiceError) {
+        if let params {
+            let place = owner.map { "`params` of \($0)" } ?? "`params`"
+            try StrictFields.check(
+                params, allowed: specs.map(\.name) + extra,
+                nullable: Set(specs.filter(\.nullable).map(\.name)), pointer: pointer, place: place)
+        }
         for spec in specs {
             let field = "\(pointer)/\(spec.name)"
             let node = params?[spec.name]

@@ -137,4 +137,24 @@ struct ContractEdgeCaseTests {
         let one = call(service, "GET", "/v1/version", headers: [("Authorization", "Bearer s3cret")])
         #expect(one.status == 200)
     }
+
+    /// Shape errors say what arrived, and point at the first ragged row or bad element.
+    @Test(arguments: [
+        (#"[1, 2, 3]"#, "/logits", "got a 1-D array of 3 numbers"),
+        (#"[[1, 2, 3], [4, 5]]"#, "/logits/1", "row 1 of `logits` has 2 entries, row 0 has 3"),
+        (#"[[[1, 2], [3, 4]]]"#, "/logits", "got a 3-D array of shape [1][2][2]"),
+        (#""1,2,3""#, "/logits", "got a string"),
+        (#"[[1, "2", 3]]"#, "/logits/0/1", "`logits[0][1]` is a string, not a number or an array"),
+        (#"[[1, 2], 3]"#, "/logits/1", "`logits[1]` is a number but `logits[0]` is an array"),
+        (#"[]"#, "/logits", "got an empty array"),
+    ] as [(String, String, String)])
+    func shapeErrorsNameWhatArrived(_ logits: String, _ pointer: String, _ arrived: String) {
+        let service = LossdService(configuration: ServiceConfiguration())
+        let answer = call(service, "POST", "/v1/loss", #"{"loss": "cross_entropy", "logits": \#(logits), "labels": [0]}"#)
+        #expect(answer.status == 422)
+        #expect(answer.object["field"] as? String == pointer, "\(answer.object)")
+        let detail = answer.object["detail"] as? String ?? ""
+        #expect(detail.hasPrefix("`logits` must be a rectangular 2-D array"), "\(detail)")
+        #expect(detail.hasSuffix(arrived), "\(detail)")
+    }
 }

@@ -31,9 +31,8 @@ struct TensorReader {
     func tensor(_ name: String, rank: Int) throws(ServiceError) -> DecodedTensor? {
         guard let node = object[name] else { return nil }
         if case .null = node { return nil }
-        let shapeError = ServiceError.invalid(
-            .invalidShape, field: "/\(name)",
-            "`\(name)` must be a rectangular \(rank)-D array of numbers with every dimension >= 1")
+        let expected = "`\(name)` must be a rectangular \(rank)-D array of numbers with every dimension >= 1"
+        let shapeError = ServiceError.invalid(.invalidShape, field: "/\(name)", expected)
         var decoded: DecodedTensor
         switch node {
         case .numbers(let array):
@@ -41,9 +40,14 @@ struct TensorReader {
         case .object(let encoded):
             decoded = try decodeEncoded(encoded, name: name, shapeError: shapeError)
         default:
-            throw shapeError
+            // Say what arrived: the first ragged row or non-number element, or the type.
+            let (pointer, arrived) = ShapeDescription.fault(of: node, name: name)
+            throw ServiceError.invalid(.invalidShape, field: "/\(name)" + pointer, "\(expected); \(arrived)")
         }
-        guard decoded.shape.count == rank, decoded.shape.allSatisfy({ $0 >= 1 }) else { throw shapeError }
+        guard decoded.shape.count == rank, decoded.shape.allSatisfy({ $0 >= 1 }) else {
+            throw ServiceError.invalid(
+                .invalidShape, field: "/\(name)", "\(expected); got \(ShapeDescription.describe(shape: decoded.shape))")
+        }
         guard decoded.values.count <= limits.maxElements else {
             throw ServiceError(
                 status: .contentTooLarge, code: "content_too_large",
@@ -187,6 +191,76 @@ struct TensorReader {
             rest /= shape[d]
         }
         return index
+    }
+}
+
+/// What arrived where a tensor was expected, for shape errors that say what they got.
+enum ShapeDescription {
+    /// "a 1-D array of 3 numbers", "a 2-D array of shape [2][0]", "an empty array".
+    static func describe(shape: [Int]) -> String {
+        if shape == [0] { return "an empty array" }
+        if shape.count == 1 { return "a 1-D array of \(shape[0]) number\(shape[0] == 1 ? "" : "s")" }
+        return "a \(shape.count)-D array of shape " + shape.map { "[\($0)]" }.joined()
+    }
+
+    /// The JSON-pointer suffix and text of the first fault of a node that is not a
+    /// rectangular array of numbers: a ragged row, a non-number element, or its type.
+    static func fault(of node: JSONNode, name: String) -> (pointer: String, text: String) {
+        switch node {
+        case .numbers(let array):
+            return ("", "got " + describe(shape: array.shape))
+        case .array(let items):
+            return fault(items, name: name, path: [])
+        case .object:
+            return ("", "got an object without `shape`")
+        default:
+            return ("", "got \(article(node.typeName)) \(node.typeName)")
+        }
+    }
+
+    private static func fault(_ items: [JSONNode], name: String, path: [Int]) -> (pointer: String, text: String) {
+        let here = path.map { "/\($0)" }.joined()
+        let label = "`\(name)" + path.map { "[\($0)]" }.joined() + "`"
+        func at(_ i: Int) -> String { "`\(name)" + (path + [i]).map { "[\($0)]" }.joined() + "`" }
+        // Each item's extent along the next dimension (nil for a number).
+        func extent(_ node: JSONNode) -> Int? {
+            switch node {
+            case .array(let inner): inner.count
+            case .numbers(let array): array.shape.first
+            default: nil
+            }
+        }
+        for (i, item) in items.enumerated() {
+            switch item {
+            case .number, .array, .numbers: continue
+            default:
+                return ("\(here)/\(i)", "\(at(i)) is \(article(item.typeName)) \(item.typeName), not a number or an array")
+            }
+        }
+        let isNumber: (JSONNode) -> Bool = { if case .number = $0 { true } else { false } }
+        if let first = items.first {
+            for (i, item) in items.enumerated().dropFirst() where isNumber(item) != isNumber(first) {
+                return ("\(here)/\(i)", "\(at(i)) is \(isNumber(item) ? "a number" : "an array") but \(at(0)) is \(isNumber(first) ? "a number" : "an array")")
+            }
+            if let width = extent(first) {
+                for (i, item) in items.enumerated().dropFirst() where extent(item) != width {
+                    let count = extent(item) ?? 0
+                    return ("\(here)/\(i)", "row \(i) of \(label) has \(count) entr\(count == 1 ? "y" : "ies"), row 0 has \(width)")
+                }
+            }
+        }
+        for (i, item) in items.enumerated() {
+            if case .array(let inner) = item {
+                let found = fault(inner, name: name, path: path + [i])
+                if !found.text.isEmpty { return found }
+            }
+        }
+        if items.isEmpty { return (here, "\(label) is an empty array") }
+        return ("", "")
+    }
+
+    private static func article(_ word: String) -> String {
+        word.first.map { "aeiou".contains($0) } == true ? "an" : "a"
     }
 }
 

@@ -169,14 +169,15 @@ public final class LossdService: HTTPResponder {
         router.add("GET", "/readyz", inline: true) { _ throws(ServiceError) in
             // Flags only: this runs on the I/O thread and must never wait on a database.
             let opened = state.storeReady.load(ordering: .acquiring)
-            let store = opened && !state.calibrators.attachedStoreIsUnavailable
+            let full = opened && state.calibrators.attachedStoreIsFull
+            let store = opened && !state.calibrators.attachedStoreIsUnavailable && !full
             let accepting = state.acceptingWork()
             // Saturated: every general worker busy with requests waiting; a load balancer
             // should send new work elsewhere until it drains.
             let saturated = state.metrics.currentGauges?.saturated ?? false
             let body: JSONValue = [
                 "status": .string(store && accepting && !saturated ? "ready" : "not_ready"),
-                "store": .string(store ? "open" : opened ? "unreachable" : "closed"),
+                "store": .string(store ? "open" : full ? "full" : opened ? "unreachable" : "closed"),
                 "accepting": .bool(accepting),
                 "saturated": .bool(saturated),
             ]

@@ -54,6 +54,7 @@ public struct ServiceError: Error, Sendable, Equatable {
         "invalid_input": "Invalid input",
         "value_overflow": "Value overflow",
         "unknown_field": "Unknown field",
+        "store_full": "Calibrator store full",
     ]
 
     /// The code used for an error the HTTP layer found itself.

@@ -21,6 +21,9 @@ final class CalibratorStoreSlot: Sendable {
     /// database is unreachable). Never blocks: `/readyz` runs on the I/O thread.
     var attachedStoreIsUnavailable: Bool { (store.withLock { $0 }).map { !$0.isAvailable } ?? false }
 
+    /// Whether the attached store's writes fail for want of space (never blocks).
+    var attachedStoreIsFull: Bool { (store.withLock { $0 })?.isFull ?? false }
+
     /// The attached store's count for `/metrics` (never blocks on a network).
     func sampledCount() -> Int? { store.withLock { $0 }?.sampledCount() }
 
@@ -408,6 +411,12 @@ enum CalibratorEndpoints {
             return try body()
         } catch {
             if let note = failureLogNote() { logger.error("calibrator store \(operation) failed: \(error)\(note)") }
+            if case .full = error {
+                // Retrying will not help until space is freed (DELETE still works).
+                throw ServiceError(
+                    status: .insufficientStorage, code: "store_full",
+                    detail: "the calibrator store's disk is full; delete calibrators or free space, then retry the \(operation)")
+            }
             var failure = ServiceError(
                 status: .serviceUnavailable, code: "store_unavailable", detail: "the calibrator store could not complete the \(operation)")
             failure.headers = [("Retry-After", "1")]

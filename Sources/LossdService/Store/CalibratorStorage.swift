@@ -19,6 +19,9 @@ public protocol CalibratorStorage: AnyObject, Sendable {
     /// Whether the store can serve now, read without blocking (the PostgreSQL store keeps
     /// it current with a background health check). `/readyz` answers from it.
     var isAvailable: Bool { get }
+    /// Whether writes fail for want of space (a full disk), read without blocking:
+    /// `/readyz` is not ready meanwhile, and writes answer 507.
+    var isFull: Bool { get }
 
     /// Inserts or replaces `calibrator` in one transaction when `preconditions` allow
     /// it for the revision stored at that moment; says which it did and the new revision.
@@ -40,6 +43,8 @@ public protocol CalibratorStorage: AnyObject, Sendable {
 }
 
 extension CalibratorStorage {
+    public var isFull: Bool { false }
+
     /// Unconditional insert-or-replace; says which it was.
     @discardableResult
     public func put(_ calibrator: StoredCalibrator) throws(CalibratorStoreError) -> CalibratorPutOutcome {

@@ -1,4 +1,5 @@
 import CSQLite
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -21,6 +22,8 @@ public enum CalibratorStoreError: Error, Sendable, Equatable, CustomStringConver
     case unreachable(location: String, detail: String)
     /// The store setting cannot be used (an unparsable database URL).
     case invalidLocation(detail: String)
+    /// The disk (or the database's quota) is full: writes fail until space is freed.
+    case full(operation: String, detail: String)
 
     public var description: String {
         switch self {
@@ -36,6 +39,8 @@ public enum CalibratorStoreError: Error, Sendable, Equatable, CustomStringConver
             "calibrator store \(location) is unreachable (\(detail))"
         case let .invalidLocation(detail):
             "calibrator store: \(detail)"
+        case let .full(operation, detail):
+            "calibrator store: \(operation) failed: the disk is full (\(detail))"
         }
     }
 }
@@ -91,6 +96,62 @@ public final class CalibratorStore: CalibratorStorage {
     public var location: String { path }
     public var isAvailable: Bool { isOpen.load(ordering: .acquiring) }
 
+    /// Whether writes fail for want of disk space. Set by a write that failed so, cleared
+    /// by one that succeeds, and rechecked against the file system's free space at most
+    /// once a second (space freed by someone else makes the store ready again).
+    public var isFull: Bool {
+        guard full.load(ordering: .relaxed) else { return false }
+        let now = DispatchTime.now().uptimeNanoseconds
+        let last = lastSpaceCheck.load(ordering: .relaxed)
+        guard now &- last > 1_000_000_000,
+            lastSpaceCheck.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+        else { return true }
+        if let free = Self.freeBytes(near: path), free >= 2 * Self.ballastBytes {
+            full.store(false, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    private let full = Atomic<Bool>(false)
+    private let lastSpaceCheck = Atomic<UInt64>(0)
+
+    /// A small file kept beside the database and given up when a delete meets a full
+    /// disk, so that deleting (which frees space) still works then. Nil in memory.
+    private var ballastPath: String? { path == ":memory:" ? nil : path + ".reserve" }
+    static let ballastBytes = 1 << 20
+
+    /// Creates the ballast file if it is missing and the space is there (best effort).
+    private func ensureBallast() {
+        guard let ballastPath, access(ballastPath, F_OK) != 0 else { return }
+        let fd = open(ballastPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let rc = posix_fallocate(fd, 0, off_t(Self.ballastBytes))
+        _ = Glibc.close(fd)
+        if rc != 0 { unlink(ballastPath) }
+    }
+
+    /// Free bytes on the file system holding `path`, for an unprivileged user.
+    static func freeBytes(near path: String) -> Int? {
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        var info = statvfs()
+        guard statvfs(directory.isEmpty ? "." : directory, &info) == 0 else { return nil }
+        return Int(info.f_bavail) * Int(info.f_frsize)
+    }
+
+    /// Runs a write, keeping the full flag current.
+    private func writing<T>(_ body: () throws(CalibratorStoreError) -> T) throws(CalibratorStoreError) -> T {
+        do {
+            let value = try body()
+            if full.load(ordering: .relaxed) { full.store(false, ordering: .relaxed) }
+            ensureBallast()
+            return value
+        } catch {
+            if case .full = error { full.store(true, ordering: .relaxed) }
+            throw error
+        }
+    }
+
     /// Opens (creating if needed) `directory/calibrators.sqlite`, migrates its schema and
     /// checks its integrity.
     public convenience init(directory: String) throws(CalibratorStoreError) {
@@ -114,13 +175,20 @@ public final class CalibratorStore: CalibratorStorage {
         self.path = path
         let connection = try Connection(path: path)
         self.connection = Mutex(connection)
+        ensureBallast()
     }
 
     /// Inserts or replaces `calibrator` in one transaction (`BEGIN IMMEDIATE`, so the
     /// precondition check and the write are atomic against other connections too) with the
     /// next revision of the counter.
     public func put(_ calibrator: StoredCalibrator, preconditions: WritePreconditions) throws(CalibratorStoreError) -> ConditionalPut {
-        try withConnection("put") { db throws(CalibratorStoreError) in
+        try writing { () throws(CalibratorStoreError) in try put(calibrator, preconditions, connectionFor: "put") }
+    }
+
+    private func put(
+        _ calibrator: StoredCalibrator, _ preconditions: WritePreconditions, connectionFor operation: String
+    ) throws(CalibratorStoreError) -> ConditionalPut {
+        try withConnection(operation) { db throws(CalibratorStoreError) in
             try db.transaction("put") { () throws(CalibratorStoreError) -> ConditionalPut in
                 let current = try db.revision(of: calibrator.name, operation: "put")
                 guard preconditions.allow(current: current) else { return .preconditionFailed(current: current) }
@@ -162,8 +230,21 @@ public final class CalibratorStore: CalibratorStorage {
         }
     }
 
-    /// Deletes `name` when `preconditions` allow it, in one transaction.
+    /// Deletes `name` when `preconditions` allow it, in one transaction. On a full disk the
+    /// ballast file is given up and the delete tried once more: deleting frees space, so
+    /// it must not be refused for the lack of it.
     public func delete(_ name: String, preconditions: WritePreconditions) throws(CalibratorStoreError) -> ConditionalDelete {
+        try writing { () throws(CalibratorStoreError) in
+            do throws(CalibratorStoreError) {
+                return try deleteOnce(name, preconditions)
+            } catch {
+                guard case .full = error, let ballastPath, unlink(ballastPath) == 0 else { throw error }
+                return try deleteOnce(name, preconditions)
+            }
+        }
+    }
+
+    private func deleteOnce(_ name: String, _ preconditions: WritePreconditions) throws(CalibratorStoreError) -> ConditionalDelete {
         try withConnection("delete") { db throws(CalibratorStoreError) in
             try db.transaction("delete") { () throws(CalibratorStoreError) -> ConditionalDelete in
                 guard let current = try db.revision(of: name, operation: "delete") else { return .notFound }
@@ -406,7 +487,10 @@ final class Connection: @unchecked Sendable {
 
     private func failure(_ rc: Int32, _ operation: String) -> CalibratorStoreError {
         lastCode = rc
-        return .failed(operation: operation, detail: "\(String(cString: sqlite3_errstr(rc))): \(String(cString: sqlite3_errmsg(handle)))")
+        let detail = "\(String(cString: sqlite3_errstr(rc))): \(String(cString: sqlite3_errmsg(handle)))"
+        // SQLite reports ENOSPC from a write as SQLITE_FULL.
+        if rc & 0xFF == SQLITE_FULL { return .full(operation: operation, detail: detail) }
+        return .failed(operation: operation, detail: detail)
     }
 
     func close() {

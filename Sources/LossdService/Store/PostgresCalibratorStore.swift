@@ -555,7 +555,10 @@ final class PostgresConnection: @unchecked Sendable {
         let status = PQresultStatus(result)
         guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
             var detail = Self.message(PQresultErrorMessage(result))
-            if let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))) { detail = "SQLSTATE \(String(cString: state)): " + detail }
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            if let state { detail = "SQLSTATE \(state): " + detail }
+            // 53100 disk_full (and 53400 configuration_limit_exceeded, a quota): writes cannot succeed.
+            if state == "53100" || state == "53400" { throw .full(operation: operation, detail: detail) }
             throw .failed(operation: operation, detail: detail)
         }
         statementsSucceeded += 1

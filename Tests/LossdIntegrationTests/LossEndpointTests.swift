@@ -69,7 +69,7 @@ struct LossEndpointTests {
     @Test(arguments: [
         (#"{"loss": "hinge_plus", "logits": [[1, 2]], "labels": [0]}"#, 422, "unknown_loss", "/loss"),
         (#"{"loss": "cross_entropy", "logits": [[1, 2], [3, 4]], "labels": [0]}"#, 422, "invalid_shape", "/labels"),
-        (#"{"loss": "cross_entropy", "logits": [[1, 2], [3]], "labels": [0, 1]}"#, 422, "invalid_shape", "/logits"),
+        (#"{"loss": "cross_entropy", "logits": [[1, 2], [3]], "labels": [0, 1]}"#, 422, "invalid_shape", "/logits/1"),
         (#"{"loss": "cross_entropy", "logits": [[1, 2]], "labels": [2]}"#, 422, "invalid_label", "/labels/0"),
         (#"{"loss": "cross_entropy", "logits": {"shape": [1, 2], "dtype": "float64", "base64": "AAAAAAAA8H8AAAAAAADwPw=="}, "labels": [0]}"#, 422, "non_finite", "/logits/0/0"),
         (#"{"loss": "cross_entropy", "logits": [[1, 1e400]], "labels": [0]}"#, 422, "non_finite", "/logits/0/1"),

@@ -113,7 +113,7 @@ struct MetricsEndpointTests {
         (#"{"logits": \#(logits), "labels": [0, 2, 1, 1, 3, 0]}"#, "/labels/4", "invalid_label"),
         (#"{"logits": \#(logits), "labels": [0, 2]}"#, "/labels", "invalid_shape"),
         (#"{"logits": [[1.0], [2.0]], "labels": [0, 0]}"#, "/logits", "invalid_shape"),
-        (#"{"logits": [[1.0, 2.0], [2.0]], "labels": [0, 0]}"#, "/logits", "invalid_shape"),
+        (#"{"logits": [[1.0, 2.0], [2.0]], "labels": [0, 0]}"#, "/logits/1", "invalid_shape"),
         (#"{"logits": [[1.0, 1e400], [2.0, 0]], "labels": [0, 0]}"#, "/logits/0/1", "non_finite"),
         (#"{"probs": [[0.5, 0.6], [0.5, 0.5]], "labels": [0, 0]}"#, "/probs", "invalid_input"),
         (#"{"probs": [[1.5, -0.5], [0.5, 0.5]], "labels": [0, 0]}"#, "/probs", "invalid_input"),

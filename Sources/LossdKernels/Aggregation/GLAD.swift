@@ -140,7 +140,8 @@ extension Aggregation {
 
 /// Nonlinear conjugate gradients as `scipy.optimize.minimize(method="CG")` (Polak–Ribière+,
 /// strong Wolfe line search with c₂ = 0.4 and the descent condition of scipy's
-/// `_minimize_cg`), with the Nocedal–Wright bracketing/zoom search (`line_search_wolfe2`).
+/// `_minimize_cg`): MINPACK's Moré–Thuente search (`line_search_wolfe1`) first, and the
+/// Nocedal–Wright bracketing/zoom search (`line_search_wolfe2`) when it fails.
 enum ConjugateGradient {
     static func dot(_ a: [Double], _ b: [Double]) -> Double {
         var s = 0.0
@@ -194,10 +195,19 @@ enum ConjugateGradient {
                 if s.gnorm <= gradientTolerance { return true }
                 return dot(s.p, s.g) <= -0.01 * dot(s.g, s.g)
             }
-            let search = LineSearch(
-                phi: { evaluate($0).0 }, derphi: { alpha in dot(evaluate(alpha).1, p) },
-                extra: { alpha in descent(alpha, evaluate(alpha).1) })
-            guard let alpha = search.run(phi0: f, oldPhi0: oldOld, derphi0: dot(g, p)) else { break }
+            // scipy's `_line_search_wolfe12`: MINPACK's search first, its step rejected when the
+            // descent condition fails; then the Nocedal–Wright search.
+            let derphi0 = dot(g, p)
+            var accepted = MoreThuenteSearch(phi: { evaluate($0).0 }, derphi: { alpha in dot(evaluate(alpha).1, p) })
+                .run(phi0: f, oldPhi0: oldOld, derphi0: derphi0)
+            if let alpha = accepted, !descent(alpha, evaluate(alpha).1) { accepted = nil }
+            if accepted == nil {
+                let search = LineSearch(
+                    phi: { evaluate($0).0 }, derphi: { alpha in dot(evaluate(alpha).1, p) },
+                    extra: { alpha in descent(alpha, evaluate(alpha).1) })
+                accepted = search.run(phi0: f, oldPhi0: oldOld, derphi0: derphi0)
+            }
+            guard let alpha = accepted else { break }
             let fNew = evaluate(alpha).0
             oldOld = f
             f = fNew

@@ -68,6 +68,29 @@ struct ContractEdgeCaseTests {
         #expect(directValues.count == 2 && abs(directValues[0] - (5000 - log(16.0))) < 1e-9)
     }
 
+    /// The label holds the maximum by hundreds: p = 1 − (tiny) with 1 − p below the
+    /// log-sum-exp's rounding. The loss and weight are then (near) 0, never an overflow.
+    @Test(arguments: [1.5, 16, 1e12])
+    func passAtNOnAConfidentRowIsZeroNotAnOverflow(_ n: Double) throws {
+        let service = LossdService(configuration: ServiceConfiguration())
+        let rows: [[Double]] = [[1000, -1000, -1000], [613.2, -214.3, 100], [1000, 940.8, -5000]]
+        let json = #"{"loss": "pass_at_n", "params": {"n": \#(n)}, "logits": \#(rows), "labels": [0, 0, 0], "reduction": "none", "return_grad": true}"#
+        let answer = call(service, "POST", "/v1/loss", json)
+        #expect(answer.status == 200, "\(answer.object)")
+        let values = answer.object["values"] as? [Double] ?? []
+        let weights = (answer.object["extras"] as? [String: Any])?["weight"] as? [Double] ?? []
+        #expect(values.count == 3 && weights.count == 3)
+        for (r, row) in rows.enumerated() {
+            // 1 − p ≈ Σ_{k≠y} exp(z_k − z_y); ℓ = −log(1 − (1 − p)^n) ≈ (1 − p)^n.
+            let q = row.dropFirst().reduce(0) { $0 + exp($1 - row[0]) }
+            let expected = n == 1 ? q : pow(q, n)
+            #expect(values[r] >= 0 && abs(values[r] - expected) <= 1e-12 * max(expected, 1e-300) + 1e-300, "row \(r): \(values[r]) vs \(expected)")
+            // w = n·p·(1 − p)^(n−1) / (1 − (1 − p)^n) ≈ n·q^(n−1).
+            let weight = n * pow(q, n - 1)
+            #expect(abs(weights[r] - weight) <= 1e-9 * weight + 1e-300, "row \(r) weight \(weights[r]) vs \(weight)")
+        }
+    }
+
     /// The fit report's `nll_before` is the true NLL of the logits (log-softmax, no clip):
     /// at logit scales of 50 to 1000, clipped probabilities gave 18.2 instead of 131.
     @Test func fitReportNLLBeforeUsesLogSoftmaxWithoutClipping() throws {

@@ -25,9 +25,8 @@ public enum PassAtN {
                                 for r in range {
                                     let row = z.row(r, width: c)
                                     let y = labels[r]
-                                    // log p_y = (z_y − m) − excess: exactly 0 when y is the only maximum.
                                     let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                                    let logP = (row[y] - m) - excess
+                                    let logP = logProbability(of: y, in: row, max: m, excess: excess)
                                     let (value, w) = loss(logP: logP, n: n)
                                     valuesOut[r] = value
                                     weightsOut[r] = w
@@ -86,6 +85,18 @@ public enum PassAtN {
         }
         let weight = n == 1 ? 1 : exp(logN + logP + (n - 1) * logQ + value)
         return (value, weight)
+    }
+
+    /// log p_y, never above 0. When y holds the maximum, −log1p(Σ_{k≠y} exp(z_k − z_y)):
+    /// exact for a confident row, where (z_y − m) − excess would carry the log-sum-exp's
+    /// absolute rounding (about ulp(m), 1e-13 at logits of 1000) and could even turn
+    /// positive, making 1 − p negative. Otherwise (z_y − m) − excess, clamped at 0.
+    @inline(__always)
+    static func logProbability(of y: Int, in row: UnsafeBufferPointer<Double>, max m: Double, excess: Double) -> Double {
+        guard row[y] == m else { return Swift.min(0, (row[y] - m) - excess) }
+        var rest = 0.0
+        for k in 0..<row.count where k != y { rest += exp(row[k] - m) }
+        return -log1p(rest)
     }
 
     /// log(1e-8), the series threshold on n·p.

@@ -42,3 +42,74 @@ public enum Base64 {
         return output
     }
 }
+
+extension Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Standard base64 of `bytes`, with padding.
+    public static func encode(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var encoder = StreamEncoder()
+        bytes.withUnsafeBufferPointer { encoder.append($0, into: &out) }
+        encoder.finish(into: &out)
+        return out
+    }
+
+    /// Encodes bytes given in pieces: whole 3-byte groups go out at once, up to two bytes
+    /// wait for the next piece, and ``finish(into:)`` pads the last group.
+    public struct StreamEncoder {
+        /// Up to two bytes waiting for a whole 3-byte group.
+        private var pending: [UInt8] = []
+
+        public init() {}
+
+        public mutating func append(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+            var i = 0
+            while !pending.isEmpty && i < bytes.count {
+                pending.append(bytes[i])
+                i += 1
+                if pending.count == 3 {
+                    emit(pending[0], pending[1], pending[2], into: &out)
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+            while i + 3 <= bytes.count {
+                emit(bytes[i], bytes[i + 1], bytes[i + 2], into: &out)
+                i += 3
+            }
+            while i < bytes.count {
+                pending.append(bytes[i])
+                i += 1
+            }
+        }
+
+        public mutating func finish(into out: inout [UInt8]) {
+            let a = Base64.alphabet
+            switch pending.count {
+            case 1:
+                out.append(a[Int(pending[0] >> 2)])
+                out.append(a[Int((pending[0] & 0x03) << 4)])
+                out.append(UInt8(ascii: "="))
+                out.append(UInt8(ascii: "="))
+            case 2:
+                out.append(a[Int(pending[0] >> 2)])
+                out.append(a[Int((pending[0] & 0x03) << 4 | pending[1] >> 4)])
+                out.append(a[Int((pending[1] & 0x0F) << 2)])
+                out.append(UInt8(ascii: "="))
+            default:
+                break
+            }
+            pending.removeAll()
+        }
+
+        @inline(__always)
+        private func emit(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, into out: inout [UInt8]) {
+            let a = Base64.alphabet
+            out.append(a[Int(b0 >> 2)])
+            out.append(a[Int((b0 & 0x03) << 4 | b1 >> 4)])
+            out.append(a[Int((b1 & 0x0F) << 2 | b2 >> 6)])
+            out.append(a[Int(b2 & 0x3F)])
+        }
+    }
+}

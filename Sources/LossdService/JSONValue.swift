@@ -17,6 +17,9 @@ public enum JSONValue: Sendable, Equatable {
     case matrix(rows: Int, cols: Int, values: [Double])
     /// A row-major tensor of any rank ≥ 1, written as nested arrays.
     case tensor(shape: [Int], values: [Double])
+    /// A row-major tensor written as `{"shape", "dtype", "base64"}` (float32 or float64,
+    /// little-endian): the binary answer encoding.
+    case encodedTensor(shape: [Int], values: [Double], float32: Bool)
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
@@ -30,6 +33,7 @@ public enum JSONValue: Sendable, Equatable {
         case let (.doubles(a), .doubles(b)): a == b
         case let (.matrix(r1, c1, a), .matrix(r2, c2, b)): r1 == r2 && c1 == c2 && a == b
         case let (.tensor(s1, a), .tensor(s2, b)): s1 == s2 && a == b
+        case let (.encodedTensor(s1, a, f1), .encodedTensor(s2, b, f2)): s1 == s2 && a == b && f1 == f2
         default: false
         }
     }
@@ -83,6 +87,8 @@ public enum JSONValue: Sendable, Equatable {
         case let .tensor(shape, values):
             out.reserveCapacity(out.count + values.count * 24)  // a comma and ~22 characters per gradient-like value
             JSONValue.writeNested(values[...], shape: shape[...], into: &out)
+        case let .encodedTensor(shape, values, float32):
+            JSONValue.writeEncodedTensor(shape: shape, values: values, float32: float32, into: &out)
         }
     }
 

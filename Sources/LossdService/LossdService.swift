@@ -218,8 +218,8 @@ public final class LossdService: HTTPResponder {
         }
     }
 
-    static func json(_ value: JSONValue, status: HTTPStatus = .ok) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: value.bytes)
+    static func json(_ value: JSONValue, status: HTTPStatus = .ok, output: OutputEncoding = .json) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: value.encoded(output).bytes)
     }
 }
 

@@ -125,7 +125,9 @@ enum AggregateEndpoint {
     static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
         try StrictFields.check(
-            body, allowed: ["method", "num_classes", "params", "annotations"], pointer: "", place: "an aggregation request")
+            body, allowed: ["method", "num_classes", "params", "annotations"] + OutputEncoding.fields, pointer: "",
+            place: "an aggregation request")
+        let output = try OutputEncoding(body)
 
         guard let methodNode = body["method"] else { throw ServiceError.missing("method") }
         guard case .string(let methodName) = methodNode, let method = AggregationMethod(rawValue: methodName) else {
@@ -210,7 +212,8 @@ enum AggregateEndpoint {
         }
 
         let result = plan.run(data)
-        return LossdService.json(render(result, plan: plan, data: data, items: itemTable.ids, annotators: annotatorTable.ids))
+        return LossdService.json(
+            render(result, plan: plan, data: data, items: itemTable.ids, annotators: annotatorTable.ids), output: output)
     }
 
     static func tooLarge(field: String, _ detail: String) -> ServiceError {

@@ -172,7 +172,8 @@ enum CalibratorEndpoints {
     static func calibrate(_ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
         try StrictFields.check(
-            body, allowed: ["calibrator", "name", "logits", "scores", "views_logits"], pointer: "", place: "a calibrate request")
+            body, allowed: ["calibrator", "name", "logits", "scores", "views_logits"] + OutputEncoding.fields, pointer: "",
+            place: "a calibrate request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this calibration", in: route.context)
         let hasInline = body["calibrator"].map { !isNull($0) } ?? false
         let hasName = body["name"].map { !isNull($0) } ?? false
@@ -197,14 +198,15 @@ enum CalibratorEndpoints {
         let input = try inputs(tensors, definition: definition)
         let (model, _) = try CalibratorCodec.decodeModel(object, pointer: "/calibrator", defaultClasses: classes(of: input))
         try definition.validate(model)
-        return try respond(definition.apply(model, try checked(input, against: model)))
+        return try respond(definition.apply(model, try checked(input, against: model)), output: try OutputEncoding(body))
     }
 
     static func apply(_ name: String, _ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
         try CalibratorCodec.checkName(name, field: nil)
         let record = try load(name, slot: slot)
         let body = try RequestBody.object(route)
-        try StrictFields.check(body, allowed: ["logits", "scores", "views_logits"], pointer: "", place: "an apply request")
+        try StrictFields.check(
+            body, allowed: ["logits", "scores", "views_logits"] + OutputEncoding.fields, pointer: "", place: "an apply request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this calibration", in: route.context)
         return try apply(record: record, body: body)
     }
@@ -214,7 +216,7 @@ enum CalibratorEndpoints {
             throw ServiceError.invalid(.invalidInput, field: nil, "calibration method `\(record.model.method)` is not available")
         }
         let input = try inputs(TensorReader(object: body), definition: definition)
-        return try respond(definition.apply(record.model, try checked(input, against: record.model)))
+        return try respond(definition.apply(record.model, try checked(input, against: record.model)), output: try OutputEncoding(body))
     }
 
     /// `logits`, `scores` (binary methods only) and `views_logits`, as sent.
@@ -262,7 +264,7 @@ enum CalibratorEndpoints {
         return input
     }
 
-    private static func respond(_ probs: Matrix) throws(ServiceError) -> HTTPResponse {
+    private static func respond(_ probs: Matrix, output: OutputEncoding) throws(ServiceError) -> HTTPResponse {
         var predictions: [JSONValue] = []
         predictions.reserveCapacity(probs.rows)
         for r in 0..<probs.rows {
@@ -274,10 +276,11 @@ enum CalibratorEndpoints {
             }
             predictions.append(.int(best))
         }
-        return LossdService.json([
-            "probs": .matrix(rows: probs.rows, cols: probs.cols, values: probs.values),
-            "predictions": .array(predictions),
-        ])
+        return LossdService.json(
+            [
+                "probs": .matrix(rows: probs.rows, cols: probs.cols, values: probs.values),
+                "predictions": .array(predictions),
+            ], output: output)
     }
 
     // MARK: Stored calibrators

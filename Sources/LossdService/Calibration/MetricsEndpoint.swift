@@ -54,7 +54,7 @@ enum MetricsEndpoint {
         let body = try RequestBody.object(route)
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "these metrics", in: route.context)
         let parsed = try parse(body, forceReliability: false)
-        return LossdService.json(evaluate(parsed))
+        return LossdService.json(evaluate(parsed), output: try OutputEncoding(body))
     }
 
     /// `/v1/reliability`: the SVG diagram when the client accepts `image/svg+xml`, else the
@@ -64,7 +64,9 @@ enum MetricsEndpoint {
         let body = try RequestBody.object(route)
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this reliability diagram", in: route.context)
         let parsed = try parse(body, forceReliability: true)
-        guard wantsSVG(request.headers["accept"]) else { return LossdService.json(evaluate(parsed)) }
+        guard wantsSVG(request.headers["accept"]) else {
+            return LossdService.json(evaluate(parsed), output: try OutputEncoding(body))
+        }
         guard let p = parsed.probabilities else {
             throw ServiceError.invalid(.missingField, field: "/logits", "`logits` or `probs` is required for a reliability diagram")
         }
@@ -97,7 +99,8 @@ enum MetricsEndpoint {
     // MARK: Parsing
 
     /// The members a metrics or reliability request may have.
-    static let fields = ["metrics", "reliability", "params", "logits", "probs", "labels", "similarity", "distance"]
+    static let fields =
+        ["metrics", "reliability", "params", "logits", "probs", "labels", "similarity", "distance"] + OutputEncoding.fields
 
     static func parse(_ body: JSONObject, forceReliability: Bool) throws(ServiceError) -> Request {
         try StrictFields.check(body, allowed: fields, pointer: "", place: "a metrics request")

@@ -19,7 +19,10 @@ enum EnsembleEndpoint {
 
     static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
-        try StrictFields.check(body, allowed: ["method", "params", "logits", "weights"], pointer: "", place: "an ensemble request")
+        try StrictFields.check(
+            body, allowed: ["method", "params", "logits", "weights"] + OutputEncoding.fields, pointer: "",
+            place: "an ensemble request")
+        let output = try OutputEncoding(body)
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this ensemble", in: route.context)
         let tensors = TensorReader(object: body)
 
@@ -57,12 +60,13 @@ enum EnsembleEndpoint {
             throw ServiceError(error)
         }
         let n = result.scores.rows, c = result.scores.cols
-        return LossdService.json([
-            "method": .string(method.rawValue),
-            "scores": .matrix(rows: n, cols: c, values: result.scores.values),
-            "predictions": .array(result.predictions.map { .int($0) }),
-            "probs": .matrix(rows: n, cols: c, values: result.probs.values),
-        ])
+        return LossdService.json(
+            [
+                "method": .string(method.rawValue),
+                "scores": .matrix(rows: n, cols: c, values: result.scores.values),
+                "predictions": .array(result.predictions.map { .int($0) }),
+                "probs": .matrix(rows: n, cols: c, values: result.probs.values),
+            ], output: output)
     }
 
     /// `logits` [M][N][C]. Nested arrays that are not rectangular are reported at the first

@@ -20,7 +20,7 @@ enum LossEndpoint {
     }
 
     /// Members every `/v1/loss` request may have besides the inputs of its losses.
-    static let commonFields = ["return_grad", "sample_weights"]
+    static let commonFields = ["return_grad", "sample_weights"] + OutputEncoding.fields
     /// Members of a single-loss request, and of each `losses[]` entry.
     static let entryFields = ["loss", "params", "reduction"]
 
@@ -52,6 +52,7 @@ enum LossEndpoint {
     static func evaluate(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
         try checkFields(body)
+        let output = try OutputEncoding(body)
         let tensors = TensorReader(object: body)
         let wantGradient: Bool
         switch body["return_grad"] {
@@ -87,10 +88,10 @@ enum LossEndpoint {
                     lossNode: object["loss"], params: object["params"], reduction: object["reduction"], pointer: "/losses/\(i)")
                 results.append(try evaluate(entry, tensors: tensors, gradient: wantGradient))
             }
-            return LossdService.json(["results": .array(results)])
+            return LossdService.json(["results": .array(results)], output: output)
         }
         let entry = Entry(lossNode: body["loss"], params: body["params"], reduction: body["reduction"], pointer: "")
-        return LossdService.json(try evaluate(entry, tensors: tensors, gradient: wantGradient))
+        return LossdService.json(try evaluate(entry, tensors: tensors, gradient: wantGradient), output: output)
     }
 
     private static func evaluate(_ entry: Entry, tensors: TensorReader, gradient: Bool) throws(ServiceError) -> JSONValue {

@@ -1,0 +1,101 @@
+import LossdJSON
+
+/// How tensors go out in an answer: nested JSON arrays (the default), or, with
+/// `"output_encoding": "base64"`, `{"shape", "dtype", "base64"}` objects of little-endian
+/// float32 or float64 (`"output_dtype"`, default float64) — what a NumPy client decodes
+/// with one `np.frombuffer` instead of parsing hundreds of thousands of decimals.
+/// Scalars stay numbers, and integer arrays (labels, predictions) stay lists.
+struct OutputEncoding: Sendable, Equatable {
+    enum DType: String, Sendable { case float32, float64 }
+
+    var base64 = false
+    var dtype = DType.float64
+
+    /// The request members that choose the encoding.
+    static let fields = ["output_encoding", "output_dtype"]
+
+    static let json = OutputEncoding()
+
+    init() {}
+
+    /// Reads `output_encoding` (`json` | `base64`) and `output_dtype` (`float32` | `float64`).
+    init(_ body: JSONObject) throws(ServiceError) {
+        switch body["output_encoding"] {
+        case nil, .string("json")?: base64 = false
+        case .string("base64")?: base64 = true
+        case let other?:
+            throw ServiceError.invalid(
+                .invalidParam, field: "/output_encoding",
+                "`output_encoding` must be one of json, base64 (got \(ResolvedParameters.text(other)))")
+        }
+        switch body["output_dtype"] {
+        case nil: dtype = .float64
+        case .string(let text)? where DType(rawValue: text) != nil: dtype = DType(rawValue: text)!
+        case let other?:
+            throw ServiceError.invalid(
+                .invalidParam, field: "/output_dtype",
+                "`output_dtype` must be one of float32, float64 (got \(ResolvedParameters.text(other)))")
+        }
+    }
+}
+
+extension JSONValue {
+    /// The same document with every float tensor (`doubles`, `matrix`, `tensor`) written
+    /// as `{"shape", "dtype", "base64"}` when `encoding` asks for base64.
+    func encoded(_ encoding: OutputEncoding) -> JSONValue {
+        guard encoding.base64 else { return self }
+        switch self {
+        case .doubles(let values):
+            return .encodedTensor(shape: [values.count], values: values, float32: encoding.dtype == .float32)
+        case let .matrix(rows, cols, values):
+            return .encodedTensor(shape: [rows, cols], values: values, float32: encoding.dtype == .float32)
+        case let .tensor(shape, values):
+            return .encodedTensor(shape: shape, values: values, float32: encoding.dtype == .float32)
+        case .array(let items):
+            return .array(items.map { $0.encoded(encoding) })
+        case .object(let members):
+            return .object(members.map { ($0.0, $0.1.encoded(encoding)) })
+        default:
+            return self
+        }
+    }
+
+    /// Writes `{"shape":[...],"dtype":"float32","base64":"..."}`, the values little-endian,
+    /// base64-encoded straight into `out` (no intermediate byte array).
+    static func writeEncodedTensor(shape: [Int], values: [Double], float32: Bool, into out: inout [UInt8]) {
+        out.append(contentsOf: #"{"shape":["#.utf8)
+        for (i, extent) in shape.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: String(extent).utf8)
+        }
+        out.append(contentsOf: #"],"dtype":""#.utf8)
+        out.append(contentsOf: (float32 ? "float32" : "float64").utf8)
+        out.append(contentsOf: #"","base64":""#.utf8)
+        let width = float32 ? 4 : 8
+        out.reserveCapacity(out.count + (values.count * width + 2) / 3 * 4 + 2)
+        var encoder = Base64.StreamEncoder()
+        values.withUnsafeBufferPointer { source in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 3 * 1024) { chunk in
+                var filled = 0
+                for v in source {
+                    if float32 {
+                        let bits = Float(v).bitPattern.littleEndian
+                        withUnsafeBytes(of: bits) { for b in $0 { chunk[filled] = b; filled += 1 } }
+                    } else {
+                        let bits = v.bitPattern.littleEndian
+                        withUnsafeBytes(of: bits) { for b in $0 { chunk[filled] = b; filled += 1 } }
+                    }
+                    if filled > 3 * 1024 - 8 {
+                        let whole = filled / 3 * 3
+                        encoder.append(UnsafeBufferPointer(rebasing: chunk[0..<whole]), into: &out)
+                        for k in 0..<(filled - whole) { chunk[k] = chunk[whole + k] }
+                        filled -= whole
+                    }
+                }
+                encoder.append(UnsafeBufferPointer(rebasing: chunk[0..<filled]), into: &out)
+            }
+        }
+        encoder.finish(into: &out)
+        out.append(contentsOf: #""}"#.utf8)
+    }
+}

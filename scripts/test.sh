@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Swift test suite (unit tests, and integration tests that start the
-# real lossd binary on free ports), the linters for openapi.yaml, the Dockerfile and the
+# real lossd binary on free ports), the Python client's pytest suite in a fresh virtual
+# environment (scripts/client-test.sh), the linters for openapi.yaml, the Dockerfile and the
 # deployment files, a schemathesis run of every operation against the live binary, and a
 # short libFuzzer run of every fuzz target. Installs missing Debian packages first when run as root.
 set -uo pipefail
@@ -43,6 +44,14 @@ echo "== lint"
 bash scripts/lint.sh
 lint_status=$?
 
+echo "== python client (pytest against the live binary)"
+client_log=$(mktemp)
+bash scripts/client-test.sh 2>&1 | tee "$client_log" | tail -n 25
+client_status=${PIPESTATUS[0]}
+client_passed=$(grep -oE '^[0-9]+ passed' "$client_log" | grep -oE '[0-9]+' | tail -1)
+client_failed=$(grep -oE '[0-9]+ failed' "$client_log" | grep -oE '[0-9]+' | tail -1)
+rm -f "$client_log"
+
 echo "== api-check (schemathesis against the live binary)"
 bash scripts/api-check.sh
 api_status=$?
@@ -60,9 +69,12 @@ fi
 passed=$(grep -oE 'Test run with [0-9]+ tests?' "$log" | grep -oE '[0-9]+' | tail -1)
 failed=$(grep -cE '^✘ Test .*\) failed' "$log" || true)
 echo
-if [ "$swift_status" -eq 0 ] && [ "$lint_status" -eq 0 ] && [ "$api_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ]; then
-  echo "tests: ${passed:-0} passed, 0 failed"
+passed=$(( ${passed:-0} + ${client_passed:-0} ))
+if [ "$swift_status" -eq 0 ] && [ "$lint_status" -eq 0 ] && [ "$api_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ] \
+  && [ "$client_status" -eq 0 ]; then
+  echo "tests: ${passed} passed, 0 failed"
   exit 0
 fi
-echo "tests: $(( ${passed:-0} - failed )) passed, $failed failed (swift test exit $swift_status, lint exit $lint_status, api-check exit $api_status, fuzz exit $fuzz_status)"
+failed=$(( failed + ${client_failed:-0} ))
+echo "tests: $(( passed - failed )) passed, $failed failed (swift test exit $swift_status, python client exit $client_status, lint exit $lint_status, api-check exit $api_status, fuzz exit $fuzz_status)"
 exit 1

@@ -1,115 +1,106 @@
 /// Standard base64 (RFC 4648 §4), strict: padding required to a multiple of four, no
-/// whitespace or line breaks, no URL-safe alphabet.
+/// whitespace or line breaks, no URL-safe alphabet. Both directions run over raw buffers
+/// (a table lookup per character, no per-byte array appends), at memory-bound speed for
+/// the megabyte tensors of binary requests and answers.
 public enum Base64 {
+    /// Character → 6-bit value; 0xFF for anything outside the alphabet (`=` included).
     private static let table: [UInt8] = {
         var t = [UInt8](repeating: 0xFF, count: 256)
-        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
-            t[Int(c)] = UInt8(i)
-        }
+        for (i, c) in alphabet.enumerated() { t[Int(c)] = UInt8(i) }
         return t
     }()
 
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
     /// The decoded bytes, or nil when the text is not valid base64.
     public static func decode<S: StringProtocol>(_ text: S) -> [UInt8]? {
-        let input = Array(text.utf8)
+        if let result = text.utf8.withContiguousStorageIfAvailable({ decode(bytes: $0) }) { return result }
+        return Array(text.utf8).withUnsafeBufferPointer { decode(bytes: $0) }
+    }
+
+    /// Decodes base64 characters; nil when they are not valid base64.
+    public static func decode(bytes input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard input.count % 4 == 0 else { return nil }
         if input.isEmpty { return [] }
         var padding = 0
         if input[input.count - 1] == UInt8(ascii: "=") { padding += 1 }
         if input[input.count - 2] == UInt8(ascii: "=") { padding += 1 }
-        var output = [UInt8]()
-        output.reserveCapacity(input.count / 4 * 3)
-        var i = 0
-        while i < input.count {
-            let last = i + 4 == input.count
-            var quad: UInt32 = 0
-            for k in 0..<4 {
-                let c = input[i + k]
-                if c == UInt8(ascii: "=") {
-                    guard last, k >= 4 - padding else { return nil }
-                    quad <<= 6
-                    continue
+        let quads = input.count / 4
+        let outputCount = quads * 3 - padding
+        var valid = true
+        let output = table.withUnsafeBufferPointer { table -> [UInt8] in
+            [UInt8](unsafeUninitializedCapacity: outputCount) { out, initialized in
+                guard let source = input.baseAddress, let target = out.baseAddress else {
+                    initialized = 0
+                    return
                 }
-                let v = table[Int(c)]
-                guard v != 0xFF else { return nil }
-                quad = quad << 6 | UInt32(v)
+                // Every quad but the last: four valid characters, three bytes.
+                var bad: UInt8 = 0
+                for q in 0..<(quads - 1) {
+                    let s = source + 4 * q
+                    let a = table[Int(s[0])], b = table[Int(s[1])], c = table[Int(s[2])], d = table[Int(s[3])]
+                    bad |= a | b | c | d
+                    let t = target + 3 * q
+                    t[0] = a << 2 | b >> 4
+                    t[1] = b << 4 | c >> 2
+                    t[2] = c << 6 | d
+                }
+                // 0xFF marks a bad character; valid values are below 64.
+                if bad & 0xC0 != 0 { valid = false }
+                // The last quad, with its padding.
+                let s = source + 4 * (quads - 1)
+                var values: [UInt8] = [0, 0, 0, 0]
+                for k in 0..<4 {
+                    if s[k] == UInt8(ascii: "=") {
+                        if k < 4 - padding { valid = false }
+                        continue
+                    }
+                    let v = table[Int(s[k])]
+                    if v == 0xFF || k >= 4 - padding { valid = false }
+                    values[k] = v
+                }
+                let tail = [values[0] << 2 | values[1] >> 4, values[1] << 4 | values[2] >> 2, values[2] << 6 | values[3]]
+                let t = target + 3 * (quads - 1)
+                for k in 0..<(3 - padding) { t[k] = tail[k] }
+                initialized = outputCount
             }
-            output.append(UInt8(truncatingIfNeeded: quad >> 16))
-            if !(last && padding == 2) { output.append(UInt8(truncatingIfNeeded: quad >> 8)) }
-            if !(last && padding >= 1) { output.append(UInt8(truncatingIfNeeded: quad)) }
-            i += 4
         }
-        return output
+        return valid ? output : nil
     }
-}
-
-extension Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Standard base64 of `bytes`, with padding.
     public static func encode(_ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var encoder = StreamEncoder()
-        bytes.withUnsafeBufferPointer { encoder.append($0, into: &out) }
-        encoder.finish(into: &out)
+        bytes.withUnsafeBufferPointer { append($0, to: &out) }
         return out
     }
 
-    /// Encodes bytes given in pieces: whole 3-byte groups go out at once, up to two bytes
-    /// wait for the next piece, and ``finish(into:)`` pads the last group.
-    public struct StreamEncoder {
-        /// Up to two bytes waiting for a whole 3-byte group.
-        private var pending: [UInt8] = []
-
-        public init() {}
-
-        public mutating func append(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
-            var i = 0
-            while !pending.isEmpty && i < bytes.count {
-                pending.append(bytes[i])
-                i += 1
-                if pending.count == 3 {
-                    emit(pending[0], pending[1], pending[2], into: &out)
-                    pending.removeAll(keepingCapacity: true)
+    /// Appends the base64 of `bytes` (one whole encoding, padded) to `out`.
+    public static func append(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        let encodedCount = (bytes.count + 2) / 3 * 4
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: encodedCount))
+        alphabet.withUnsafeBufferPointer { alphabet in
+            out.withUnsafeMutableBufferPointer { whole in
+                guard let target = whole.baseAddress.map({ $0 + start }) else { return }
+                let groups = bytes.count / 3
+                for g in 0..<groups {
+                    let b0 = bytes[3 * g], b1 = bytes[3 * g + 1], b2 = bytes[3 * g + 2]
+                    let t = target + 4 * g
+                    t[0] = alphabet[Int(b0 >> 2)]
+                    t[1] = alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)]
+                    t[2] = alphabet[Int((b1 & 0x0F) << 2 | b2 >> 6)]
+                    t[3] = alphabet[Int(b2 & 0x3F)]
                 }
+                let rest = bytes.count - 3 * groups
+                guard rest > 0 else { return }
+                let t = target + 4 * groups
+                let b0 = bytes[3 * groups], b1 = rest == 2 ? bytes[3 * groups + 1] : 0
+                t[0] = alphabet[Int(b0 >> 2)]
+                t[1] = alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)]
+                t[2] = rest == 2 ? alphabet[Int((b1 & 0x0F) << 2)] : UInt8(ascii: "=")
+                t[3] = UInt8(ascii: "=")
             }
-            while i + 3 <= bytes.count {
-                emit(bytes[i], bytes[i + 1], bytes[i + 2], into: &out)
-                i += 3
-            }
-            while i < bytes.count {
-                pending.append(bytes[i])
-                i += 1
-            }
-        }
-
-        public mutating func finish(into out: inout [UInt8]) {
-            let a = Base64.alphabet
-            switch pending.count {
-            case 1:
-                out.append(a[Int(pending[0] >> 2)])
-                out.append(a[Int((pending[0] & 0x03) << 4)])
-                out.append(UInt8(ascii: "="))
-                out.append(UInt8(ascii: "="))
-            case 2:
-                out.append(a[Int(pending[0] >> 2)])
-                out.append(a[Int((pending[0] & 0x03) << 4 | pending[1] >> 4)])
-                out.append(a[Int((pending[1] & 0x0F) << 2)])
-                out.append(UInt8(ascii: "="))
-            default:
-                break
-            }
-            pending.removeAll()
-        }
-
-        @inline(__always)
-        private func emit(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, into out: inout [UInt8]) {
-            let a = Base64.alphabet
-            out.append(a[Int(b0 >> 2)])
-            out.append(a[Int((b0 & 0x03) << 4 | b1 >> 4)])
-            out.append(a[Int((b1 & 0x0F) << 2 | b2 >> 6)])
-            out.append(a[Int(b2 & 0x3F)])
         }
     }
 }

@@ -61,7 +61,7 @@ extension JSONValue {
     }
 
     /// Writes `{"shape":[...],"dtype":"float32","base64":"..."}`, the values little-endian,
-    /// base64-encoded straight into `out` (no intermediate byte array).
+    /// base64-encoded straight from their memory (float64) or from one float32 copy.
     static func writeEncodedTensor(shape: [Int], values: [Double], float32: Bool, into out: inout [UInt8]) {
         out.append(contentsOf: #"{"shape":["#.utf8)
         for (i, extent) in shape.enumerated() {
@@ -71,31 +71,17 @@ extension JSONValue {
         out.append(contentsOf: #"],"dtype":""#.utf8)
         out.append(contentsOf: (float32 ? "float32" : "float64").utf8)
         out.append(contentsOf: #"","base64":""#.utf8)
-        let width = float32 ? 4 : 8
-        out.reserveCapacity(out.count + (values.count * width + 2) / 3 * 4 + 2)
-        var encoder = Base64.StreamEncoder()
-        values.withUnsafeBufferPointer { source in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 3 * 1024) { chunk in
-                var filled = 0
-                for v in source {
-                    if float32 {
-                        let bits = Float(v).bitPattern.littleEndian
-                        withUnsafeBytes(of: bits) { for b in $0 { chunk[filled] = b; filled += 1 } }
-                    } else {
-                        let bits = v.bitPattern.littleEndian
-                        withUnsafeBytes(of: bits) { for b in $0 { chunk[filled] = b; filled += 1 } }
-                    }
-                    if filled > 3 * 1024 - 8 {
-                        let whole = filled / 3 * 3
-                        encoder.append(UnsafeBufferPointer(rebasing: chunk[0..<whole]), into: &out)
-                        for k in 0..<(filled - whole) { chunk[k] = chunk[whole + k] }
-                        filled -= whole
-                    }
-                }
-                encoder.append(UnsafeBufferPointer(rebasing: chunk[0..<filled]), into: &out)
-            }
+        if float32 {
+            let narrow = values.map { Float($0).bitPattern.littleEndian }
+            narrow.withUnsafeBytes { Base64.append($0.bindMemory(to: UInt8.self), to: &out) }
+        } else {
+            #if _endian(little)
+                values.withUnsafeBytes { Base64.append($0.bindMemory(to: UInt8.self), to: &out) }
+            #else
+                let wide = values.map { $0.bitPattern.littleEndian }
+                wide.withUnsafeBytes { Base64.append($0.bindMemory(to: UInt8.self), to: &out) }
+            #endif
         }
-        encoder.finish(into: &out)
         out.append(contentsOf: #""}"#.utf8)
     }
 }

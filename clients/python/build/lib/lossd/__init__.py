@@ -1,0 +1,385 @@
+"""Python client for lossd, the loss-evaluation and calibration service.
+
+NumPy arrays (and anything with ``__array__``) are sent as little-endian base64 tensors,
+answers are asked for as base64 (``"output_encoding": "base64"``) and decoded into NumPy
+arrays, errors raise :class:`LossdError`, and a 503 with ``Retry-After`` is retried a
+bounded number of times. One ``requests.Session`` keeps connections alive.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import requests
+
+__all__ = ["Client", "LossdError", "LossResult", "Calibrator", "Calibrated", "encode_array", "decode_tensors"]
+__version__ = "0.1.0"
+
+ArrayLike = Any
+Json = Dict[str, Any]
+
+
+class LossdError(Exception):
+    """An error answer of lossd (RFC 9457 problem document), or a transport failure.
+
+    ``status`` is the HTTP status (0 for a transport failure), ``code`` the last segment of
+    the problem ``type`` (``unknown_field``, ``invalid_shape``, ...), ``field`` the JSON
+    pointer of the offending request field when there is one.
+    """
+
+    def __init__(self, status: int, code: str, title: str, detail: str, field: Optional[str] = None,
+                 retry_after: Optional[float] = None) -> None:
+        super().__init__(f"{status} {code}: {detail}" + (f" (at {field})" if field else ""))
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.field = field
+        self.retry_after = retry_after
+
+
+@dataclass
+class LossResult:
+    """One loss's answer: ``value`` (mean or sum) or ``values`` (per row, reduction none),
+    ``grad`` by input name, ``extras`` by name; ``raw`` is the decoded answer."""
+
+    loss: str
+    reduction: str
+    n: int
+    value: Optional[float]
+    values: Optional[np.ndarray]
+    grad: Dict[str, np.ndarray] = field(default_factory=dict)
+    extras: Dict[str, Any] = field(default_factory=dict)
+    raw: Json = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, answer: Json) -> "LossResult":
+        return cls(loss=answer["loss"], reduction=answer["reduction"], n=answer["n"], value=answer.get("value"),
+                   values=answer.get("values"), grad=dict(answer.get("grad", {})), extras=dict(answer.get("extras", {})),
+                   raw=answer)
+
+
+@dataclass
+class Calibrated:
+    """Calibrated probabilities [N][C] and their argmax."""
+
+    probs: np.ndarray
+    predictions: np.ndarray
+
+
+@dataclass
+class Calibrator:
+    """A fitted or stored calibrator: its document (``method``, ``params``, ``classes``,
+    ...), the fit report when it was just fitted, and the ETag when it is stored."""
+
+    document: Json
+    fit: Optional[Json] = None
+    etag: Optional[str] = None
+
+    @property
+    def name(self) -> Optional[str]:
+        return self.document.get("name")
+
+    @property
+    def method(self) -> str:
+        return self.document["method"]
+
+    @property
+    def params(self) -> Json:
+        return self.document.get("params", {})
+
+
+def encode_array(value: ArrayLike) -> Any:
+    """A request field from an array-like: floats as ``{shape, dtype, base64}`` (float32
+    stays float32, any other float becomes float64), integers and booleans as lists;
+    scalars, strings, dicts and lists of non-numbers unchanged."""
+    if isinstance(value, (str, bytes, dict, int, float, bool)) or value is None:
+        return value
+    if not (hasattr(value, "__array__") or isinstance(value, (list, tuple))):
+        return value
+    try:
+        array = np.asarray(value)
+    except Exception:  # noqa: BLE001 - not an array after all
+        return value
+    if array.dtype.kind in "iub":
+        return array.tolist()
+    if array.dtype.kind != "f":
+        return value if isinstance(value, (list, tuple)) else array.tolist()
+    dtype = "float32" if array.dtype == np.float32 else "float64"
+    data = np.ascontiguousarray(array, dtype="<f4" if dtype == "float32" else "<f8")
+    return {"shape": list(data.shape), "dtype": dtype, "base64": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def decode_tensors(node: Any) -> Any:
+    """Replaces every ``{shape, dtype, base64}`` object of an answer with an ndarray."""
+    if isinstance(node, dict):
+        if set(node) == {"shape", "dtype", "base64"} and node["dtype"] in ("float32", "float64"):
+            raw = base64.b64decode(node["base64"])
+            array = np.frombuffer(raw, dtype="<f4" if node["dtype"] == "float32" else "<f8")
+            return array.reshape(node["shape"])
+        return {key: decode_tensors(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [decode_tensors(item) for item in node]
+    return node
+
+
+class Client:
+    """A connection to one lossd.
+
+    ``url`` defaults to ``LOSSD_URL`` (else ``http://127.0.0.1:8080``) and ``api_key`` to
+    ``LOSSD_API_KEY``. ``output_dtype`` is the float type answers come back in (float64
+    keeps every bit; float32 halves the bytes). ``retries`` bounds the retries of a 503
+    that carries ``Retry-After`` (each wait capped at ``max_retry_wait`` seconds).
+    """
+
+    def __init__(self, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 60.0, *,
+                 output_dtype: str = "float64", retries: int = 3, max_retry_wait: float = 5.0,
+                 verify: Union[bool, str] = True) -> None:
+        self.url = (url or os.environ.get("LOSSD_URL") or "http://127.0.0.1:8080").rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("LOSSD_API_KEY") or None
+        self.timeout = timeout
+        self.output_dtype = output_dtype
+        self.retries = retries
+        self.max_retry_wait = max_retry_wait
+        self.session = requests.Session()
+        self.session.verify = verify
+        # Answers this client asks for are binary; compressing them on a loopback costs
+        # more than it saves (lossd also caps it with --gzip-max-bytes).
+        self.session.headers["Accept-Encoding"] = "identity"
+        if self.api_key:
+            self.session.headers["Authorization"] = f"Bearer {self.api_key}"
+
+    # -- transport -----------------------------------------------------------------
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, body: Optional[Json] = None, *, headers: Optional[Mapping[str, str]] = None,
+                raw: bool = False, data: Optional[bytes] = None) -> Any:
+        """Sends one request (a JSON ``body``, or prepared ``data``); returns the decoded
+        JSON answer (or the response with ``raw``)."""
+        attempt = 0
+        while True:
+            try:
+                response = self.session.request(method, self.url + path, json=body if data is None else None, data=data,
+                                                headers=dict(headers or {}), timeout=self.timeout)
+            except requests.RequestException as error:
+                raise LossdError(0, "transport", "Transport failure", str(error)) from error
+            if response.status_code == 503 and attempt < self.retries and "Retry-After" in response.headers:
+                attempt += 1
+                try:
+                    wait = float(response.headers["Retry-After"])
+                except ValueError:
+                    wait = 1.0
+                time.sleep(min(max(wait, 0.0), self.max_retry_wait))
+                continue
+            if response.status_code >= 400:
+                raise self._error(response)
+            if raw:
+                return response
+            if response.status_code == 204 or not response.content:
+                return None
+            return decode_tensors(response.json())
+
+    @staticmethod
+    def _error(response: requests.Response) -> LossdError:
+        retry_after = response.headers.get("Retry-After")
+        try:
+            problem = response.json()
+            code = str(problem.get("type", "")).rsplit(":", 1)[-1] or "error"
+            return LossdError(response.status_code, code, problem.get("title", ""), problem.get("detail", ""),
+                              problem.get("field"), float(retry_after) if retry_after else None)
+        except ValueError:
+            return LossdError(response.status_code, "error", response.reason or "", response.text[:500])
+
+    #: Float arrays at least this large travel as raw ``.npy`` parts of a multipart body
+    #: rather than base64 in JSON: no base64 to encode here or decode there.
+    npy_part_bytes = 16 * 1024
+
+    def _post(self, path: str, body: Json, binary_answer: bool = True) -> Any:
+        large: Dict[str, np.ndarray] = {}
+        payload: Json = {}
+        for key, value in body.items():
+            if value is None:
+                continue
+            array = _float_array(value)
+            if array is not None and array.nbytes >= self.npy_part_bytes:
+                large[key] = array
+            else:
+                payload[key] = encode_array(value)
+        if binary_answer:
+            payload["output_encoding"] = "base64"
+            payload["output_dtype"] = self.output_dtype
+        if not large:
+            return self.request("POST", path, payload)
+        boundary, data = _multipart(payload, large)
+        return self.request("POST", path, data=data, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    # -- service ---------------------------------------------------------------------
+
+    def health(self) -> Json:
+        return self.request("GET", "/healthz")
+
+    def ready(self) -> bool:
+        try:
+            self.request("GET", "/readyz")
+            return True
+        except LossdError:
+            return False
+
+    def version(self) -> Json:
+        return self.request("GET", "/v1/version")
+
+    def catalogue(self) -> List[Json]:
+        """``GET /v1/losses``: every loss with its inputs and parameters."""
+        return self.request("GET", "/v1/losses")
+
+    # -- losses ----------------------------------------------------------------------
+
+    def loss(self, name: str, *, reduction: str = "mean", return_grad: bool = False, params: Optional[Json] = None,
+             **tensors: ArrayLike) -> LossResult:
+        """One loss over a batch: ``client.loss("focal", logits=z, labels=y, params={"gamma": 2})``."""
+        body: Json = {"loss": name, "reduction": reduction, "return_grad": return_grad, **tensors}
+        if params:
+            body["params"] = params
+        return LossResult.from_json(self._post("/v1/loss", body))
+
+    def losses(self, entries: Sequence[Union[str, Mapping[str, Any]]], *, return_grad: bool = False,
+               **tensors: ArrayLike) -> List[LossResult]:
+        """Several losses over one batch; an entry is a name or ``{"loss", "params", "reduction"}``."""
+        listed = [{"loss": e} if isinstance(e, str) else dict(e) for e in entries]
+        answer = self._post("/v1/loss", {"losses": listed, "return_grad": return_grad, **tensors})
+        return [LossResult.from_json(result) for result in answer["results"]]
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def metrics(self, *, metrics: Optional[Sequence[str]] = None, params: Optional[Json] = None,
+                **tensors: ArrayLike) -> Json:
+        """``/v1/metrics``: ``client.metrics(logits=z, labels=y, metrics=["ece", "nll"])``."""
+        return self._post("/v1/metrics", {"metrics": list(metrics) if metrics else None, "params": params, **tensors})
+
+    def reliability(self, *, svg: bool = False, params: Optional[Json] = None, **tensors: ArrayLike) -> Any:
+        """``/v1/reliability``: the metrics with their bins, or the SVG diagram as text."""
+        if not svg:
+            return self._post("/v1/reliability", {"params": params, **tensors})
+        payload = {k: encode_array(v) for k, v in {"params": params, **tensors}.items() if v is not None}
+        return self.request("POST", "/v1/reliability", payload, headers={"Accept": "image/svg+xml"}, raw=True).text
+
+    # -- calibrators -----------------------------------------------------------------
+
+    def fit_calibrator(self, method: str, logits: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None, *,
+                       name: Optional[str] = None, params: Optional[Json] = None, scores: Optional[ArrayLike] = None,
+                       views_logits: Optional[ArrayLike] = None) -> Calibrator:
+        """Fits (and, with ``name``, stores) a calibrator."""
+        body = {"method": method, "name": name, "params": params, "logits": logits, "scores": scores,
+                "views_logits": views_logits, "labels": labels}
+        payload = {k: encode_array(v) for k, v in body.items() if v is not None}
+        response = self.request("POST", "/v1/calibrators/fit", payload, raw=True)
+        answer = response.json()
+        return Calibrator(answer["calibrator"], answer.get("fit"), response.headers.get("ETag"))
+
+    def calibrate(self, logits: Optional[ArrayLike] = None, *, name: Optional[str] = None,
+                  calibrator: Optional[Union[Calibrator, Json]] = None, scores: Optional[ArrayLike] = None,
+                  views_logits: Optional[ArrayLike] = None) -> Calibrated:
+        """Calibrated probabilities by a stored calibrator's ``name`` or an inline ``calibrator``."""
+        document = calibrator.document if isinstance(calibrator, Calibrator) else calibrator
+        if document is not None:
+            document = {k: v for k, v in document.items() if k in ("method", "params", "classes")}
+        answer = self._post("/v1/calibrate", {"name": name, "calibrator": document, "logits": logits, "scores": scores,
+                                              "views_logits": views_logits})
+        return Calibrated(np.asarray(answer["probs"]), np.asarray(answer["predictions"], dtype=np.int64))
+
+    def calibrators(self) -> List[Json]:
+        return self.request("GET", "/v1/calibrators")["calibrators"]
+
+    def get_calibrator(self, name: str) -> Calibrator:
+        response = self.request("GET", f"/v1/calibrators/{name}", raw=True)
+        return Calibrator(response.json(), etag=response.headers.get("ETag"))
+
+    def put_calibrator(self, name: str, calibrator: Union[Calibrator, Json], *, if_match: Optional[str] = None) -> Calibrator:
+        document = calibrator.document if isinstance(calibrator, Calibrator) else dict(calibrator)
+        headers = {"If-Match": if_match} if if_match else None
+        response = self.request("PUT", f"/v1/calibrators/{name}", document, headers=headers, raw=True)
+        return Calibrator(response.json(), etag=response.headers.get("ETag"))
+
+    def delete_calibrator(self, name: str, *, if_match: Optional[str] = None) -> None:
+        self.request("DELETE", f"/v1/calibrators/{name}", headers={"If-Match": if_match} if if_match else None)
+
+    # -- aggregation and ensembles ---------------------------------------------------
+
+    def aggregate(self, method: str, annotations: Any, num_classes: int, *, params: Optional[Json] = None) -> Json:
+        """Soft labels from crowd annotations: ``[item, annotator, label]`` triples, or a
+        pandas DataFrame with ``task``, ``worker`` and ``label`` columns (crowd-kit's form)."""
+        if hasattr(annotations, "columns") and {"task", "worker", "label"} <= set(annotations.columns):
+            frame = annotations[["task", "worker", "label"]]
+            triples = [[_plain(t), _plain(w), int(l)] for t, w, l in frame.itertuples(index=False, name=None)]
+        else:
+            triples = [[_plain(a), _plain(b), int(c)] for a, b, c in annotations]
+        return self._post("/v1/aggregate", {"method": method, "num_classes": num_classes, "params": params,
+                                            "annotations": triples})
+
+    def ensemble(self, method: str, logits: ArrayLike, *, weights: Optional[ArrayLike] = None,
+                 params: Optional[Json] = None) -> Json:
+        """Combines M members' logits [M][N][C] (``crossmax`` and the baselines)."""
+        answer = self._post("/v1/ensemble", {"method": method, "logits": logits, "weights": weights, "params": params})
+        answer["predictions"] = np.asarray(answer["predictions"], dtype=np.int64)
+        return answer
+
+
+def _float_array(value: Any) -> Optional[np.ndarray]:
+    """The value as a float32/float64 ndarray when it is a float array-like, else None."""
+    if isinstance(value, (str, bytes, dict, int, float, bool)) or value is None:
+        return None
+    if not (hasattr(value, "__array__") or isinstance(value, (list, tuple))):
+        return None
+    try:
+        array = np.asarray(value)
+    except Exception:  # noqa: BLE001 - not an array after all
+        return None
+    if array.dtype.kind != "f" or array.ndim == 0:
+        return None
+    return np.ascontiguousarray(array, dtype="<f4" if array.dtype == np.float32 else "<f8")
+
+
+def _npy(array: np.ndarray) -> bytes:
+    """The ``.npy`` file of a C-ordered little-endian float array (format 1.0)."""
+    descr = "<f4" if array.dtype == np.dtype("<f4") else "<f8"
+    shape = f"({array.shape[0]},)" if array.ndim == 1 else "(" + ", ".join(str(d) for d in array.shape) + ")"
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1") + array.tobytes()
+
+
+def _multipart(payload: Json, arrays: Mapping[str, np.ndarray]) -> "tuple[str, bytes]":
+    """A multipart/form-data body: the JSON ``request`` part and one ``.npy`` part per array."""
+    boundary = "lossd-" + os.urandom(20).hex()
+    parts = [f"--{boundary}\r\nContent-Disposition: form-data; name=\"request\"\r\n"
+             f"Content-Type: application/json\r\n\r\n".encode(), json.dumps(payload).encode(), b"\r\n"]
+    for name, array in arrays.items():
+        parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.npy\"\r\n"
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode())
+        parts.append(_npy(array))
+        parts.append(b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return boundary, b"".join(parts)
+
+
+def _plain(value: Any) -> Union[int, str]:
+    """An id as JSON wants it: NumPy integers become int, anything else str unless int."""
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (int, str)):
+        return value
+    return str(value)

@@ -4,7 +4,7 @@
 #
 #   scripts/install-deps.sh            build + runtime libraries (-dev packages)
 #   scripts/install-deps.sh --runtime  runtime libraries only (Docker runtime stage)
-#   scripts/install-deps.sh --test     build libraries plus test tools (curl, wrk, a PostgreSQL
+#   scripts/install-deps.sh --test     build libraries plus test tools (curl, wrk, promtool from prometheus, a PostgreSQL
 #                                      server for the PostgreSQL-store tests)
 #
 # As root it installs what is missing with apt-get; otherwise it prints the
@@ -15,7 +15,7 @@ mode=${1:-build}
 case "$mode" in
   build|--build)     pkgs=(libopenblas-dev libssl-dev zlib1g-dev libsqlite3-dev libpq-dev pkg-config) ;;
   --runtime)         pkgs=(libopenblas0-pthread libssl3 zlib1g libsqlite3-0 libpq5 ca-certificates curl) ;;
-  --test)            pkgs=(libopenblas-dev libssl-dev zlib1g-dev libsqlite3-dev libpq-dev postgresql pkg-config curl wrk openssl python3 python3-venv) ;;
+  --test)            pkgs=(libopenblas-dev libssl-dev zlib1g-dev libsqlite3-dev libpq-dev postgresql pkg-config curl wrk openssl python3 python3-venv prometheus) ;;
   *) echo "usage: $0 [--runtime|--test]" >&2; exit 2 ;;
 esac
 

@@ -38,6 +38,9 @@ public final class HTTPServer: Sendable {
     /// The host and port actually bound.
     public var boundAddress: (host: String, port: Int) { loop.boundAddress }
 
+    /// The operations listener's host and port, when one is configured.
+    public var operationsAddress: (host: String, port: Int)? { loop.operationsAddress }
+
     /// Whether the server still takes new work (false once shutdown has begun).
     public var isAcceptingWork: Bool { !loop.isDraining }
 
@@ -143,6 +146,8 @@ private final class Connection {
     var probeOnly = false
     /// EPOLLRDHUP is watched (while a handler runs) to notice a client that leaves.
     var hangupInterest = false
+    /// Accepted on the operations listener: only its paths are served.
+    var onOperationsListener = false
 
     init(fd: Int32, id: UInt64, remoteAddress: String, limits: HTTPParserLimits) {
         self.fd = fd
@@ -215,6 +220,10 @@ private final class EventLoop: @unchecked Sendable {
     private let epollFD: Int32
     private let wakeFD: Int32
     private var listenFD: Int32
+    /// The operations listener (-1 when none).
+    private var operationsFD: Int32 = -1
+    let operationsAddress: (host: String, port: Int)?
+    private var operationsConnections = 0
     private let inbox = Mutex<[Message]>([])
     private let drainingFlag = Atomic<Bool>(false)
     private let connectionCount = Atomic<Int>(0)
@@ -243,10 +252,22 @@ private final class EventLoop: @unchecked Sendable {
         self.logger = logger
         listenFD = try Socket.listen(host: configuration.host, port: configuration.port, backlog: 1024)
         boundAddress = Socket.localAddress(listenFD) ?? (configuration.host, configuration.port)
+        if let operations = configuration.operations {
+            do throws(SocketError) {
+                operationsFD = try Socket.listen(host: operations.host, port: operations.port, backlog: 128)
+            } catch {
+                close(listenFD)
+                throw error
+            }
+            operationsAddress = Socket.localAddress(operationsFD) ?? (operations.host, operations.port)
+        } else {
+            operationsAddress = nil
+        }
         epollFD = lossd_epoll_create()
         wakeFD = lossd_eventfd_create()
         guard epollFD >= 0, wakeFD >= 0 else { throw SocketError("epoll/eventfd") }
         lossd_epoll_add(epollFD, listenFD, 1, 0)
+        if operationsFD >= 0 { lossd_epoll_add(epollFD, operationsFD, 1, 0) }
         lossd_epoll_add(epollFD, wakeFD, 1, 0)
         requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     }
@@ -275,6 +296,8 @@ private final class EventLoop: @unchecked Sendable {
                 let fd = fds[i]
                 if fd == listenFD {
                     acceptConnections()
+                } else if fd == operationsFD {
+                    acceptOperationsConnections()
                 } else if fd == wakeFD {
                     var value: UInt64 = 0
                     _ = read(wakeFD, &value, 8)
@@ -298,6 +321,7 @@ private final class EventLoop: @unchecked Sendable {
             }
         }
         if listenFD >= 0 { close(listenFD) }
+        if operationsFD >= 0 { close(operationsFD) }
         close(epollFD)
         close(wakeFD)
     }
@@ -335,6 +359,11 @@ private final class EventLoop: @unchecked Sendable {
             close(listenFD)
             listenFD = -1
         }
+        if operationsFD >= 0 {
+            lossd_epoll_remove(epollFD, operationsFD)
+            close(operationsFD)
+            operationsFD = -1
+        }
         logger.info("shutting down: stopped accepting, draining \(connections.count) connection(s)")
         for connection in Array(connections.values) where isIdle(connection) {
             closeConnection(connection)
@@ -367,7 +396,7 @@ private final class EventLoop: @unchecked Sendable {
                 }
             }
             var probeOnly = false
-            if connections.count - probeConnections >= configuration.maxConnections {
+            if connections.count - probeConnections - operationsConnections >= configuration.maxConnections {
                 // At the cap: an idle keep-alive connection makes room; failing that, a few
                 // slots beyond the cap are kept for health probes.
                 if !evictOldestIdleConnection() {
@@ -401,10 +430,35 @@ private final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Accepts on the operations listener: plain TCP, its own small cap, only its paths.
+    private func acceptOperationsConnections() {
+        guard operationsFD >= 0, let operations = configuration.operations else { return }
+        for _ in 0..<16 {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &storage) { lossd_accept(operationsFD, $0, &length) }
+            guard fd >= 0 else { return }
+            guard operationsConnections < operations.maxConnections else {
+                close(fd)
+                continue
+            }
+            Socket.setNoDelay(fd)
+            let connection = Connection(
+                fd: fd, id: nextConnectionID, remoteAddress: Socket.peerAddress(&storage), limits: configuration.parserLimits)
+            nextConnectionID += 1
+            connection.onOperationsListener = true
+            connection.idleSince = Clock.now
+            operationsConnections += 1
+            connections[fd] = connection
+            lossd_epoll_add(epollFD, fd, 1, 0)
+            setDeadline(connection, .header, seconds: configuration.headerTimeout)
+        }
+    }
+
     /// Closes the connection that has been idle between requests the longest, if any.
     private func evictOldestIdleConnection() -> Bool {
         var oldest: Connection?
-        for connection in connections.values where isIdle(connection) && !connection.probeOnly {
+        for connection in connections.values where isIdle(connection) && !connection.probeOnly && !connection.onOperationsListener {
             if oldest == nil || connection.idleSince < oldest!.idleSince { oldest = connection }
         }
         guard let oldest else { return false }
@@ -606,6 +660,9 @@ private final class EventLoop: @unchecked Sendable {
     /// may refuse (authentication, route, method, media type); and the announced body must
     /// fit in the memory budget. Returns the refusal, or nil with the request's charge set.
     private func admit(_ head: HTTPRequestHead, on connection: Connection) -> HTTPResponse? {
+        if connection.onOperationsListener, let operations = configuration.operations, !operations.paths.contains(head.path) {
+            return responder.errorResponse(status: .notFound, detail: "the operations port serves only \(operations.paths.sorted().joined(separator: ", "))")
+        }
         if connection.probeOnly && !responder.answersInline(head) {
             return capacityResponse("too many open connections; only health probes are served on this one")
         }
@@ -721,6 +778,10 @@ private final class EventLoop: @unchecked Sendable {
         if !connection.requestID.isEmpty {
             response.headers.replaceOrAdd(name: "X-Request-Id", value: connection.requestID)
         }
+        // A valid W3C traceparent is echoed, so the caller can match the answer to its span.
+        if let traceparent = head?.headers["traceparent"], TraceContext.traceID(traceparent) != nil {
+            response.headers.replaceOrAdd(name: "traceparent", value: traceparent)
+        }
         let isHead = head?.method == "HEAD"
         let (headBytes, body) = serializeHead(response, keepAlive: keepAlive, isHead: isHead, http10: head?.version == .http1_0)
         logAccess(connection, response: response, bytesOut: headBytes.count + body.count)
@@ -747,11 +808,16 @@ private final class EventLoop: @unchecked Sendable {
             "peer": "\(connection.remoteAddress)",
         ]
         if !connection.requestID.isEmpty { metadata["request_id"] = "\(connection.requestID)" }
+        if let traceparent = head?.headers["traceparent"], let traceID = TraceContext.traceID(traceparent) {
+            metadata["trace_id"] = "\(traceID)"
+        }
         // A request rejected before its head was complete may still have a request line.
         let partial = head == nil ? connection.parser.currentRequestLine : nil
         let method = head?.method ?? partial?.method
         let path = head?.path ?? partial.map { String($0.target.prefix { $0 != "?" }) }
         let line = method.map { "\($0) \(path ?? "")" } ?? "-"
+        if let method { metadata["method"] = "\(method)" }
+        if let path { metadata["path"] = "\(path)" }
         logger.info("\(line)", metadata: metadata)
         responder.requestCompleted(
             RequestRecord(
@@ -847,6 +913,7 @@ private final class EventLoop: @unchecked Sendable {
         if connection.phase == .awaitingResponse { connection.cancellation?.cancel() }
         connection.charge = nil
         if connection.probeOnly { probeConnections -= 1 }
+        if connection.onOperationsListener { operationsConnections -= 1 }
         if !connection.detached { lossd_epoll_remove(epollFD, connection.fd) }
         if !connection.peerClosed { connection.tls?.closeNotify() }
         connection.tls = nil

@@ -42,6 +42,27 @@ public struct HTTPServerConfiguration: Sendable {
     /// When set, every connection speaks TLS (HTTPS) with this identity; plain HTTP is not
     /// served on the same port.
     public var tls: TLSContext?
+    /// A second, plain-HTTP listener on the same event loop that serves only the given
+    /// paths (404 for any other, before a body is read): health probes and metrics on an
+    /// address Prometheus and the kubelet reach while the API stays on loopback.
+    public var operations: OperationsListener?
 
     public init() {}
+}
+
+/// The operations listener: where it binds and which paths it serves.
+public struct OperationsListener: Sendable {
+    public var host: String
+    /// TCP port; 0 picks a free one (see ``HTTPServer/operationsAddress``).
+    public var port: Int
+    /// Exact paths served there; anything else is 404.
+    public var paths: Set<String>
+    /// Open connections at most on this listener (further ones are closed).
+    public var maxConnections = 64
+
+    public init(host: String, port: Int, paths: Set<String>) {
+        self.host = host
+        self.port = port
+        self.paths = paths
+    }
 }

@@ -200,7 +200,7 @@ public final class LossdService: HTTPResponder {
             LossEndpoint.listLosses()
         }
         router.add("POST", "/v1/loss") { route throws(ServiceError) in
-            try LossEndpoint.evaluate(route)
+            try LossEndpoint.evaluate(route, metrics: state.metrics)
         }
         router.add("POST", "/v1/metrics") { route throws(ServiceError) in try MetricsEndpoint.metrics(route) }
         router.add("POST", "/v1/reliability") { route throws(ServiceError) in try MetricsEndpoint.reliability(route) }

@@ -30,6 +30,15 @@ struct Lossd: ParsableCommand {
     @Option(help: "TCP port; 0 picks a free one. [env: LOSSD_PORT] (default: 8080)")
     var port: Int?
 
+    @Option(help: "Port of the operations listener, which serves only /healthz, /readyz and /metrics (plain HTTP); 0 picks a free one. [env: LOSSD_OPS_PORT] (default: off, everything on --port)")
+    var opsPort: Int?
+
+    @Option(help: "Address of the operations listener. [env: LOSSD_OPS_HOST] (default: 0.0.0.0, so probes and Prometheus reach it while the API stays on 127.0.0.1)")
+    var opsHost: String?
+
+    @Option(help: "Log format: text (swift-log's lines) or json (one object per line: time, level, message and every field). [env: LOSSD_LOG_FORMAT] (default: text)")
+    var logFormat: String?
+
     @Option(help: "Largest request body accepted, in bytes (413 beyond). [env: LOSSD_MAX_BODY_BYTES] (default: 67108864)")
     var maxBodyBytes: Int?
 
@@ -147,6 +156,7 @@ struct Settings: Sendable {
     var http = HTTPServerConfiguration()
     var service = ServiceConfiguration()
     var logLevel = Logger.Level.info
+    var logFormat = LogFormat.text
     /// The calibrator store: SQLite (default) or PostgreSQL.
     var store = StoreSettings()
     /// Certificate chain and key files when serving HTTPS.
@@ -165,6 +175,18 @@ struct Settings: Sendable {
 
         http.host = try value(command.host, "LOSSD_HOST") { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
         http.port = try value(command.port, "LOSSD_PORT") { Int($0) } ?? 8080
+        if let opsPort = try value(command.opsPort, "LOSSD_OPS_PORT", parse: { Int($0) }) {
+            guard (0...65535).contains(opsPort) else { throw ValidationError("ops port must be in 0...65535 (got \(opsPort))") }
+            let opsHost = try value(command.opsHost, "LOSSD_OPS_HOST") { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
+            http.operations = OperationsListener(host: opsHost, port: opsPort, paths: ["/healthz", "/readyz", "/metrics"])
+        } else if command.opsHost != nil {
+            throw ValidationError("--ops-host needs --ops-port (or LOSSD_OPS_PORT)")
+        }
+        let format = try value(command.logFormat, "LOSSD_LOG_FORMAT") { $0 } ?? "text"
+        guard let parsedFormat = LogFormat(rawValue: format.lowercased()) else {
+            throw ValidationError("log format must be text or json (got \(format))")
+        }
+        logFormat = parsedFormat
         http.parserLimits.maxBodyBytes = try value(command.maxBodyBytes, "LOSSD_MAX_BODY_BYTES") { Int($0) } ?? 64 << 20
         http.parserLimits.maxHeaderBytes = try value(command.maxHeaderBytes, "LOSSD_MAX_HEADER_BYTES") { Int($0) } ?? 16 << 10
         http.workerThreads = try value(command.threads, "LOSSD_THREADS") { Int($0) } ?? max(1, cores)
@@ -249,7 +271,8 @@ struct Settings: Sendable {
             + "body_timeout=\(http.bodyTimeout)s keep_alive=\(http.keepAliveTimeout)s "
             + "shutdown_grace=\(http.shutdownGracePeriod)s data_dir=\(service.dataDirectory) \(store.summary) log_level=\(logLevel) "
             + "api_key=\(service.apiKey == nil ? "unset" : "set") "
-            + "tls=\(tls.map { "cert:\($0.certificate)" } ?? "off")"
+            + "tls=\(tls.map { "cert:\($0.certificate)" } ?? "off") "
+            + "ops=\(http.operations.map { "\($0.host):\($0.port)" } ?? "off") log_format=\(logFormat.rawValue)"
     }
 }
 

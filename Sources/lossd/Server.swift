@@ -11,10 +11,16 @@ import Logging
 enum Server {
     static func start(_ settings: Settings) -> Never {
         let level = settings.logLevel
+        let format = settings.logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .json:
+                return JSONLogHandler(label: label, level: level)
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         let logger = Logger(label: "lossd")
         signal(SIGPIPE, SIG_IGN)
@@ -73,7 +79,20 @@ enum Server {
         logger.info("configuration: \(settings.summary)")
         let shownHost = host.contains(":") ? "[\(host)]" : host
         let scheme = http.tls == nil ? "http" : "https"
-        print("lossd \(LossdService.version) listening on \(scheme)://\(shownHost):\(port)")
+        let url = "\(scheme)://\(shownHost):\(port)"
+        let opsURL = server.operationsAddress.map { "http://\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }
+        // The start-up line on standard output (tests and scripts read the port from it);
+        // with --log-format json it is a JSON object too.
+        switch format {
+        case .text:
+            print("lossd \(LossdService.version) listening on \(url)")
+            if let opsURL { print("lossd operations listening on \(opsURL)") }
+        case .json:
+            var line = "{\"time\":\"\(JSONLogHandler.timestamp())\",\"level\":\"notice\",\"label\":\"lossd\","
+            line += "\"message\":\"lossd \(LossdService.version) listening on \(url)\",\"url\":\"\(url)\""
+            if let opsURL { line += ",\"ops_url\":\"\(opsURL)\"" }
+            print(line + "}")
+        }
         fflush(nil)  // all output streams; stdout itself is not concurrency-safe to name
 
         server.run()

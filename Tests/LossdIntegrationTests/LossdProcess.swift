@@ -9,6 +9,10 @@ import LossdTestSupport
 final class LossdProcess {
     let process = Process()
     let port: Int
+    /// The operations listener's port, when started with `--ops-port`.
+    private(set) var operationsPort: Int?
+    /// Everything read from standard output while starting.
+    private(set) var startupOutput = ""
     let dataDirectory: String
     /// Whether the data directory was made for this process (and is removed with it).
     private let ownsDataDirectory: Bool
@@ -46,19 +50,40 @@ final class LossdProcess {
         let handle = stdoutPipe.fileHandleForReading
         var text = ""
         let deadline = Date().addingTimeInterval(20)
+        let wantsOperations = arguments.contains("--ops-port") || environment["LOSSD_OPS_PORT"] != nil
         while Date() < deadline {
             let chunk = handle.availableData
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }),
-                let portText = line.split(separator: ":").last, let port = Int(portText.trimmingCharacters(in: .whitespaces))
-            {
-                self.port = port
-                return
+            let lines = text.split(separator: "\n")
+            guard let line = lines.first(where: { $0.contains(" listening on ") && !$0.contains("operations") }),
+                let port = Self.port(after: "listening on ", in: line)
+            else { continue }
+            // The operations listener is on its own line (text) or in `ops_url` (json).
+            var operations: Int?
+            if wantsOperations {
+                if let opsLine = lines.first(where: { $0.contains("operations listening on ") }) {
+                    operations = Self.port(after: "operations listening on ", in: opsLine)
+                } else if line.contains("\"ops_url\"") {
+                    operations = Self.port(after: "\"ops_url\":\"", in: line)
+                }
+                guard operations != nil else { continue }
             }
+            self.port = port
+            operationsPort = operations
+            startupOutput = text
+            return
         }
         process.terminate()
         throw LaunchFailure(output: text + String(decoding: stderrPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    /// The port of the URL that follows `marker` in `line` (`http://host:PORT`).
+    static func port<S: StringProtocol>(after marker: String, in line: S) -> Int? {
+        guard let range = line.range(of: marker) else { return nil }
+        let url = line[range.upperBound...].prefix { $0 != " " && $0 != "\"" && $0 != "," }
+        guard let colon = url.lastIndex(of: ":") else { return nil }
+        return Int(url[url.index(after: colon)...].prefix { $0.isNumber })
     }
 
     struct LaunchFailure: Error, CustomStringConvertible {

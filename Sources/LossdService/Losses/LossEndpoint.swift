@@ -49,7 +49,7 @@ enum LossEndpoint {
         try StrictFields.check(body, allowed: allowed, pointer: "", place: "a request for \(names)")
     }
 
-    static func evaluate(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
+    static func evaluate(_ route: RouteRequest, metrics: ServiceMetrics? = nil) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
         try checkFields(body)
         let output = try OutputEncoding(body)
@@ -86,12 +86,25 @@ enum LossEndpoint {
                 }
                 let entry = Entry(
                     lossNode: object["loss"], params: object["params"], reduction: object["reduction"], pointer: "/losses/\(i)")
-                results.append(try evaluate(entry, tensors: tensors, gradient: wantGradient))
+                let result = try evaluate(entry, tensors: tensors, gradient: wantGradient)
+                results.append(result)
+                record(result, in: metrics)
             }
             return LossdService.json(["results": .array(results)], output: output)
         }
         let entry = Entry(lossNode: body["loss"], params: body["params"], reduction: body["reduction"], pointer: "")
-        return LossdService.json(try evaluate(entry, tensors: tensors, gradient: wantGradient), output: output)
+        let result = try evaluate(entry, tensors: tensors, gradient: wantGradient)
+        record(result, in: metrics)
+        return LossdService.json(result, output: output)
+    }
+
+    /// Counts an evaluated loss and its batch rows in the metrics.
+    private static func record(_ result: JSONValue, in metrics: ServiceMetrics?) {
+        guard let metrics, case .object(let members) = result,
+            case .string(let name)? = members.first(where: { $0.0 == "loss" })?.1,
+            case .int(let rows)? = members.first(where: { $0.0 == "n" })?.1
+        else { return }
+        metrics.recordLoss(name, rows: rows)
     }
 
     private static func evaluate(_ entry: Entry, tensors: TensorReader, gradient: Bool) throws(ServiceError) -> JSONValue {

@@ -168,7 +168,10 @@ public struct ServerGauges: Sendable {
 
 /// lossd's metric families on top of a ``PrometheusRegistry``.
 final class ServiceMetrics: Sendable {
-    static let durationBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+    static let durationBuckets: [Double] = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+    ]
+    static let batchRowBuckets: [Double] = [1, 8, 64, 256, 1024, 4096, 16384, 65536, 262_144]
     /// Method labels are bounded: anything else is `other`.
     static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
@@ -190,6 +193,11 @@ final class ServiceMetrics: Sendable {
             help: "Bytes requests hold against the memory budget now (bodies and estimated working sets).")
         registry.declare("lossd_inflight_limit_bytes", .gauge, help: "The memory budget for requests (--max-inflight-bytes).")
         registry.declare("lossd_calibrator_store_entries", .gauge, help: "Calibrators in the store.")
+        registry.declare(
+            "lossd_loss_evaluations_total", .counter, help: "Losses evaluated (each entry of a losses list counts), by loss.",
+            labels: ["loss"])
+        registry.declare(
+            "lossd_batch_rows", .histogram, help: "Rows (N) of each loss evaluation's batch.", buckets: Self.batchRowBuckets)
         registry.declare("lossd_build_info", .gauge, help: "Build information; the value is always 1.", labels: ["version", "blas", "simd"])
         registry.set("lossd_build_info", [version, blas, simd], 1)
     }
@@ -207,6 +215,12 @@ final class ServiceMetrics: Sendable {
         registry.add("lossd_response_bytes_total", [route, method], Double(bytesOut))
     }
 
+    /// One loss evaluated over `rows` rows.
+    func recordLoss(_ name: String, rows: Int) {
+        registry.add("lossd_loss_evaluations_total", [name])
+        registry.observe("lossd_batch_rows", [], Double(rows))
+    }
+
     /// The server's gauges now, when a source is set.
     var currentGauges: ServerGauges? { gauges.withLock({ $0 })?() }
 
@@ -219,6 +233,6 @@ final class ServiceMetrics: Sendable {
             registry.set("lossd_inflight_limit_bytes", [], Double(now.inflightLimit))
         }
         if let storeEntries { registry.set("lossd_calibrator_store_entries", [], Double(storeEntries)) }
-        return registry.render()
+        return registry.render() + (ProcessMetrics.sample()?.exposition ?? "")
     }
 }

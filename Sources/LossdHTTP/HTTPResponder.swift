@@ -28,15 +28,21 @@ public struct RequestRecord: Sendable {
     /// Nil when the request line was never read (a timeout or an oversized header block).
     public var method: String?
     public var path: String?
+    /// The responder's label for the request's route (``HTTPResponder/routeLabel(method:path:)``).
+    public var route: String
     public var status: HTTPStatus
     public var bytesIn: Int
     public var bytesOut: Int
     /// Seconds from the request's first byte to its response being queued for sending.
     public var duration: Double
 
-    public init(method: String?, path: String?, status: HTTPStatus, bytesIn: Int, bytesOut: Int, duration: Double) {
+    public init(
+        method: String?, path: String?, route: String = "none", status: HTTPStatus, bytesIn: Int, bytesOut: Int,
+        duration: Double
+    ) {
         self.method = method
         self.path = path
+        self.route = route
         self.status = status
         self.bytesIn = bytesIn
         self.bytesOut = bytesOut
@@ -69,6 +75,11 @@ public protocol HTTPResponder: Sendable {
 
     /// Called on the I/O thread once per response sent (for metrics); must be quick.
     func requestCompleted(_ record: RequestRecord)
+
+    /// A bounded label for the request's route, for the access log and the metrics (a
+    /// route pattern, never the raw path): computed once per request. `none` when no
+    /// request line was read.
+    func routeLabel(method: String?, path: String?) -> String
 }
 
 extension HTTPResponder {
@@ -83,4 +94,6 @@ extension HTTPResponder {
     }
 
     public func requestCompleted(_ record: RequestRecord) {}
+
+    public func routeLabel(method: String?, path: String?) -> String { method == nil ? "none" : "unmatched" }
 }

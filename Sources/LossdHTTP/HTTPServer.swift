@@ -816,12 +816,14 @@ private final class EventLoop: @unchecked Sendable {
         let method = head?.method ?? partial?.method
         let path = head?.path ?? partial.map { String($0.target.prefix { $0 != "?" }) }
         let line = method.map { "\($0) \(path ?? "")" } ?? "-"
+        let route = responder.routeLabel(method: method, path: path)
         if let method { metadata["method"] = "\(method)" }
         if let path { metadata["path"] = "\(path)" }
+        metadata["route"] = "\(route)"
         logger.info("\(line)", metadata: metadata)
         responder.requestCompleted(
             RequestRecord(
-                method: method, path: path, status: response.status, bytesIn: connection.bytesIn,
+                method: method, path: path, route: route, status: response.status, bytesIn: connection.bytesIn,
                 bytesOut: bytesOut, duration: elapsed / 1000))
     }
 

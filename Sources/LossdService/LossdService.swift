@@ -151,13 +151,17 @@ public final class LossdService: HTTPResponder {
     }
 
     public func requestCompleted(_ record: RequestRecord) {
-        var route = "none"  // no request line was read
-        if let method = record.method, let path = record.path {
-            if case .found(let matched, _) = router.match(method: method, path: path) { route = matched.pattern } else { route = "unmatched" }
-        }
         state.metrics.record(
-            route: route, method: record.method, status: record.status.code, bytesIn: record.bytesIn,
+            route: record.route, method: record.method, status: record.status.code, bytesIn: record.bytesIn,
             bytesOut: record.bytesOut, seconds: record.duration)
+    }
+
+    /// The route pattern (`/v1/calibrators/{name}`), `unmatched` for 404/405, `none` when
+    /// no request line was read.
+    public func routeLabel(method: String?, path: String?) -> String {
+        guard let method, let path else { return "none" }
+        if case .found(let matched, _) = router.match(method: method, path: path) { return matched.pattern }
+        return "unmatched"
     }
 
     // MARK: Routes

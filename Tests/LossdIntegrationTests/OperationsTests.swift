@@ -104,6 +104,7 @@ struct OperationsTests {
         #expect(access["status"] as? Int == 200)
         #expect(access["method"] as? String == "POST")
         #expect(access["path"] as? String == "/v1/loss")
+        #expect(access["route"] as? String == "/v1/loss")
         #expect(access["bytes_out"] is Int && access["ms"] is Double)
     }
 }

@@ -80,14 +80,14 @@ struct AuthAndMetricsTests {
         service.setServerGauges { ServerGauges(openConnections: 3, queueDepth: 2) }
         for _ in 0..<3 {
             service.requestCompleted(
-                RequestRecord(method: "GET", path: "/v1/version", status: .ok, bytesIn: 40, bytesOut: 200, duration: 0.003))
+                RequestRecord(method: "GET", path: "/v1/version", route: service.routeLabel(method: "GET", path: "/v1/version"), status: .ok, bytesIn: 40, bytesOut: 200, duration: 0.003))
         }
         service.requestCompleted(
-            RequestRecord(method: "GET", path: "/no/such/path", status: .notFound, bytesIn: 30, bytesOut: 100, duration: 0.0001))
+            RequestRecord(method: "GET", path: "/no/such/path", route: service.routeLabel(method: "GET", path: "/no/such/path"), status: .notFound, bytesIn: 30, bytesOut: 100, duration: 0.0001))
         service.requestCompleted(
             RequestRecord(method: nil, path: nil, status: .requestHeaderFieldsTooLarge, bytesIn: 20000, bytesOut: 150, duration: 0.01))
         service.requestCompleted(
-            RequestRecord(method: "BREW", path: "/v1/calibrators/abc", status: .methodNotAllowed, bytesIn: 1, bytesOut: 1, duration: 0))
+            RequestRecord(method: "BREW", path: "/v1/calibrators/abc", route: service.routeLabel(method: "BREW", path: "/v1/calibrators/abc"), status: .methodNotAllowed, bytesIn: 1, bytesOut: 1, duration: 0))
 
         let response = service.respond(to: request("/metrics"), context: context)
         #expect(response.status.code == 200)
@@ -110,7 +110,7 @@ struct AuthAndMetricsTests {
         #expect(samples.keys.contains { $0.hasPrefix("lossd_build_info{version=\"\(LossdService.version)\"") })
 
         service.requestCompleted(
-            RequestRecord(method: "GET", path: "/v1/version", status: .ok, bytesIn: 40, bytesOut: 200, duration: 0.003))
+            RequestRecord(method: "GET", path: "/v1/version", route: service.routeLabel(method: "GET", path: "/v1/version"), status: .ok, bytesIn: 40, bytesOut: 200, duration: 0.003))
         let again = try Self.parse(bodyText(service.respond(to: request("/metrics"), context: context)))
         #expect(again[#"lossd_requests_total{route="/v1/version",method="GET",status="200"}"#] == 4)
     }

@@ -35,10 +35,15 @@ struct StrictFieldTests {
     }
 
     func post(_ path: String, _ body: JSONValue) -> Answer {
+        (try? post(path, text: String(decoding: body.bytes, as: UTF8.self))) ?? Answer(status: 0, json: nil)
+    }
+
+    /// Posts a JSON text in process; the answer's problem document parsed.
+    func post(_ path: String, text: String) throws -> Answer {
         let head = HTTPRequestHead(
             method: "POST", target: path, version: .http1_1, headers: ["Host": "x", "Content-Type": "application/json"])
-        let response = service.respond(to: HTTPRequest(head: head, body: body.bytes), context: context)
-        guard case .object(let object)? = try? JSONReader.parse(response.body) else {
+        let response = service.respond(to: HTTPRequest(head: head, body: Array(text.utf8)), context: context)
+        guard case .object(let object) = try JSONReader.parse(response.body) else {
             return Answer(status: response.status.code, json: nil)
         }
         return Answer(status: response.status.code, json: object)
@@ -149,14 +154,7 @@ struct StrictFieldTests {
         ("/v1/ensemble", #"{"method": "mean_probs", "logits": [[[1, 2]]], "wieghts": [1]}"#, "/wieghts", "weights"),
     ] as [(String, String, String, String?)])
     func unknownTopLevelMembersAreRefused(_ path: String, _ json: String, _ pointer: String, _ suggestion: String?) throws {
-        let head = HTTPRequestHead(
-            method: "POST", target: path, version: .http1_1, headers: ["Host": "x", "Content-Type": "application/json"])
-        let response = service.respond(to: HTTPRequest(head: head, body: Array(json.utf8)), context: context)
-        guard case .object(let object) = try JSONReader.parse(response.body) else {
-            Issue.record("not an object")
-            return
-        }
-        let answer = Answer(status: response.status.code, json: object)
+        let answer = try post(path, text: json)
         #expect(answer.status == 422, "\(answer.detail)")
         #expect(answer.code == "unknown_field", "\(answer.detail)")
         #expect(answer.field == pointer)
@@ -173,14 +171,7 @@ struct StrictFieldTests {
         ("/v1/metrics", #"{"logits": [[1, 2]], "labels": [0], "metrics": ["opis"], "params": {"utility": null}}"#, "/params/utility"),
     ] as [(String, String, String)])
     func nullIsNotAValue(_ path: String, _ json: String, _ pointer: String) throws {
-        let head = HTTPRequestHead(
-            method: "POST", target: path, version: .http1_1, headers: ["Host": "x", "Content-Type": "application/json"])
-        let response = service.respond(to: HTTPRequest(head: head, body: Array(json.utf8)), context: context)
-        guard case .object(let object) = try JSONReader.parse(response.body) else {
-            Issue.record("not an object")
-            return
-        }
-        let answer = Answer(status: response.status.code, json: object)
+        let answer = try post(path, text: json)
         #expect(answer.status == 422, "\(answer.detail)")
         #expect(answer.code == "invalid_input", "\(answer.detail)")
         #expect(answer.field == pointer)

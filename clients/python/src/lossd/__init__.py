@@ -99,13 +99,8 @@ def encode_array(value: ArrayLike) -> Any:
     """A request field from an array-like: floats as ``{shape, dtype, base64}`` (float32
     stays float32, any other float becomes float64), integers and booleans as lists;
     scalars, strings, dicts and lists of non-numbers unchanged."""
-    if isinstance(value, (str, bytes, dict, int, float, bool)) or value is None:
-        return value
-    if not (hasattr(value, "__array__") or isinstance(value, (list, tuple))):
-        return value
-    try:
-        array = np.asarray(value)
-    except Exception:  # noqa: BLE001 - not an array after all
+    array = _as_array(value)
+    if array is None:
         return value
     if array.dtype.kind in "iub":
         return array.tolist()
@@ -338,17 +333,22 @@ class Client:
         return answer
 
 
-def _float_array(value: Any) -> Optional[np.ndarray]:
-    """The value as a float32/float64 ndarray when it is a float array-like, else None."""
+def _as_array(value: Any) -> Optional[np.ndarray]:
+    """The value as an ndarray when it is array-like (``__array__``, a list or a tuple)."""
     if isinstance(value, (str, bytes, dict, int, float, bool)) or value is None:
         return None
     if not (hasattr(value, "__array__") or isinstance(value, (list, tuple))):
         return None
     try:
-        array = np.asarray(value)
+        return np.asarray(value)
     except Exception:  # noqa: BLE001 - not an array after all
         return None
-    if array.dtype.kind != "f" or array.ndim == 0:
+
+
+def _float_array(value: Any) -> Optional[np.ndarray]:
+    """The value as a float32/float64 ndarray when it is a float array-like, else None."""
+    array = _as_array(value)
+    if array is None or array.dtype.kind != "f" or array.ndim == 0:
         return None
     return np.ascontiguousarray(array, dtype="<f4" if array.dtype == np.float32 else "<f8")
 

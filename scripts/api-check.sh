@@ -29,6 +29,25 @@ for _ in $(seq 1 100); do
 done
 [ -n "$port" ] || { echo "api-check: lossd did not start" >&2; cat "$work/lossd.err" >&2; exit 2; }
 
+# The document's loss names must be the server's catalogue, names and aliases.
+if ! "$venv/bin/python" - "http://127.0.0.1:$port/v1/losses" <<'PY'
+import json, sys, urllib.request
+import yaml
+served = set()
+for entry in json.load(urllib.request.urlopen(sys.argv[1])):
+    served.add(entry["name"])
+    served.update(entry.get("aliases", []))
+documented = set(yaml.safe_load(open("openapi.yaml"))["components"]["schemas"]["LossName"]["enum"])
+if served != documented:
+    print(f"api-check: openapi.yaml LossName differs from GET /v1/losses: only served {sorted(served - documented)}, "
+          f"only documented {sorted(documented - served)}", file=sys.stderr)
+    sys.exit(1)
+print(f"api-check: the {len(served)} loss names of openapi.yaml match the server's catalogue")
+PY
+then
+  exit 1
+fi
+
 "$venv/bin/schemathesis" run openapi.yaml --url "http://127.0.0.1:$port" \
   --max-examples "$examples" --workers 1 --seed 20261129 \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A strict `multipart/form-data` parser (RFC 7578): the boundary from the Content-Type,
 /// CRLF line ends, part headers of bounded size, a `form-data` Content-Disposition with a
 /// name on every part, unique names and a bounded number of parts. Malformed bodies are 400.
@@ -105,20 +109,22 @@ enum Multipart {
     }
 
     /// The index of the first occurrence of `needle` in `haystack` at or after `start`
-    /// (and starting before `limit`).
+    /// (and ending by `limit`): `memchr` (vectorised) finds each candidate first byte and
+    /// `memcmp` checks the rest, so finding the closing boundary after a megabyte `.npy`
+    /// part costs a memory scan, not a byte loop.
     private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int, before limit: Int? = nil) -> Int? {
-        let last = min(haystack.count - needle.count, (limit ?? haystack.count) - needle.count)
-        guard start <= last, let first = needle.first else { return nil }
-        return haystack.withUnsafeBufferPointer { h in
-            needle.withUnsafeBufferPointer { n in
-                var i = start
-                while i <= last {
-                    if h[i] == first {
-                        var j = 1
-                        while j < n.count, h[i + j] == n[j] { j += 1 }
-                        if j == n.count { return i }
-                    }
-                    i += 1
+        let end = min(haystack.count, limit ?? haystack.count)
+        guard let first = needle.first, start >= 0, end - start >= needle.count else { return nil }
+        return haystack.withUnsafeBufferPointer { h -> Int? in
+            needle.withUnsafeBufferPointer { n -> Int? in
+                guard let base = h.baseAddress, let pattern = n.baseAddress else { return nil }
+                var position = start
+                let lastStart = end - n.count
+                while position <= lastStart {
+                    guard let hit = memchr(base + position, Int32(first), lastStart - position + 1) else { return nil }
+                    let index = UnsafePointer(hit.assumingMemoryBound(to: UInt8.self)) - base
+                    if memcmp(base + index, pattern, n.count) == 0 { return index }
+                    position = index + 1
                 }
                 return nil
             }

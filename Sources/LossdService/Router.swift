@@ -21,6 +21,8 @@ public struct Router: Sendable {
         /// Cheap and non-blocking: may run on the I/O thread.
         let inline: Bool
         let handler: RouteHandler
+
+        var literalCount: Int { segments.filter { if case .literal = $0 { true } else { false } }.count }
     }
 
     enum Segment: Sendable, Equatable {
@@ -47,11 +49,25 @@ public struct Router: Sendable {
         case notFound
     }
 
+    /// The most specific routes win: when a path binds to routes with different numbers
+    /// of literal segments (`/v1/calibrators/fit` binds both `POST .../fit` and
+    /// `GET .../{name}`), only those with the most literal segments are considered, so
+    /// `GET /v1/calibrators/fit` is a 405 with `Allow: POST`, never the calibrator `fit`.
     func match(method: String, path: String) -> Match {
         let parts = Router.split(path)
-        var allowed: [String] = []
+        var bound: [(Route, [String: String])] = []
+        var mostLiterals = -1
         for route in routes {
             guard let parameters = Router.bind(route.segments, to: parts) else { continue }
+            let literals = route.literalCount
+            if literals > mostLiterals {
+                bound.removeAll()
+                mostLiterals = literals
+            }
+            if literals == mostLiterals { bound.append((route, parameters)) }
+        }
+        var allowed: [String] = []
+        for (route, parameters) in bound {
             if route.method == method || (method == "HEAD" && route.method == "GET") {
                 return .found(route, parameters)
             }

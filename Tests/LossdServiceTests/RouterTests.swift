@@ -95,3 +95,34 @@ struct ServiceErrorTests {
         #expect(draining.respond(to: request, context: context).status.code == 503)
     }
 }
+
+@Suite("Router precedence")
+struct RouterPrecedenceTests {
+    /// A literal segment beats a parameter: `/v1/calibrators/fit` is the fit route only.
+    @Test func theMostSpecificRouteWins() {
+        var router = Router()
+        router.add("POST", "/v1/calibrators/fit") { _ throws(ServiceError) in HTTPResponse(status: .ok) }
+        router.add("GET", "/v1/calibrators/{name}") { _ throws(ServiceError) in HTTPResponse(status: .ok) }
+        router.add("PUT", "/v1/calibrators/{name}") { _ throws(ServiceError) in HTTPResponse(status: .ok) }
+        guard case .found(let fit, _) = router.match(method: "POST", path: "/v1/calibrators/fit") else {
+            Issue.record("no fit route")
+            return
+        }
+        #expect(fit.pattern == "/v1/calibrators/fit")
+        guard case .methodNotAllowed(let allow) = router.match(method: "GET", path: "/v1/calibrators/fit") else {
+            Issue.record("GET /v1/calibrators/fit should be 405")
+            return
+        }
+        #expect(allow == ["POST"])
+        guard case .found(let named, let parameters) = router.match(method: "GET", path: "/v1/calibrators/model-1") else {
+            Issue.record("no named route")
+            return
+        }
+        #expect(named.pattern == "/v1/calibrators/{name}" && parameters["name"] == "model-1")
+    }
+
+    @Test func reservedCalibratorNamesAreRefused() {
+        for name in [".", "..", "fit"] { #expect(!CalibratorCodec.isValidName(name), "\(name)") }
+        for name in ["fit2", "fitted", ".hidden", "a..b"] { #expect(CalibratorCodec.isValidName(name), "\(name)") }
+    }
+}

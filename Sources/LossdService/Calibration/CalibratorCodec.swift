@@ -42,11 +42,16 @@ struct CalibratorRecord: Sendable, Equatable {
 /// rectangular `rows` value from a matrix, so read them through `CalibratorValue.rowArrays`.
 enum CalibratorCodec {
     /// Names of stored calibrators: `[A-Za-z0-9._-]{1,64}`.
+    /// Names a calibrator cannot have: dot-segments and the literal segments of routes
+    /// beside `/v1/calibrators/{name}`.
+    static let reservedNames: Set<String> = [".", "..", "fit"]
+
     static func isValidName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         guard (1...64).contains(bytes.count) else { return false }
-        // `.` and `..` are path dot-segments: a client resolves /v1/calibrators/.. to another path.
-        guard name != "." && name != ".." else { return false }
+        // `.` and `..` are path dot-segments: a client resolves /v1/calibrators/.. to another
+        // path. `fit` is the fit route's own segment (the more specific route wins).
+        guard !reservedNames.contains(name) else { return false }
         return bytes.allSatisfy { b in
             (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
                 || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
@@ -57,7 +62,7 @@ enum CalibratorCodec {
         guard isValidName(name) else {
             let shown = name.utf8.count > 80 ? String(decoding: Array(name.utf8.prefix(80)), as: UTF8.self) + "…" : name
             throw ServiceError.invalid(
-                .invalidParam, field: field, "calibrator name `\(shown)` must match [A-Za-z0-9._-]{1,64} and not be `.` or `..`")
+                .invalidParam, field: field, "calibrator name `\(shown)` must match [A-Za-z0-9._-]{1,64} and not be `.`, `..` or `fit`")
         }
     }
 

@@ -3,7 +3,7 @@ import Testing
 
 @testable import LossdService
 
-/// The `aggregation` section of calib_vectors.json (spec/AGGREGATION.md), posted in-process.
+/// The `aggregation` section of Vectors/calib_vectors.json (docs/aggregation.md), posted in-process.
 enum AggregationVectors {
     static var cases: [[String: Any]] {
         let url = Bundle.module.url(forResource: "Vectors/calib_vectors", withExtension: "json")!

@@ -1,5 +1,5 @@
 /// Crowd annotations coded as integers: annotation a says annotator `annotators[a]` gave
-/// item `items[a]` the label `labels[a]` (spec/AGGREGATION.md). Items are indexed in the
+/// item `items[a]` the label `labels[a]` (docs/aggregation.md §1). Items are indexed in the
 /// response order (some may have no annotation), annotators in first-seen order.
 ///
 /// The type also holds the per-item and per-annotator views (CSR, annotation order kept
@@ -12,7 +12,7 @@ public struct CrowdAnnotations: Sendable {
     public let items: [Int32]
     public let annotators: [Int32]
     public let labels: [Int32]
-    /// For MACE's ordering rule (§3.8): annotator codes sorted by their ids
+    /// For MACE's ordering rule (docs/aggregation.md §5): annotator codes sorted by their ids
     /// (`annotatorSortOrder[r]` = code of the r-th smallest id). Identity by default.
     public let annotatorSortOrder: [Int]
 
@@ -95,7 +95,7 @@ public struct CrowdAnnotations: Sendable {
     }
 
     /// For each annotation, whether it is the first of its identical (item, annotator, label)
-    /// triples (crowd-kit's `get_accuracy` de-duplicates; §3.6).
+    /// triples (crowd-kit's `get_accuracy` de-duplicates; docs/aggregation.md §2).
     public func firstOfTriple() -> [Bool] {
         var first = [Bool](repeating: true, count: count)
         var seen = Set<Int>()
@@ -110,7 +110,7 @@ public struct CrowdAnnotations: Sendable {
     }
 }
 
-/// What an aggregation method returns, per spec/AGGREGATION.md §2.
+/// What an aggregation method returns (docs/aggregation.md §1).
 public struct AggregationResult: Sendable {
     /// [items][K], rows summing to 1 (uniform for items without annotations).
     public var soft: Matrix
@@ -136,7 +136,7 @@ public struct AggregationResult: Sendable {
     }
 }
 
-/// The aggregation methods of spec/AGGREGATION.md.
+/// The aggregation methods (docs/aggregation.md).
 public enum AggregationMethod: String, Sendable, CaseIterable {
     case majorityVote = "majority_vote"
     case frequency
@@ -148,7 +148,7 @@ public enum AggregationMethod: String, Sendable, CaseIterable {
     case zeroBasedSkill = "zero_based_skill"
     case average
 
-    /// `average`'s default components, in the paper's order (§3.9).
+    /// `average`'s default components, in the paper's order (docs/aggregation.md §6).
     public static let averageDefault: [AggregationMethod] = [
         .frequency, .softmax, .dawidSkene, .glad, .mace, .wawa, .zeroBasedSkill,
     ]
@@ -176,7 +176,7 @@ public enum Aggregation {
         return hard
     }
 
-    /// Averages component soft labels with weights (normalised here) (§3.9).
+    /// Averages component soft labels with weights (normalised here) (docs/aggregation.md §6).
     public static func average(_ components: [Matrix], weights: [Double], data: CrowdAnnotations) -> AggregationResult {
         precondition(components.count == weights.count && !components.isEmpty)
         let total = weights.reduce(0, +)

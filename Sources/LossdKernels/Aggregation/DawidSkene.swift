@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Dawid & Skene (1979) EM as crowd-kit `DawidSkene` runs it (spec/AGGREGATION.md §3.4):
+/// Dawid & Skene (1979) EM as crowd-kit `DawidSkene` runs it (docs/aggregation.md §3):
 /// majority-vote initialisation, error matrices floored at 1e−10 on observed
 /// (annotator, label) pairs, and a signed stop test on the ELBO per annotation.
 ///

@@ -2,12 +2,11 @@
     import Glibc
 #endif
 
-/// GLAD (Whitehill et al. 2009) as crowd-kit `GLAD` runs it (spec/AGGREGATION.md §3.5):
+/// GLAD (Whitehill et al. 2009) as crowd-kit `GLAD` runs it (docs/aggregation.md §4):
 /// one-coin generalisation to K' labels, exp(β_t) inverse difficulty, N(1, 1) priors on α
-/// and β, uniform class prior, and a truncated conjugate-gradient M-step in the manner of
-/// `scipy.optimize.minimize(method="CG")` (Polak–Ribière+, strong Wolfe line search with
-/// the Nocedal–Wright zoom, c₁ = 1e−4, c₂ = 0.4). The spec's parity bound for a line
-/// search other than scipy's MINPACK port is 5e−3 on soft labels.
+/// and β, uniform class prior, and a truncated conjugate-gradient M-step as
+/// `scipy.optimize.minimize(method="CG")` takes it (Polak–Ribière+, MINPACK's Moré–Thuente
+/// line search, then the Nocedal–Wright zoom when that fails; c₁ = 1e−4, c₂ = 0.4).
 extension Aggregation {
     public struct GLADOptions: Sendable {
         public var maxIterations = 100

@@ -3,7 +3,7 @@
 #endif
 
 /// numpy's `RandomState(seed)` bit stream: MT19937 seeded with `init_genrand`, doubles
-/// from `genrand_res53` (spec/AGGREGATION.md §3.8).
+/// from `genrand_res53` (docs/aggregation.md §5).
 public struct MersenneTwister: Sendable {
     private var state = [UInt32](repeating: 0, count: 624)
     private var index = 624
@@ -56,7 +56,7 @@ func digamma(_ x: Double) -> Double {
     return result + log(x) - 0.5 / x + series
 }
 
-/// MACE (Hovy et al. 2013) as crowd-kit `MACE` runs it (§3.8), ordering rule included.
+/// MACE (Hovy et al. 2013) as crowd-kit `MACE` runs it (docs/aggregation.md §5), ordering rule included.
 extension Aggregation {
     public struct MACEOptions: Sendable {
         public enum Training: String, Sendable { case vb, em }

@@ -3,9 +3,9 @@
 #endif
 
 /// The vote-based methods: majority vote, vote fractions, softmax of counts, WaWA and
-/// zero-based skill (spec/AGGREGATION.md §3.1–3.3, 3.6, 3.7).
+/// zero-based skill (docs/aggregation.md §2).
 extension Aggregation {
-    /// §3.2 `frequency`: q_tk = n_tk / Σ_k n_tk; skill = accuracy against the MV labels.
+    /// `frequency`: q_tk = n_tk / Σ_k n_tk; skill = accuracy against the MV labels.
     public static func frequency(_ data: CrowdAnnotations) -> AggregationResult {
         var soft = data.voteCounts()
         let k = data.numClasses
@@ -19,12 +19,12 @@ extension Aggregation {
         return AggregationResult(soft: soft, labels: hard, skill: skill)
     }
 
-    /// §3.1 `majority_vote`: the same fractions (crowd-kit `probas_`) and argmax labels.
+    /// `majority_vote`: the same fractions (crowd-kit `probas_`) and argmax labels.
     public static func majorityVote(_ data: CrowdAnnotations) -> AggregationResult {
         frequency(data)
     }
 
-    /// §3.3 `softmax`: softmax(n_t / τ) over all K classes.
+    /// `softmax`: softmax(n_t / τ) over all K classes.
     public static func softmax(_ data: CrowdAnnotations, temperature: Double) -> AggregationResult {
         var soft = data.voteCounts()
         let k = data.numClasses
@@ -61,7 +61,7 @@ extension Aggregation {
     }
 
     /// Skill-weighted vote S_t(c) = Σ_{a∈t, l_a=c} skill_{w_a}, normalised; an item whose
-    /// weights sum to 0 gets uniform over L (§3.6 step 3).
+    /// weights sum to 0 gets uniform over L (docs/aggregation.md §2, wawa).
     static func weightedVote(_ data: CrowdAnnotations, skill: [Double]) -> (Matrix, [Int]) {
         let k = data.numClasses
         var soft = Matrix(zeros: data.itemCount, k)
@@ -81,7 +81,7 @@ extension Aggregation {
         return (soft, hard)
     }
 
-    /// §3.6 `wawa`: skills = accuracy against MV, then the skill-weighted vote.
+    /// `wawa`: skills = accuracy against MV, then the skill-weighted vote.
     public static func wawa(_ data: CrowdAnnotations) -> AggregationResult {
         let first = data.firstOfTriple()
         let mv = frequency(data)
@@ -100,7 +100,7 @@ extension Aggregation {
         public init() {}
     }
 
-    /// §3.7 `zero_based_skill`: n_iter rounds of weighted vote and skill ← skill + lr·(acc − skill).
+    /// `zero_based_skill`: n_iter rounds of weighted vote and skill ← skill + lr·(acc − skill).
     public static func zeroBasedSkill(_ data: CrowdAnnotations, options: ZeroBasedSkillOptions = .init()) -> AggregationResult {
         let first = data.firstOfTriple()
         var skill = [Double](repeating: 1 / Double(data.observedCount) + options.eps, count: data.annotatorCount)

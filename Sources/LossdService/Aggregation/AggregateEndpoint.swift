@@ -2,7 +2,7 @@ import LossdHTTP
 import LossdJSON
 import LossdKernels
 
-/// `POST /v1/aggregate`: soft labels from crowd annotations (spec/AGGREGATION.md).
+/// `POST /v1/aggregate`: soft labels from crowd annotations (docs/aggregation.md).
 ///
 /// The endpoint maps item and annotator ids (ints or strings, kept in their JSON type) to
 /// dense indices, validates every triple with a pointer to the offending element, runs the

@@ -1,7 +1,7 @@
 import LossdKernels
 
 /// Every loss `/v1/loss` evaluates, in the order `/v1/losses` lists them. Formulas,
-/// defaults and ranges follow spec/LOSSES.md.
+/// defaults and ranges are each entry's own, with the paper it comes from in its kernel file.
 enum LossCatalogue {
     /// Each family lives in its own file (`LossCatalogue+Family.swift`).
     static let all: [LossDefinition] =

@@ -1,4 +1,5 @@
 import Logging
+import LossdService
 import Synchronization
 
 #if canImport(Glibc)
@@ -35,23 +36,19 @@ struct JSONLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        let level = event.level, message = event.message, explicit = event.metadata
         var fields = metadata
         if let provided = metadataProvider?.get() { fields.merge(provided) { _, new in new } }
-        if let explicit { fields.merge(explicit) { _, new in new } }
-        var out = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(level.rawValue)\",\"label\":"
-        Self.appendString(label, to: &out)
-        out += ",\"message\":"
-        Self.appendString(message.description, to: &out)
+        if let explicit = event.metadata { fields.merge(explicit) { _, new in new } }
+        var members: [(String, JSONValue)] = [
+            ("time", .string(Self.timestamp())), ("level", .string(event.level.rawValue)), ("label", .string(label)),
+            ("message", .string(event.message.description)),
+        ]
         for key in fields.keys.sorted() where !["time", "level", "label", "message"].contains(key) {
-            out += ","
-            Self.appendString(key, to: &out)
-            out += ":"
-            Self.appendValue(fields[key]!, to: &out)
+            members.append((key, Self.json(fields[key]!)))
         }
-        out += "}\n"
-        var bytes = Array(out.utf8)
-        bytes.withUnsafeMutableBytes { raw in
+        var bytes = JSONValue.object(members).bytes
+        bytes.append(UInt8(ascii: "\n"))
+        bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
                 let n = write(2, raw.baseAddress! + offset, raw.count - offset)
@@ -61,29 +58,20 @@ struct JSONLogHandler: LogHandler {
         }
     }
 
-    /// Numbers stay numbers when the whole value is one (status, bytes, ms).
-    private static func appendValue(_ value: Logger.Metadata.Value, to out: inout String) {
+    /// A metadata value as JSON; numbers stay numbers when the whole value is one (status,
+    /// bytes, ms).
+    private static func json(_ value: Logger.Metadata.Value) -> JSONValue {
         switch value {
         case .string(let text):
-            if isJSONNumber(text) { out += text } else { appendString(text, to: &out) }
+            guard isJSONNumber(text) else { return .string(text) }
+            if let integer = Int(text) { return .int(integer) }
+            return Double(text).map { .double($0) } ?? .string(text)
         case .stringConvertible(let convertible):
-            appendString(convertible.description, to: &out)
+            return .string(convertible.description)
         case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                appendValue(item, to: &out)
-            }
-            out += "]"
+            return .array(items.map(json))
         case .dictionary(let members):
-            out += "{"
-            for (i, key) in members.keys.sorted().enumerated() {
-                if i > 0 { out += "," }
-                appendString(key, to: &out)
-                out += ":"
-                appendValue(members[key]!, to: &out)
-            }
-            out += "}"
+            return .object(members.keys.sorted().map { ($0, json(members[$0]!)) })
         }
     }
 
@@ -106,27 +94,6 @@ struct JSONLogHandler: LogHandler {
             last = b
         }
         return last != UInt8(ascii: ".")
-    }
-
-    static func appendString(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
     }
 
     /// RFC 3339 UTC with milliseconds, e.g. 2026-12-06T07:40:01.123Z.

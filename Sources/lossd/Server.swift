@@ -88,10 +88,12 @@ enum Server {
             print("lossd \(LossdService.version) listening on \(url)")
             if let opsURL { print("lossd operations listening on \(opsURL)") }
         case .json:
-            var line = "{\"time\":\"\(JSONLogHandler.timestamp())\",\"level\":\"notice\",\"label\":\"lossd\","
-            line += "\"message\":\"lossd \(LossdService.version) listening on \(url)\",\"url\":\"\(url)\""
-            if let opsURL { line += ",\"ops_url\":\"\(opsURL)\"" }
-            print(line + "}")
+            var members: [(String, JSONValue)] = [
+                ("time", .string(JSONLogHandler.timestamp())), ("level", "notice"), ("label", "lossd"),
+                ("message", .string("lossd \(LossdService.version) listening on \(url)")), ("url", .string(url)),
+            ]
+            if let opsURL { members.append(("ops_url", .string(opsURL))) }
+            print(String(decoding: JSONValue.object(members).bytes, as: UTF8.self))
         }
         fflush(nil)  // all output streams; stdout itself is not concurrency-safe to name
 

@@ -74,7 +74,7 @@ enum MemoryLimit {
         }
         candidates += ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
         for path in candidates {
-            guard let text = readSmallFile(path)?.trimmingCharacters(in: " \n\t"), let value = Int(text) else { continue }
+            guard let text = readFile(path)?.trimmingCharacters(in: " \n\t"), let value = Int(text) else { continue }
             // "max" (v2) does not parse; v1 reports "no limit" as a huge page-aligned number.
             if value > 0 && value < (1 << 60) && value < physicalMemory { return value }
         }
@@ -92,13 +92,6 @@ enum MemoryLimit {
         return text
     }
 
-    private static func readSmallFile(_ path: String) -> String? {
-        guard let file = fopen(path, "r") else { return nil }
-        defer { fclose(file) }
-        var buffer = [CChar](repeating: 0, count: 64)
-        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 }
 
 extension String {

@@ -5,12 +5,10 @@
 # BENCH_LOSSD=path skips the build; BENCH_REPEATS (default 25).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-if [ -n "${BENCH_LOSSD:-}" ]; then
-  lossd_bin=$BENCH_LOSSD
-else
-  bash scripts/build-release.sh >&2
-  lossd_bin=$(swift build -c release --show-bin-path)/lossd
-fi
+source bench/lib.sh
+out=bench/results/client-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$out"
+bench_locate_lossd
 venv=.venv-client
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check ./clients/python >/dev/null
@@ -20,4 +18,4 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$tmp/out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$tmp/out" | head -1)
-"$venv/bin/python" bench/client/bench.py --url "$url" --repeats "${BENCH_REPEATS:-25}"
+"$venv/bin/python" bench/client/bench.py --url "$url" --repeats "${BENCH_REPEATS:-25}" | tee "$out/table.md"

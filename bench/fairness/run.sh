@@ -5,10 +5,8 @@
 # BENCH_SECONDS (default 20) per row.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-if [ -n "${BENCH_LOSSD:-}" ]; then
-  lossd_bin=$BENCH_LOSSD
-else
-  bash scripts/build-release.sh >&2
-  lossd_bin=$(swift build -c release --show-bin-path)/lossd
-fi
-python3 bench/fairness/fairness.py --lossd "$lossd_bin" --seconds "${BENCH_SECONDS:-20}"
+source bench/lib.sh
+out=bench/results/fairness-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$out"
+bench_locate_lossd
+python3 bench/fairness/fairness.py --lossd "$lossd_bin" --seconds "${BENCH_SECONDS:-20}" | tee "$out/table.md"

@@ -86,28 +86,18 @@ enum LossEndpoint {
                 }
                 let entry = Entry(
                     lossNode: object["loss"], params: object["params"], reduction: object["reduction"], pointer: "/losses/\(i)")
-                let result = try evaluate(entry, tensors: tensors, gradient: wantGradient)
-                results.append(result)
-                record(result, in: metrics)
+                results.append(try evaluate(entry, tensors: tensors, gradient: wantGradient, metrics: metrics))
             }
             return LossdService.json(["results": .array(results)], output: output)
         }
         let entry = Entry(lossNode: body["loss"], params: body["params"], reduction: body["reduction"], pointer: "")
-        let result = try evaluate(entry, tensors: tensors, gradient: wantGradient)
-        record(result, in: metrics)
-        return LossdService.json(result, output: output)
+        return LossdService.json(try evaluate(entry, tensors: tensors, gradient: wantGradient, metrics: metrics), output: output)
     }
 
-    /// Counts an evaluated loss and its batch rows in the metrics.
-    private static func record(_ result: JSONValue, in metrics: ServiceMetrics?) {
-        guard let metrics, case .object(let members) = result,
-            case .string(let name)? = members.first(where: { $0.0 == "loss" })?.1,
-            case .int(let rows)? = members.first(where: { $0.0 == "n" })?.1
-        else { return }
-        metrics.recordLoss(name, rows: rows)
-    }
-
-    private static func evaluate(_ entry: Entry, tensors: TensorReader, gradient: Bool) throws(ServiceError) -> JSONValue {
+    /// Evaluates one entry; the evaluation and its batch rows are counted in `metrics`.
+    private static func evaluate(
+        _ entry: Entry, tensors: TensorReader, gradient: Bool, metrics: ServiceMetrics?
+    ) throws(ServiceError) -> JSONValue {
         // Validation order (spec §1.4): loss name, reduction, then the loss's own checks.
         guard let lossNode = entry.lossNode else { throw ServiceError.missing("loss", pointer: "\(entry.pointer)/loss") }
         guard case .string(let name) = lossNode, let definition = LossCatalogue.byName[name] else {
@@ -158,6 +148,7 @@ enum LossEndpoint {
             throw ServiceError(error)
         }
 
+        metrics?.recordLoss(definition.name, rows: output.values.count)
         var members: [(String, JSONValue)] = [
             ("loss", .string(definition.name)),
             ("reduction", .string(reduction.rawValue)),

@@ -89,6 +89,7 @@ let package = Package(
         .executableTarget(
             name: "lossd",
             dependencies: [
+                "CLossdSystem",
                 "LossdService",
                 "LossdHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python client's tests (clients/python/tests) against the real lossd binary: a fresh
-# virtual environment gets `pip install ./clients/python` (NumPy and requests) plus pytest
+# virtual environment gets `pip install ./clients/python` (NumPy and urllib3) plus pytest
 # and pandas, then pytest runs with LOSSD_BINARY (default: the debug build).
 #
 #   scripts/client-test.sh            # reuses .venv-client when it has the client installed

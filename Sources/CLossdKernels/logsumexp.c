@@ -185,3 +185,42 @@ void lossd_exp_shifted_f64(const double *x, int64_t n, double shift, double *y) 
     }
     for (; i < n; i++) y[i] = exp(x[i] - shift);
 }
+
+double lossd_exp_shifted_sum_f64(const double *x, int64_t n, double shift, double *y) {
+    d4 s0 = 0, s1 = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        d4 ea, eb;
+        d4 a = load_d4(x + i) - shift, b = load_d4(x + i + 4) - shift;
+        a = a < -746.0 ? (d4)-746.0 : a;
+        b = b < -746.0 ? (d4)-746.0 : b;
+        d4 pa = ext_exp_f64(a, &ea), pb = ext_exp_f64(b, &eb);
+        d4 oa = pa * exp2_f64(ea), ob = pb * exp2_f64(eb);
+        memcpy(y + i, &oa, sizeof oa);
+        memcpy(y + i + 4, &ob, sizeof ob);
+        s0 += oa;
+        s1 += ob;
+    }
+    d4 lanes = s0 + s1;
+    double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    for (; i < n; i++) {
+        y[i] = exp(x[i] - shift);
+        sum += y[i];
+    }
+    return sum;
+}
+
+double lossd_max_f64(const double *x, int64_t n) {
+    d4 m0 = -INFINITY, m1 = -INFINITY;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        d4 a = load_d4(x + i), b = load_d4(x + i + 4);
+        m0 = a > m0 ? a : m0;
+        m1 = b > m1 ? b : m1;
+    }
+    d4 m = m1 > m0 ? m1 : m0;
+    double top = -INFINITY;
+    for (int k = 0; k < 4; k++) top = m[k] > top ? m[k] : top;
+    for (; i < n; i++) top = x[i] > top ? x[i] : top;
+    return top;
+}

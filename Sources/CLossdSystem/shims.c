@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <malloc.h>
+#include <stdlib.h>
 
 static uint32_t interest(int want_read, int want_write) {
     uint32_t ev = 0;
@@ -76,4 +78,10 @@ void lossd_set_thread_name(const char *name) {
     strncpy(truncated, name, 15);
     truncated[15] = 0;
     pthread_setname_np(pthread_self(), truncated);
+}
+
+int lossd_tune_malloc(size_t mmap_threshold, size_t trim_threshold) {
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    if (tunables != NULL && strstr(tunables, "glibc.malloc.") != NULL) return 0;
+    return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1;
 }

@@ -128,57 +128,86 @@ public enum Reduction: String, Sendable, CaseIterable {
     case mean, sum, none
 }
 
-/// A reduced loss: the value (or per-row values), the mean's divisor, and gradients of the
-/// reduced value (of the sum for `none`).
+/// A reduced loss: the value (or per-row values) and the weighted mean, whatever the
+/// reduction (losses such as cross-entropy report units of the mean beside a sum).
 public struct ReducedLoss: Sendable {
     public var reduction: Reduction
     /// `mean` or `sum`; nil for `none`.
     public var value: Double?
     /// For `none`: s_r ℓ_r per row.
     public var values: [Double]?
+    /// Σ s_r d_r, the mean's divisor.
     public var meanDenominator: Double
-    public var gradients: [String: Tensor]
+    /// Σ s_r ℓ_r / Σ s_r d_r (0 when the divisor is 0).
+    public var mean: Double
 }
 
 extension LossOutput {
-    /// Applies sample weights and the reduction (spec §1.3): `none` → s_r ℓ_r, `sum` → Σ s_r ℓ_r,
-    /// `mean` → sum / Σ s_r d_r (0 when that divisor is 0). Gradients follow the same rule.
-    public func reduced(_ reduction: Reduction, sampleWeights: [Double]?) throws(LossInputError) -> ReducedLoss {
+    /// Applies sample weights and the reduction (docs/losses.md, "Reductions"):
+    /// `none` → s_r ℓ_r, `sum` → Σ s_r ℓ_r, `mean` → sum / Σ s_r d_r (0 when that divisor is
+    /// 0). The gradients are scaled in place by the same rule (row r by s_r for row-separable
+    /// losses, all by 1 / Σ s_r d_r for `mean`), so they become gradients of the answer; a
+    /// zero factor gives 0 even where a gradient entry is infinite. Throws `overflow` when
+    /// the answer or a gradient is not finite.
+    public mutating func reduce(_ reduction: Reduction, sampleWeights: [Double]?) throws(LossInputError) -> ReducedLoss {
         let n = values.count
         var sum = 0.0, denominator = 0.0
-        var weighted = values
+        var weighted = reduction == .none ? values : []
         for r in 0..<n {
             let s = sampleWeights?[r] ?? 1
-            weighted[r] = s == 0 ? 0 : s * values[r]
-            sum += weighted[r]
+            let value = s == 0 ? 0 : s * values[r]
+            if reduction == .none { weighted[r] = value }
+            sum += value
             denominator += s * denominators[r]
         }
+        let mean = denominator == 0 ? 0 : sum / denominator
         let scale: Double = reduction == .mean ? (denominator == 0 ? 0 : 1 / denominator) : 1
-        var grads: [String: Tensor] = [:]
-        for (name, gradient) in gradients {
-            var g = gradient
-            let rows = g.rows, width = rows == 0 ? 0 : g.values.count / rows
-            let weighRows = rowSeparable && rows == n && sampleWeights != nil
-            for r in 0..<rows {
-                let factor = (weighRows ? sampleWeights![r] : 1) * scale
-                for k in (r * width)..<((r + 1) * width) { g.values[k] = factor == 0 ? 0 : g.values[k] * factor }
-            }
-            guard g.values.allSatisfy(\.isFinite) else { throw .overflow }
-            grads[name] = g
+        // The names first: iterating `gradients.keys` while mutating would share, and so
+        // copy, the dictionary and every gradient in it.
+        for name in Array(gradients.keys) {
+            let finite = gradients[name]?.scaleRows(by: rowSeparable ? sampleWeights : nil, rows: n, times: scale) ?? true
+            guard finite else { throw .overflow }
         }
-        let result: ReducedLoss
         switch reduction {
         case .none:
             guard weighted.allSatisfy(\.isFinite) else { throw .overflow }
-            result = ReducedLoss(reduction: .none, value: nil, values: weighted, meanDenominator: denominator, gradients: grads)
+            return ReducedLoss(reduction: .none, value: nil, values: weighted, meanDenominator: denominator, mean: mean)
         case .sum:
             guard sum.isFinite else { throw .overflow }
-            result = ReducedLoss(reduction: .sum, value: sum, values: nil, meanDenominator: denominator, gradients: grads)
+            return ReducedLoss(reduction: .sum, value: sum, values: nil, meanDenominator: denominator, mean: mean)
         case .mean:
-            let mean = denominator == 0 ? 0 : sum / denominator
             guard mean.isFinite else { throw .overflow }
-            result = ReducedLoss(reduction: .mean, value: mean, values: nil, meanDenominator: denominator, gradients: grads)
+            return ReducedLoss(reduction: .mean, value: mean, values: nil, meanDenominator: denominator, mean: mean)
         }
-        return result
     }
+}
+
+extension Tensor {
+    /// Multiplies row r by `weights[r] · scale` (by `scale` alone when `weights` is nil or
+    /// its count is not the tensor's row count), in place; a zero factor gives exactly 0.
+    /// Returns whether every result is finite.
+    mutating func scaleRows(by weights: [Double]?, rows n: Int, times scale: Double) -> Bool {
+        let rows = self.rows, width = rows == 0 ? 0 : values.count / rows
+        let weights = rows == n ? weights : nil
+        if weights == nil && scale == 1 { return values.allFinite }
+        return values.withUnsafeMutableBufferPointer { g in
+            var finite = true
+            for r in 0..<rows {
+                let factor = (weights?[r] ?? 1) * scale
+                let row = UnsafeMutableBufferPointer(rebasing: g[(r * width)..<((r + 1) * width)])
+                if factor == 0 {
+                    row.update(repeating: 0)
+                    continue
+                }
+                let rowFinite = VectorMath.scale(row, by: factor)
+                finite = finite && rowFinite
+            }
+            return finite
+        }
+    }
+}
+
+extension Array where Element == Double {
+    /// Whether every value is finite.
+    public var allFinite: Bool { withUnsafeBufferPointer { VectorMath.allFinite($0) } }
 }

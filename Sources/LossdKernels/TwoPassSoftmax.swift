@@ -68,6 +68,17 @@ public enum TwoPassSoftmax {
         lossd_exp_shifted_f64(xb, Int64(x.count), shift, yb)
     }
 
+    /// The row's maximum m and, in `y`, exp(x_k − m), returning their sum s ∈ [1, n]: the
+    /// softmax is y / s and `LSE − m = log s`, from one exponential an element (the
+    /// gradient path, which needs the exponentials anyway). `y` must hold as many values as
+    /// `x`, which must be finite and non-empty.
+    public static func expAboveMax(_ x: UnsafeBufferPointer<Double>, into y: UnsafeMutableBufferPointer<Double>) -> (max: Double, sum: Double) {
+        precondition(y.count >= x.count, "output row too short")
+        guard let xb = x.baseAddress, let yb = y.baseAddress, x.count > 0 else { return (-.infinity, 0) }
+        let m = lossd_max_f64(xb, Int64(x.count))
+        return (m, lossd_exp_shifted_sum_f64(xb, Int64(x.count), m, yb))
+    }
+
     /// log-softmax of `row` into `out` (at least as long): `(x_k − max) − excess`, exact for
     /// the maximum.
     @inline(__always)

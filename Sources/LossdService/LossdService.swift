@@ -222,8 +222,15 @@ public final class LossdService: HTTPResponder {
         }
     }
 
+    /// A JSON answer, with its tensors in the form `output` asks for (multipart with `.npy`
+    /// parts when the client's Accept prefers it).
     static func json(_ value: JSONValue, status: HTTPStatus = .ok, output: OutputEncoding = .json) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: value.encoded(output).bytes)
+        var response =
+            output.tensors == .parts
+            ? MultipartAnswer.response(value, status: status, dtype: output.dtype)
+            : HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: value.encoded(output).bytes)
+        if output.negotiated { response.headers.add(name: "Vary", value: "Accept") }
+        return response
     }
 }
 

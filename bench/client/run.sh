@@ -11,7 +11,7 @@ mkdir -p "$out"
 bench_locate_lossd
 venv=.venv-client
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check ./clients/python >/dev/null
+"$venv/bin/pip" install -q --disable-pip-version-check ./clients/python requests >/dev/null
 tmp=$(mktemp -d)
 "$lossd_bin" --port 0 --data-dir "$tmp/data" --log-level warning >"$tmp/out" 2>"$tmp/err" &
 pid=$!

@@ -20,4 +20,12 @@ int lossd_extsum_f64(const double *x, int64_t n, double *v, double *e, double *m
 /// the row's log-sum-exp, giving the softmax). Terms below 2^-1022 become 0.
 void lossd_exp_shifted_f64(const double *x, int64_t n, double shift, double *y);
 
+/// One pass on a float64 row: y[i] = exp(x[i] - shift) and the sum of the y, for
+/// shift >= max(x) (with shift = max(x) the sum is in [1, n], and y / sum is the softmax
+/// from one exponential an element). Terms below 2^-1022 become 0.
+double lossd_exp_shifted_sum_f64(const double *x, int64_t n, double shift, double *y);
+
+/// max(x) of a float64 row (-inf for n = 0); x finite.
+double lossd_max_f64(const double *x, int64_t n);
+
 #endif

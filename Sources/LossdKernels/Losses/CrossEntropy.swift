@@ -35,35 +35,48 @@ public enum CrossEntropy {
         let totalWeight = w.reduce(0, +)
         var values = [Double](repeating: 0, count: n)
         var denominators = [Double](repeating: 0, count: n)
-        var grad = gradient ? [Double](repeating: 0, count: n * c) : []
+        // Every row of the gradient is written below (ignored rows with zeros).
+        var grad = gradient ? [Double](unsafeUninitializedCapacity: n * c) { $1 = n * c } : []
 
         values.withUnsafeMutableBufferPointer { valuesOut in
             denominators.withUnsafeMutableBufferPointer { denominatorsOut in
                 grad.withUnsafeMutableBufferPointer { gradOut in
                     logits.values.withUnsafeBufferPointer { z in
                         Parallel.forEachRange(n, costPerRow: c) { rows in
-                            var p = [Double](repeating: 0, count: c)
                             for r in rows {
                                 let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
+                                // With the gradient, the gradient row first holds exp(z − m) (one exponential
+                                // an element gives the value and the softmax) and becomes the gradient in
+                                // place; without, the Two-Pass sum reads the row once.
                                 // −log p_k = (m − z_k) + excess, exact when z_k is the maximum.
-                                let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                                let lse = m + excess
+                                let g = gradient ? UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)]) : gradOut
+                                var m: Double, excess: Double, inverseSum = 0.0
+                                if gradient {
+                                    let (top, sum) = TwoPassSoftmax.expAboveMax(row, into: g)
+                                    (m, excess, inverseSum) = (top, log(sum), 1 / sum)
+                                } else {
+                                    (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
+                                }
                                 switch targets {
                                 case .labels(let labels):
                                     let y = labels[r]
-                                    if y == parameters.ignoreIndex { continue }
+                                    if y == parameters.ignoreIndex {
+                                        if gradient { g.update(repeating: 0) }
+                                        continue
+                                    }
                                     var smooth = 0.0
                                     if eps > 0 { for k in 0..<c { smooth += w[k] * ((m - row[k]) + excess) } }
                                     valuesOut[r] = (1 - eps) * w[y] * ((m - row[y]) + excess) + eps / Double(c) * smooth
                                     denominatorsOut[r] = w[y]
                                     guard gradient else { continue }
-                                    p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: lse, into: $0) }
+                                    for k in 0..<c { g[k] *= inverseSum }  // the softmax p
                                     let hard = (1 - eps) * w[y], soft = eps / Double(c)
-                                    for k in 0..<c {
-                                        var g = hard * p[k] + soft * (totalWeight * p[k] - w[k])
-                                        if k == y { g -= hard }
-                                        gradOut[r * c + k] = g
+                                    if eps == 0 && classWeights == nil {
+                                        g[y] -= 1  // ∂ℓ/∂z = p − onehot(y)
+                                        continue
                                     }
+                                    for k in 0..<c { g[k] = hard * g[k] + soft * (totalWeight * g[k] - w[k]) }
+                                    g[y] -= hard
                                 case .probabilities(let t):
                                     var value = 0.0, mass = 0.0
                                     for k in 0..<c {
@@ -74,10 +87,9 @@ public enum CrossEntropy {
                                     valuesOut[r] = value
                                     denominatorsOut[r] = 1
                                     guard gradient else { continue }
-                                    p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: lse, into: $0) }
                                     for k in 0..<c {
                                         let tk = (1 - eps) * t[r, k] + eps / Double(c)
-                                        gradOut[r * c + k] = mass * p[k] - w[k] * tk
+                                        g[k] = mass * g[k] * inverseSum - w[k] * tk
                                     }
                                 }
                             }

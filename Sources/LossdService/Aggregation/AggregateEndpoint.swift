@@ -127,7 +127,7 @@ enum AggregateEndpoint {
         try StrictFields.check(
             body, allowed: ["method", "num_classes", "params", "annotations"] + OutputEncoding.fields, pointer: "",
             place: "an aggregation request")
-        let output = try OutputEncoding(body)
+        let output = try OutputEncoding(body, for: route)
 
         guard let methodNode = body["method"] else { throw ServiceError.missing("method") }
         guard case .string(let methodName) = methodNode, let method = AggregationMethod(rawValue: methodName) else {

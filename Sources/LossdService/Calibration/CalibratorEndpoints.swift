@@ -185,7 +185,7 @@ enum CalibratorEndpoints {
                 throw ServiceError.invalid(.invalidParam, field: "/name", "`name` must be a string")
             }
             try CalibratorCodec.checkName(name, field: "/name")
-            return try apply(record: try load(name, slot: slot), body: body)
+            return try apply(record: try load(name, slot: slot), body: body, route: route)
         }
         guard let node = body["calibrator"], hasInline else { throw ServiceError.missing("calibrator") }
         guard case .object(let object) = node else {
@@ -198,7 +198,7 @@ enum CalibratorEndpoints {
         let input = try inputs(tensors, definition: definition)
         let (model, _) = try CalibratorCodec.decodeModel(object, pointer: "/calibrator", defaultClasses: classes(of: input))
         try definition.validate(model)
-        return try respond(definition.apply(model, try checked(input, against: model)), output: try OutputEncoding(body))
+        return try respond(definition.apply(model, try checked(input, against: model)), output: try OutputEncoding(body, for: route))
     }
 
     static func apply(_ name: String, _ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
@@ -208,15 +208,15 @@ enum CalibratorEndpoints {
         try StrictFields.check(
             body, allowed: ["logits", "scores", "views_logits"] + OutputEncoding.fields, pointer: "", place: "an apply request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this calibration", in: route.context)
-        return try apply(record: record, body: body)
+        return try apply(record: record, body: body, route: route)
     }
 
-    private static func apply(record: CalibratorRecord, body: JSONObject) throws(ServiceError) -> HTTPResponse {
+    private static func apply(record: CalibratorRecord, body: JSONObject, route: RouteRequest) throws(ServiceError) -> HTTPResponse {
         guard let definition = CalibratorCatalogue.byMethod[record.model.method] else {
             throw ServiceError.invalid(.invalidInput, field: nil, "calibration method `\(record.model.method)` is not available")
         }
         let input = try inputs(TensorReader(object: body), definition: definition)
-        return try respond(definition.apply(record.model, try checked(input, against: record.model)), output: try OutputEncoding(body))
+        return try respond(definition.apply(record.model, try checked(input, against: record.model)), output: try OutputEncoding(body, for: route))
     }
 
     /// `logits`, `scores` (binary methods only) and `views_logits`, as sent.

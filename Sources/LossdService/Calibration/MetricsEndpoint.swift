@@ -54,7 +54,7 @@ enum MetricsEndpoint {
         let body = try RequestBody.object(route)
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "these metrics", in: route.context)
         let parsed = try parse(body, forceReliability: false)
-        return LossdService.json(evaluate(parsed), output: try OutputEncoding(body))
+        return LossdService.json(evaluate(parsed), output: try OutputEncoding(body, for: route))
     }
 
     /// `/v1/reliability`: the SVG diagram when the client accepts `image/svg+xml`, else the
@@ -64,8 +64,8 @@ enum MetricsEndpoint {
         let body = try RequestBody.object(route)
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this reliability diagram", in: route.context)
         let parsed = try parse(body, forceReliability: true)
-        guard wantsSVG(request.headers["accept"]) else {
-            return LossdService.json(evaluate(parsed), output: try OutputEncoding(body))
+        guard AcceptHeader.prefers("image/svg+xml", request.headers["accept"]) else {
+            return LossdService.json(evaluate(parsed), output: try OutputEncoding(body, for: route))
         }
         guard let p = parsed.probabilities else {
             throw ServiceError.invalid(.missingField, field: "/logits", "`logits` or `probs` is required for a reliability diagram")
@@ -76,24 +76,6 @@ enum MetricsEndpoint {
             bins: bins, ece: ece, accuracy: CalibrationMetrics.accuracy(scores: parsed.scores ?? p, labels: parsed.labels),
             n: p.rows, binRule: parsed.binRule)
         return HTTPResponse(status: .ok, headers: ["Content-Type": "image/svg+xml; charset=utf-8"], body: Array(svg.utf8))
-    }
-
-    /// Whether an Accept header asks for SVG: `image/svg+xml` listed with q > 0, ranked at
-    /// least as high as any JSON type.
-    static func wantsSVG(_ accept: String?) -> Bool {
-        guard let accept else { return false }
-        var svg = -1.0, json = -1.0
-        for range in accept.split(separator: ",") {
-            let parts = range.split(separator: ";").map { String($0).trimmingOWS().lowercased() }
-            guard let type = parts.first else { continue }
-            var q = 1.0
-            for part in parts.dropFirst() where part.hasPrefix("q=") {
-                q = Double(part.dropFirst(2)) ?? 1
-            }
-            if type == "image/svg+xml" { svg = max(svg, q) }
-            if type == "application/json" || type == "application/*" { json = max(json, q) }
-        }
-        return svg > 0 && svg >= json
     }
 
     // MARK: Parsing

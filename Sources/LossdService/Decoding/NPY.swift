@@ -12,7 +12,14 @@ enum NPY {
 
     /// The array in `bytes`, as the JSON reader would have given it: `.numbers` with its
     /// shape, or `.number` for a 0-d array.
-    static func read(_ bytes: [UInt8], field: String) throws(ServiceError) -> JSONNode {
+    static func read(_ part: ArraySlice<UInt8>, field: String) throws(ServiceError) -> JSONNode {
+        let result = part.withUnsafeBufferPointer { bytes -> Result<JSONNode, ServiceError> in
+            do throws(ServiceError) { return .success(try read(bytes, field: field)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    static func read(_ bytes: UnsafeBufferPointer<UInt8>, field: String) throws(ServiceError) -> JSONNode {
         func invalid(_ detail: String) -> ServiceError {
             ServiceError(status: .unprocessableContent, code: "invalid_input", detail: "\(field) (.npy part): \(detail)", field: "/\(field)")
         }
@@ -66,20 +73,27 @@ enum NPY {
             throw invalid("\(bytes.count - dataStart - expected) bytes follow the data of shape \(shape)")
         }
 
-        var values = [Double](repeating: 0, count: count)
-        bytes.withUnsafeBytes { raw in
-            let data = UnsafeRawBufferPointer(rebasing: raw[dataStart...])
-            for i in 0..<count {
-                let offset = i * scalar.size
-                switch scalar {
-                case .float32: values[i] = Double(Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: offset, as: UInt32.self))))
-                case .float64: values[i] = Double(bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
-                case .int32: values[i] = Double(Int32(littleEndian: data.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
-                case .int64: values[i] = Double(Int64(littleEndian: data.loadUnaligned(fromByteOffset: offset, as: Int64.self)))
-                }
+        let data = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[dataStart...])
+        let values = [Double](unsafeUninitializedCapacity: count) { out, initialized in
+            switch scalar {
+            case .float32: widen(data, as: UInt32.self, into: out) { Double(Float(bitPattern: UInt32(littleEndian: $0))) }
+            case .float64: widen(data, as: UInt64.self, into: out) { Double(bitPattern: UInt64(littleEndian: $0)) }
+            case .int32: widen(data, as: Int32.self, into: out) { Double(Int32(littleEndian: $0)) }
+            case .int64: widen(data, as: Int64.self, into: out) { Double(Int64(littleEndian: $0)) }
             }
+            initialized = count
         }
         return shape.isEmpty ? .number(values[0]) : .numbers(NumericArray(shape: shape, values: values))
+    }
+
+    /// out[i] = convert(the i-th little-endian `T` of `data`), one tight loop a dtype.
+    @inline(__always)
+    private static func widen<T: FixedWidthInteger>(
+        _ data: UnsafeRawBufferPointer, as _: T.Type, into out: UnsafeMutableBufferPointer<Double>, _ convert: (T) -> Double
+    ) {
+        for i in 0..<out.count {
+            out[i] = convert(data.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+        }
     }
 
     private enum HeaderValue {

@@ -1,15 +1,21 @@
 import LossdJSON
+import LossdKernels
 
-/// How tensors go out in an answer: nested JSON arrays (the default), or, with
+/// How tensors go out in an answer: nested JSON arrays (the default); with
 /// `"output_encoding": "base64"`, `{"shape", "dtype", "base64"}` objects of little-endian
 /// float32 or float64 (`"output_dtype"`, default float64) — what a NumPy client decodes
-/// with one `np.frombuffer` instead of parsing hundreds of thousands of decimals.
-/// Scalars stay numbers, and integer arrays (labels, predictions) stay lists.
+/// with one `np.frombuffer` instead of parsing hundreds of thousands of decimals; or, when
+/// the request's `Accept` prefers `multipart/form-data`, raw `.npy` parts beside the JSON
+/// (`MultipartAnswer`), which need no decoding at all. Scalars stay numbers, and integer
+/// arrays (labels, predictions) stay lists.
 struct OutputEncoding: Sendable, Equatable {
     enum DType: String, Sendable { case float32, float64 }
+    enum TensorForm: Sendable { case arrays, base64, parts }
 
-    var base64 = false
+    var tensors = TensorForm.arrays
     var dtype = DType.float64
+    /// Whether the form could have followed `Accept` (the answer then says `Vary: Accept`).
+    var negotiated = false
 
     /// The request members that choose the encoding.
     static let fields = ["output_encoding", "output_dtype"]
@@ -18,11 +24,13 @@ struct OutputEncoding: Sendable, Equatable {
 
     init() {}
 
-    /// Reads `output_encoding` (`json` | `base64`) and `output_dtype` (`float32` | `float64`).
-    init(_ body: JSONObject) throws(ServiceError) {
+    /// Reads `output_encoding` (`json` | `base64`) and `output_dtype` (`float32` |
+    /// `float64`), and the `Accept` header: multipart/form-data preferred to JSON sends the
+    /// tensors as parts whatever `output_encoding` says.
+    init(_ body: JSONObject, accept: String? = nil) throws(ServiceError) {
         switch body["output_encoding"] {
-        case nil, .string("json")?: base64 = false
-        case .string("base64")?: base64 = true
+        case nil, .string("json")?: tensors = .arrays
+        case .string("base64")?: tensors = .base64
         case let other?:
             throw ServiceError.invalid(
                 .invalidParam, field: "/output_encoding",
@@ -36,6 +44,12 @@ struct OutputEncoding: Sendable, Equatable {
                 .invalidParam, field: "/output_dtype",
                 "`output_dtype` must be one of float32, float64 (got \(ResolvedParameters.text(other)))")
         }
+        negotiated = true
+        if AcceptHeader.prefers("multipart/form-data", accept) { tensors = .parts }
+    }
+
+    init(_ body: JSONObject, for route: RouteRequest) throws(ServiceError) {
+        try self.init(body, accept: route.request.headers["accept"])
     }
 }
 
@@ -43,7 +57,7 @@ extension JSONValue {
     /// The same document with every float tensor (`doubles`, `matrix`, `tensor`) written
     /// as `{"shape", "dtype", "base64"}` when `encoding` asks for base64.
     func encoded(_ encoding: OutputEncoding) -> JSONValue {
-        guard encoding.base64 else { return self }
+        guard encoding.tensors == .base64 else { return self }
         switch self {
         case .doubles(let values):
             return .encodedTensor(shape: [values.count], values: values, float32: encoding.dtype == .float32)
@@ -72,7 +86,10 @@ extension JSONValue {
         out.append(contentsOf: (float32 ? "float32" : "float64").utf8)
         out.append(contentsOf: #"","base64":""#.utf8)
         if float32 {
-            let narrow = values.map { Float($0).bitPattern.littleEndian }
+            let narrow = [Float](unsafeUninitializedCapacity: values.count) { buffer, initialized in
+                values.withUnsafeBufferPointer { VectorMath.narrow($0, into: buffer) }
+                initialized = values.count
+            }
             narrow.withUnsafeBytes { Base64.append($0.bindMemory(to: UInt8.self), to: &out) }
         } else {
             #if _endian(little)

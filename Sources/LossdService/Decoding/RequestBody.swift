@@ -29,7 +29,7 @@ enum RequestBody {
         }
         var object = try parseObject(Array(jsonPart.body))
         for part in parts where part.name != "request" {
-            let tensor = try NPY.read(Array(part.body), field: part.name)
+            let tensor = try NPY.read(part.body, field: part.name)
             if let index = object.members.firstIndex(where: { $0.key == part.name }) {
                 object.members[index].value = tensor
             } else {

@@ -54,7 +54,7 @@ struct TensorReader {
                 detail: "`\(name)` has \(decoded.values.count) elements; the limit is \(limits.maxElements)",
                 field: "/\(name)")
         }
-        if let bad = decoded.values.firstIndex(where: { !$0.isFinite }) {
+        if !decoded.values.allFinite, let bad = decoded.values.firstIndex(where: { !$0.isFinite }) {
             let index = Self.multiIndex(bad, shape: decoded.shape)
             throw ServiceError.invalid(
                 .nonFinite, field: "/\(name)" + index.map { "/\($0)" }.joined(),

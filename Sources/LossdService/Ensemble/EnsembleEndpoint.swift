@@ -22,7 +22,7 @@ enum EnsembleEndpoint {
         try StrictFields.check(
             body, allowed: ["method", "params", "logits", "weights"] + OutputEncoding.fields, pointer: "",
             place: "an ensemble request")
-        let output = try OutputEncoding(body)
+        let output = try OutputEncoding(body, for: route)
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this ensemble", in: route.context)
         let tensors = TensorReader(object: body)
 

@@ -52,7 +52,7 @@ enum LossEndpoint {
     static func evaluate(_ route: RouteRequest, metrics: ServiceMetrics? = nil) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
         try checkFields(body)
-        let output = try OutputEncoding(body)
+        let output = try OutputEncoding(body, for: route)
         let tensors = TensorReader(object: body)
         let wantGradient: Bool
         switch body["return_grad"] {
@@ -129,7 +129,7 @@ enum LossEndpoint {
                 .invalidInput, field: "/sample_weights", "`sample_weights` is not supported by loss `\(definition.name)`")
         }
         let context = LossContext(tensors: tensors, parameters: parameters, gradient: gradient, parametersPointer: paramsPointer)
-        let output = try definition.evaluate(context)
+        var output = try definition.evaluate(context)
 
         let sampleWeights = try tensors.vector("sample_weights")
         if let sampleWeights {
@@ -140,10 +140,8 @@ enum LossEndpoint {
             }
         }
         let reduced: ReducedLoss
-        let mean: Double
         do {
-            reduced = try output.reduced(reduction, sampleWeights: sampleWeights)
-            mean = reduction == .mean ? reduced.value ?? 0 : try output.reduced(.mean, sampleWeights: sampleWeights).value ?? 0
+            reduced = try output.reduce(reduction, sampleWeights: sampleWeights)
         } catch {
             throw ServiceError(error)
         }
@@ -161,15 +159,15 @@ enum LossEndpoint {
         }
         if gradient {
             var grads: [(String, JSONValue)] = []
-            for name in reduced.gradients.keys.sorted() {
-                let g = reduced.gradients[name]!
+            for name in output.gradients.keys.sorted() {
+                let g = output.gradients[name]!
                 grads.append((name, .tensor(shape: g.shape, values: g.values)))
             }
             members.append(("grad", .object(grads)))
         }
         var extras = output.extras
         if let meanExtras = definition.meanExtras {
-            for (key, value) in meanExtras(output, mean) { extras[key] = value }
+            for (key, value) in meanExtras(output, reduced.mean) { extras[key] = value }
         }
         if !extras.isEmpty {
             var rendered: [(String, JSONValue)] = []

@@ -181,3 +181,40 @@ def test_503_with_retry_after_is_retried_a_bounded_number_of_times():
         assert info.value.status == 503 and info.value.code == "overloaded" and len(seen) == 3
     finally:
         server.shutdown()
+
+
+def test_answers_arrive_as_writable_arrays_equal_to_the_json_answer(client):
+    """The client asks for multipart answers; their tensors are the JSON answer's numbers."""
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(300, 20))  # large enough to travel as a .npy part
+    labels = rng.integers(0, 20, 300)
+    binary = client.loss("cross_entropy", reduction="none", logits=logits, labels=labels, return_grad=True)
+    plain = client.request("POST", "/v1/loss", {"loss": "cross_entropy", "reduction": "none", "return_grad": True,
+                                                "logits": logits.tolist(), "labels": labels.tolist()})
+    assert np.array_equal(binary.values, np.asarray(plain["values"]))
+    assert np.array_equal(binary.grad["logits"], np.asarray(plain["grad"]["logits"]))
+    grad = binary.grad["logits"]
+    assert grad.flags.writeable and grad.dtype == np.float64
+    grad *= 2  # in place, as an optimiser step would
+
+
+def test_multipart_answer_parts_are_npy_files(server):
+    """Each tensor part of a multipart answer loads with np.load on its own."""
+    import io
+    import urllib3
+
+    body = json.dumps({"loss": "cross_entropy", "logits": [[1.0, 2.0, 3.0]], "labels": [2], "return_grad": True})
+    response = urllib3.PoolManager().request("POST", server.url + "/v1/loss", body=body,
+                                             headers={"Content-Type": "application/json", "Accept": "multipart/form-data"})
+    assert response.status == 200 and "Accept" in response.headers.get("Vary", "")
+    boundary = response.headers["Content-Type"].split("boundary=")[1].encode()
+    parts = response.data.split(b"--" + boundary)
+    named = {}
+    for part in parts[1:-1]:
+        head, _, data = part[2:-2].partition(b"\r\n\r\n")
+        name = head.split(b'name="')[1].split(b'"')[0].decode()
+        named[name] = data
+    document = json.loads(named["response"])
+    assert document["grad"]["logits"] == {"shape": [1, 3], "dtype": "float64", "part": "/grad/logits"}
+    grad = np.load(io.BytesIO(named["/grad/logits"]))
+    assert grad.shape == (1, 3) and abs(grad.sum()) < 1e-15

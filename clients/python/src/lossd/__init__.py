@@ -1,9 +1,11 @@
 """Python client for lossd, the loss-evaluation and calibration service.
 
-NumPy arrays (and anything with ``__array__``) are sent as little-endian base64 tensors,
-answers are asked for as base64 (``"output_encoding": "base64"``) and decoded into NumPy
-arrays, errors raise :class:`LossdError`, and a 503 with ``Retry-After`` is retried a
-bounded number of times. One ``requests.Session`` keeps connections alive.
+Large float arrays (NumPy, or anything with ``__array__``) travel as raw ``.npy`` parts of
+a multipart request and small ones as little-endian base64 tensors; answers are asked for
+as ``multipart/form-data`` (``Accept``), so every tensor of an answer arrives as raw
+little-endian bytes that become a NumPy array without decoding. Errors raise
+:class:`LossdError`, and a 503 with ``Retry-After`` is retried a bounded number of times.
+One ``urllib3`` pool keeps connections alive.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+import urllib.parse
+import urllib.request
 
 import numpy as np
-import requests
+import urllib3
 
-__all__ = ["Client", "LossdError", "LossResult", "Calibrator", "Calibrated", "encode_array", "decode_tensors"]
+__all__ = ["Client", "Answer", "LossdError", "LossResult", "Calibrator", "Calibrated", "encode_array", "decode_tensors"]
 __version__ = "0.1.0"
 
 ArrayLike = Any
@@ -124,6 +129,23 @@ def decode_tensors(node: Any) -> Any:
     return node
 
 
+@dataclass
+class Answer:
+    """One HTTP answer: ``status``, ``headers`` (case-insensitive) and the ``body`` bytes."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
 class Client:
     """A connection to one lossd.
 
@@ -131,29 +153,45 @@ class Client:
     ``LOSSD_API_KEY``. ``output_dtype`` is the float type answers come back in (float64
     keeps every bit; float32 halves the bytes). ``retries`` bounds the retries of a 503
     that carries ``Retry-After`` (each wait capped at ``max_retry_wait`` seconds).
+    ``verify`` is True (the system's CA certificates, or ``SSL_CERT_FILE`` /
+    ``REQUESTS_CA_BUNDLE``), False, or a CA bundle's path. An HTTP(S) proxy from the
+    environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``) is used as curl would.
+
+    Connections come from one ``urllib3`` pool and are kept alive between calls.
     """
 
     def __init__(self, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 60.0, *,
                  output_dtype: str = "float64", retries: int = 3, max_retry_wait: float = 5.0,
-                 verify: Union[bool, str] = True) -> None:
+                 verify: Union[bool, str] = True, pool_size: int = 4) -> None:
         self.url = (url or os.environ.get("LOSSD_URL") or "http://127.0.0.1:8080").rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("LOSSD_API_KEY") or None
         self.timeout = timeout
         self.output_dtype = output_dtype
         self.retries = retries
         self.max_retry_wait = max_retry_wait
-        self.session = requests.Session()
-        self.session.verify = verify
         # Answers this client asks for are binary; compressing them on a loopback costs
-        # more than it saves (lossd also caps it with --gzip-max-bytes).
-        self.session.headers["Accept-Encoding"] = "identity"
+        # more than it saves (lossd does not compress multipart answers anyway).
+        self.headers: Dict[str, str] = {"Accept-Encoding": "identity", "User-Agent": f"lossd-client/{__version__}"}
         if self.api_key:
-            self.session.headers["Authorization"] = f"Bearer {self.api_key}"
+            self.headers["Authorization"] = f"Bearer {self.api_key}"
+        tls: Dict[str, Any] = {}
+        if self.url.startswith("https:"):
+            if verify is False:
+                tls = {"cert_reqs": "CERT_NONE"}
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            else:
+                bundle = verify if isinstance(verify, str) else (
+                    os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE") or None)
+                tls = {"cert_reqs": "CERT_REQUIRED", **({"ca_certs": bundle} if bundle else {})}
+        host = urllib.parse.urlsplit(self.url).hostname or ""
+        proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(self.url.split(":", 1)[0])
+        self.pool: urllib3.PoolManager = (urllib3.ProxyManager(proxy, num_pools=1, maxsize=pool_size, **tls) if proxy
+                                          else urllib3.PoolManager(num_pools=1, maxsize=pool_size, **tls))
 
     # -- transport -----------------------------------------------------------------
 
     def close(self) -> None:
-        self.session.close()
+        self.pool.clear()
 
     def __enter__(self) -> "Client":
         return self
@@ -162,42 +200,59 @@ class Client:
         self.close()
 
     def request(self, method: str, path: str, body: Optional[Json] = None, *, headers: Optional[Mapping[str, str]] = None,
-                raw: bool = False, data: Optional[bytes] = None) -> Any:
+                raw: bool = False, data: Optional[bytes] = None, binary_answer: bool = False) -> Any:
         """Sends one request (a JSON ``body``, or prepared ``data``); returns the decoded
-        JSON answer (or the response with ``raw``)."""
+        JSON answer (or the :class:`Answer` with ``raw``). With ``binary_answer`` the
+        answer is asked for as multipart/form-data and its tensors come back as NumPy
+        arrays."""
+        sent = dict(self.headers)
+        if body is not None and data is None:
+            data = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        sent.update(headers or {})
+        if binary_answer:
+            sent["Accept"] = "multipart/form-data"
         attempt = 0
         while True:
-            try:
-                response = self.session.request(method, self.url + path, json=body if data is None else None, data=data,
-                                                headers=dict(headers or {}), timeout=self.timeout)
-            except requests.RequestException as error:
-                raise LossdError(0, "transport", "Transport failure", str(error)) from error
-            if response.status_code == 503 and attempt < self.retries and "Retry-After" in response.headers:
+            answer = self._send(method, path, data, sent)
+            if answer.status == 503 and attempt < self.retries and "Retry-After" in answer.headers:
                 attempt += 1
                 try:
-                    wait = float(response.headers["Retry-After"])
+                    wait = float(answer.headers["Retry-After"])
                 except ValueError:
                     wait = 1.0
                 time.sleep(min(max(wait, 0.0), self.max_retry_wait))
                 continue
-            if response.status_code >= 400:
-                raise self._error(response)
+            if answer.status >= 400:
+                raise self._error(answer)
             if raw:
-                return response
-            if response.status_code == 204 or not response.content:
+                return answer
+            content_type = answer.headers.get("Content-Type", "")
+            if content_type.startswith("multipart/form-data"):
+                return _multipart_answer(answer.body, content_type)
+            if answer.status == 204 or not answer.body:
                 return None
-            return decode_tensors(response.json())
+            return decode_tensors(answer.json())
+
+    def _send(self, method: str, path: str, data: Optional[bytes], headers: Mapping[str, str]) -> Answer:
+        try:
+            response = self.pool.request(method, self.url + path, body=data, headers=headers, redirect=False,
+                                         retries=False, timeout=urllib3.Timeout(total=self.timeout))
+        except urllib3.exceptions.HTTPError as error:
+            raise LossdError(0, "transport", "Transport failure", str(error)) from error
+        # A writable copy, so that arrays made from the answer are writable too.
+        return Answer(response.status, response.reason or "", response.headers, bytearray(response.data))
 
     @staticmethod
-    def _error(response: requests.Response) -> LossdError:
-        retry_after = response.headers.get("Retry-After")
+    def _error(answer: Answer) -> LossdError:
+        retry_after = answer.headers.get("Retry-After")
         try:
-            problem = response.json()
+            problem = answer.json()
             code = str(problem.get("type", "")).rsplit(":", 1)[-1] or "error"
-            return LossdError(response.status_code, code, problem.get("title", ""), problem.get("detail", ""),
+            return LossdError(answer.status, code, problem.get("title", ""), problem.get("detail", ""),
                               problem.get("field"), float(retry_after) if retry_after else None)
         except ValueError:
-            return LossdError(response.status_code, "error", response.reason or "", response.text[:500])
+            return LossdError(answer.status, "error", answer.reason, answer.text[:500])
 
     #: Float arrays at least this large travel as raw ``.npy`` parts of a multipart body
     #: rather than base64 in JSON: no base64 to encode here or decode there.
@@ -215,12 +270,12 @@ class Client:
             else:
                 payload[key] = encode_array(value)
         if binary_answer:
-            payload["output_encoding"] = "base64"
             payload["output_dtype"] = self.output_dtype
         if not large:
-            return self.request("POST", path, payload)
+            return self.request("POST", path, payload, binary_answer=binary_answer)
         boundary, data = _multipart(payload, large)
-        return self.request("POST", path, data=data, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        return self.request("POST", path, data=data, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                            binary_answer=binary_answer)
 
     # -- service ---------------------------------------------------------------------
 
@@ -354,12 +409,12 @@ def _float_array(value: Any) -> Optional[np.ndarray]:
 
 
 def _npy(array: np.ndarray) -> bytes:
-    """The ``.npy`` file of a C-ordered little-endian float array (format 1.0)."""
+    """The header of the ``.npy`` file of a C-ordered little-endian float array (format 1.0)."""
     descr = "<f4" if array.dtype == np.dtype("<f4") else "<f8"
     shape = f"({array.shape[0]},)" if array.ndim == 1 else "(" + ", ".join(str(d) for d in array.shape) + ")"
     header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
     header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
-    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1") + array.tobytes()
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1")
 
 
 def _multipart(payload: Json, arrays: Mapping[str, np.ndarray]) -> "tuple[str, bytes]":
@@ -371,6 +426,7 @@ def _multipart(payload: Json, arrays: Mapping[str, np.ndarray]) -> "tuple[str, b
         parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.npy\"\r\n"
                      f"Content-Type: application/octet-stream\r\n\r\n".encode())
         parts.append(_npy(array))
+        parts.append(memoryview(array).cast("B"))  # joined below: the data is copied once
         parts.append(b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode())
     return boundary, b"".join(parts)
@@ -383,3 +439,50 @@ def _plain(value: Any) -> Union[int, str]:
     if isinstance(value, (int, str)):
         return value
     return str(value)
+
+
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
+_PART_NAME = re.compile(rb'name="([^"]*)"')
+
+
+def _multipart_answer(body: bytes, content_type: str) -> Any:
+    """A multipart/form-data answer: the JSON part ``response`` with each
+    ``{"shape", "dtype", "part"}`` replaced by an array over that part's ``.npy`` data."""
+    match = _BOUNDARY.search(content_type)
+    if match is None:
+        raise LossdError(0, "transport", "Malformed answer", "a multipart answer without a boundary")
+    delimiter = b"--" + match.group(1).encode("latin1")
+    spans: Dict[str, "tuple[int, int]"] = {}
+    position = body.find(delimiter)
+    while position >= 0:
+        position += len(delimiter)
+        if body[position:position + 2] == b"--":
+            break
+        head_end = body.find(b"\r\n\r\n", position)
+        end = body.find(b"\r\n" + delimiter, head_end)
+        if head_end < 0 or end < 0:
+            raise LossdError(0, "transport", "Malformed answer", "a multipart answer cut short")
+        name = _PART_NAME.search(bytes(body[position:head_end]))
+        if name is not None:
+            spans[name.group(1).decode("utf-8")] = (head_end + 4, end)
+        position = end + 2
+    if "response" not in spans:
+        raise LossdError(0, "transport", "Malformed answer", "a multipart answer without its response part")
+    start, end = spans["response"]
+    document = json.loads(bytes(body[start:end]))
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {"shape", "dtype", "part"} and node["part"] in spans:
+                begin, finish = spans[node["part"]]
+                header_length = int.from_bytes(body[begin + 8:begin + 10], "little")
+                dtype = "<f4" if node["dtype"] == "float32" else "<f8"
+                offset = begin + 10 + header_length
+                count = (finish - offset) // np.dtype(dtype).itemsize
+                return np.frombuffer(body, dtype=dtype, count=count, offset=offset).reshape(node["shape"])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(document)

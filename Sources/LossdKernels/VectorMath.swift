@@ -1,0 +1,58 @@
+/// Whole-buffer loops written with SIMD vectors, for the element-wise steps between
+/// kernels (scaling a gradient, checking that an answer is finite) that the compiler
+/// cannot vectorise by itself because a floating-point reduction would need reordering.
+///
+/// Finiteness is tested by summing `x − x`, which is 0 for every finite x and NaN for
+/// ±∞ and NaN: one subtraction and one addition a lane, no branch.
+public enum VectorMath {
+    typealias Lanes = SIMD8<Double>
+
+    /// x ← x · factor for every entry; returns whether every result is finite.
+    public static func scale(_ buffer: UnsafeMutableBufferPointer<Double>, by factor: Double) -> Bool {
+        guard let base = buffer.baseAddress else { return true }
+        let n = buffer.count, raw = UnsafeMutableRawPointer(base)
+        let f = Lanes(repeating: factor)
+        var bad = Lanes(repeating: 0)
+        var i = 0
+        while i + Lanes.scalarCount <= n {
+            let offset = i * MemoryLayout<Double>.stride
+            let x = raw.loadUnaligned(fromByteOffset: offset, as: Lanes.self) * f
+            raw.storeBytes(of: x, toByteOffset: offset, as: Lanes.self)
+            bad += x - x
+            i += Lanes.scalarCount
+        }
+        var tail = 0.0
+        while i < n {
+            let x = base[i] * factor
+            base[i] = x
+            tail += x - x
+            i += 1
+        }
+        return bad.sum() + tail == 0
+    }
+
+    /// Whether every entry is finite.
+    public static func allFinite(_ buffer: UnsafeBufferPointer<Double>) -> Bool {
+        guard let base = buffer.baseAddress else { return true }
+        let n = buffer.count, raw = UnsafeRawPointer(base)
+        var bad = Lanes(repeating: 0)
+        var i = 0
+        while i + Lanes.scalarCount <= n {
+            let x = raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Double>.stride, as: Lanes.self)
+            bad += x - x
+            i += Lanes.scalarCount
+        }
+        var tail = 0.0
+        while i < n {
+            tail += base[i] - base[i]
+            i += 1
+        }
+        return bad.sum() + tail == 0
+    }
+
+    /// out[i] = Float(x[i]) (round to nearest; out of range gives ±∞), out as long as x.
+    public static func narrow(_ x: UnsafeBufferPointer<Double>, into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(out.count >= x.count, "output too short")
+        for i in 0..<x.count { out[i] = Float(x[i]) }
+    }
+}

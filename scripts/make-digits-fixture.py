@@ -30,7 +30,7 @@ def nll(z, y):
 
 
 def ece(z, y, bins=15):
-    """Top-label ECE, equal-width bins with the `left` rule (CALIBRATION.md §1.6)."""
+    """Top-label ECE, equal-width bins with the `left` rule (docs/calibration.md §2.5)."""
     p = special.softmax(z, axis=1)
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(float)

@@ -58,7 +58,7 @@ public enum ClassTargets: Sendable {
     case probabilities(Matrix)
 }
 
-/// The kinds of rejection the spec names (`urn:lossd:error:<code>`).
+/// The kinds of rejection listed in docs/losses.md §1.4 (`urn:lossd:error:<code>`).
 public enum LossErrorCode: String, Sendable {
     case unknownLoss = "unknown_loss"
     case missingField = "missing_field"
@@ -76,7 +76,7 @@ public enum LossErrorCode: String, Sendable {
 }
 
 /// An input a loss cannot evaluate, with the field it concerns (a JSON-pointer-shaped path
-/// such as `/targets/0`, built from the argument's name) and a message following the spec.
+/// such as `/targets/0`, built from the argument's name) and a message as in docs/losses.md §1.4.
 public struct LossInputError: Error, Sendable, Equatable {
     public let code: LossErrorCode
     public let field: String?

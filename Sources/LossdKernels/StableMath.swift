@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Numerically stable primitives (spec §1.1): each exact to a few ulp and free of
+/// Numerically stable primitives (docs/losses.md §1.1): each exact to a few ulp and free of
 /// overflow for finite input.
 public enum StableMath {
     /// log Σ exp(v_k) without overflow (the Two-Pass kernel); -∞ for an empty row.

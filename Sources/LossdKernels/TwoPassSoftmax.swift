@@ -4,7 +4,7 @@ import CLossdKernels
     import Glibc
 #endif
 
-/// The Two-Pass softmax algorithm (Dukhan & Ablavatski 2020; spec ENSEMBLE.md §D):
+/// The Two-Pass softmax algorithm (Dukhan & Ablavatski 2020; docs/ensembles.md §4):
 /// exponentials are kept as (mantissa, power-of-two exponent) pairs, so the sum of a row's
 /// exponentials needs no max pass, never overflows, and takes one read of the row.
 ///

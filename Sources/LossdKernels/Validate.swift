@@ -1,4 +1,4 @@
-/// Input checks shared by the losses, with the spec's messages (LOSSES.md §1.4).
+/// Input checks shared by the losses, with the messages of docs/losses.md §1.4.
 public enum Validate {
     /// A 1-D input must have `expected` entries.
     public static func count(_ count: Int, name: String, expected: Int) throws(LossInputError) {

@@ -2,7 +2,8 @@ import LossdHTTP
 import LossdKernels
 
 /// A request the service refuses, rendered as RFC 9457 `application/problem+json`.
-/// `code` is one of the error codes of the spec (the `type` is `urn:lossd:error:<code>`),
+/// `code` is one of the service's error codes (the `type` is `urn:lossd:error:<code>`; the
+/// validation codes are listed in docs/losses.md §1.4),
 /// and `field`, when known, is a JSON pointer to the offending request field.
 public struct ServiceError: Error, Sendable, Equatable {
     public let status: HTTPStatus
@@ -23,7 +24,7 @@ public struct ServiceError: Error, Sendable, Equatable {
         lhs.status == rhs.status && lhs.code == rhs.code && lhs.detail == rhs.detail && lhs.field == rhs.field
     }
 
-    /// The fixed title for each code, as the spec asks.
+    /// The fixed title for each code (docs/losses.md §1.4).
     public var title: String {
         ServiceError.titles[code] ?? status.reasonPhrase
     }
@@ -92,7 +93,7 @@ public struct ServiceError: Error, Sendable, Equatable {
         return HTTPResponse(status: status, headers: headers, body: problem.bytes)
     }
 
-    /// A 422 with one of the spec's validation codes.
+    /// A 422 with one of the validation codes of docs/losses.md §1.4.
     static func invalid(_ code: LossErrorCode, field: String?, _ detail: String) -> ServiceError {
         ServiceError(status: .unprocessableContent, code: code.rawValue, detail: detail, field: field)
     }

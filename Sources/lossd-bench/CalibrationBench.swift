@@ -2,7 +2,7 @@ import Dispatch
 import LossdKernels
 
 /// Temperature scaling: fitting T on N = 100,000 × C = 1000 float64 logits (800 MB; the
-/// safeguarded Newton of CALIBRATION.md §2.1, one pass over the logits per step) and
+/// safeguarded Newton of docs/calibration.md §3.1, one pass over the logits per step) and
 /// applying a fitted T to 4096 × 1000, with 1 and 2 threads.
 /// bench/kernels/scipy_temperature.py does the same work with NumPy/SciPy.
 func benchCalibration() {

@@ -222,7 +222,7 @@ struct BinaryCalibratorTests {
         // Platt's smoothed targets keep the optimum finite even for separable data.
         #expect(fit.a.isFinite && fit.b.isFinite && fit.a > 0)
         #expect(fit.converged)
-        // reference_calib.fit_platt on the same data.
+        // The NumPy reference behind calib_vectors.json (docs/test-vectors.md), same data.
         Self.expectClose(fit.a, 0.8085046837450546, 1e-9, "a")
         Self.expectClose(fit.b, 0, 1e-9, "b")
         let p = Platt.apply(a: fit.a, b: fit.b, scores: f)
@@ -252,7 +252,8 @@ struct BinaryCalibratorTests {
         // A non-zero constant: the calibrated probability is still the mean target.
         let constant = Platt.fit(scores: [2, 2, 2, 2, 2], labels: y)
         #expect(constant.a.isFinite && constant.b.isFinite)
-        // reference_calib.fit_platt: the ridge picks the minimum-norm-like split of a·2 + b.
+        // The NumPy reference (docs/test-vectors.md): the ridge picks the minimum-norm-like split
+        // of a·2 + b.
         Self.expectClose(constant.a, 0.014039627001967465, 1e-6, "a")
         Self.expectClose(constant.b, 0.2946941382591161, 1e-6, "b")
         let p = Platt.apply(a: constant.a, b: constant.b, scores: [2])
@@ -287,7 +288,7 @@ struct BinaryCalibratorTests {
         let fit = BetaCalibration.fit(probabilities: s, labels: y)
         #expect(fit.fixedAtZero == "a")
         #expect(fit.a == 0 && fit.b >= 0)
-        // reference_calib.fit_beta on the same data.
+        // The NumPy reference behind calib_vectors.json (docs/test-vectors.md), same data.
         Self.expectClose(fit.b, 0.25286945605577904, 1e-8, "b")
         Self.expectClose(fit.c, -0.3148808240406286, 1e-8, "c")
     }

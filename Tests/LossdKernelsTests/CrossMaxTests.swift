@@ -1,8 +1,8 @@
 import LossdKernels
 import Testing
 
-/// CrossMax (spec ENSEMBLE.md §C.1): the kernel against a direct transcription of the
-/// reference, and the robustness properties that set it apart from averaging logits. Each
+/// CrossMax (docs/ensembles.md §2): the kernel against a direct transcription of the
+/// definition, and the robustness properties that set it apart from averaging logits. Each
 /// property test also runs a baseline on the same data and asserts that the baseline *does*
 /// change, so the perturbations are strong enough for the tests to fail.
 @Suite("CrossMax kernel")
@@ -27,8 +27,8 @@ struct CrossMaxTests {
         return EnsembleLogits(members: members, samples: samples, classes: classes, values: values)
     }
 
-    /// `reference_calib.crossmax`, literally: subtract row maxima, then class maxima over
-    /// members, then sort each class's column descending and take position k (or the median).
+    /// The definition of docs/ensembles.md §2, literally: subtract row maxima, then class maxima
+    /// over members, then sort each class's column descending and take position k (or the median).
     static func reference(_ z: EnsembleLogits, k: Int, reduce: CrossMax.Reduce) -> [Double] {
         let (mm, n, c) = (z.members, z.samples, z.classes)
         var h = z.values

@@ -2,7 +2,7 @@ import Foundation
 import LossdKernels
 import Testing
 
-/// Identities and edge cases of the margin-family kernels (spec §5, §6, §14) that the
+/// Identities and edge cases of the margin-family kernels (docs/losses.md §5–§7) that the
 /// reference vectors do not pin down by themselves.
 @Suite("Margin-family kernels")
 struct MarginFamilyTests {

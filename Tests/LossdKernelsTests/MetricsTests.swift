@@ -5,7 +5,7 @@ import Testing
     import Glibc
 #endif
 
-/// Calibration metrics (spec CALIBRATION.md §1) on small hand-computed cases: ties, edges,
+/// Calibration metrics (docs/calibration.md §2) on small hand-computed cases: ties, edges,
 /// empty bins, a class never predicted, and the same data as probs and as logits.
 @Suite("Calibration metrics kernels")
 struct MetricsTests {

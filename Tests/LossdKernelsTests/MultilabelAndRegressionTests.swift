@@ -14,8 +14,8 @@ struct MultilabelAndRegressionTests {
         Matrix(rows: rows, cols: cols, values: (0..<(rows * cols)).map { _ in Bool.random() ? 1 : 0 })
     }
 
-    /// The O(L) regrouped gradient equals the spec's Σ_p e^{s_n − D_p} form, for a batch large
-    /// enough to run row-parallel.
+    /// The O(L) regrouped gradient equals the pairwise Σ_p e^{s_n − D_p} form (docs/losses.md
+    /// §11.3), for a batch large enough to run row-parallel.
     @Test func decoupledSoftmaxMatchesTheDirectFormula() throws {
         let n = 300, c = 700, temperature = 0.7
         let logits = randomMatrix(n, c), targets = randomTargets(n, c)
@@ -109,7 +109,7 @@ struct MultilabelAndRegressionTests {
         }
     }
 
-    /// L_inst = L_bag(size) + R (spec §15), and ρ interpolates linearly between them.
+    /// L_inst = L_bag(size) + R (docs/losses.md §13), and ρ interpolates linearly between them.
     @Test func aggregateResponseIdentity() throws {
         let n = 40
         let predictions = (0..<n).map { _ in Double.random(in: -2...2) }

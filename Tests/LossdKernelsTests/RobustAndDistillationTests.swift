@@ -3,7 +3,7 @@ import LossdKernels
 import Testing
 
 /// Identities and edge cases of the ldr_kl, aldr_kl, pass_at_n, kd_kl and dhkd_logit kernels
-/// (spec §7, §12, §13) beyond the reference vectors.
+/// (docs/losses.md §8–§10) beyond the reference vectors.
 @Suite("Robust and distillation kernels")
 struct RobustAndDistillationTests {
     static let logits = Matrix(

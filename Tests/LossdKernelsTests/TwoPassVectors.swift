@@ -1,4 +1,5 @@
-// Generated from spec/calib_vectors.json, section two_pass_softmax (expected values to 12 decimals).
+// Generated from Tests/LossdServiceTests/Vectors/calib_vectors.json, section two_pass_softmax
+// (expected values to 12 decimals; docs/test-vectors.md).
 
 enum TwoPassVectors {
     struct Case: Sendable {

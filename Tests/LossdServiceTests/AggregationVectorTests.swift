@@ -240,7 +240,7 @@ struct AggregationVectorTests {
     }
 }
 
-/// GLAD against crowd-kit 1.4.2 on simulated crowds larger than the spec's vectors
+/// GLAD against crowd-kit 1.4.2 on simulated crowds larger than those of calib_vectors.json
 /// (scripts/crowdkit-glad-vectors.py). Matching them needs SciPy's exact M-step: its CG's
 /// MINPACK line search first, Nocedal–Wright only when that fails; with the second alone
 /// the soft labels differed by up to 1.9e-2.
@@ -266,7 +266,8 @@ struct CrowdKitGLADTests {
         for (g, w) in zip(got, want) {
             for (a, b) in zip(g, w) { worst = max(worst, abs(a - b)) }
         }
-        // AGGREGATION.md allows 5e-3; the port follows SciPy's iterates to round-off.
+        // calib_vectors.json's GLAD cases allow 5e-3; the port follows SciPy's iterates to
+        // round-off.
         #expect(worst < 1e-6, "max |soft − crowd-kit| = \(worst)")
     }
 }

@@ -7,8 +7,9 @@ import Testing
 
 @Suite("Fitted calibrators validate as stored models")
 struct CalibratorRoundTripTests {
-    /// Anti-correlated scores make beta's refit (a = 0) leave b negative; §2.9 does not check the
-    /// refit again, so the stored model must still be accepted by PUT's validation.
+    /// Anti-correlated scores make beta's refit (a = 0) leave b negative; docs/calibration.md §3.8
+    /// does not check the refit again, so the stored model must still be accepted by PUT's
+    /// validation.
     @Test func betaFittedOnAntiCorrelatedScoresPassesItsOwnValidation() throws {
         let definition = try #require(CalibratorCatalogue.byMethod["beta"])
         let input = CalibrationInput(

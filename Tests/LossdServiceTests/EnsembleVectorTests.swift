@@ -3,7 +3,8 @@ import Testing
 
 @testable import LossdService
 
-/// The `ensemble` section of calib_vectors.json (spec/ENSEMBLE.md §C), posted in-process.
+/// The `ensemble` section of calib_vectors.json (docs/ensembles.md §2–§3; docs/test-vectors.md),
+/// posted in-process.
 enum EnsembleVectors {
     static var cases: [[String: Any]] {
         let url = Bundle.module.url(forResource: "Vectors/calib_vectors", withExtension: "json")!

@@ -4,7 +4,7 @@ import Testing
 
 @testable import LossdService
 
-/// The reference vectors of spec/LOSSES.md (loss_vectors.json, copied from the spec).
+/// The reference vectors of the losses (loss_vectors.json; docs/losses.md, docs/test-vectors.md).
 enum LossVectors {
     /// Parsed on each use: `[String: Any]` is not Sendable, so it cannot be a shared static.
     static var document: [String: Any] {
@@ -53,7 +53,7 @@ func flat(_ value: Any?) -> [Double] {
 @Suite("Loss reference vectors")
 struct LossVectorTests {
     @Test func everyReferenceCaseRuns() {
-        // Every case runs: each loss of the spec is in the catalogue, and the one unknown name
+        // Every case runs: each loss of the vectors is in the catalogue, and the one unknown name
         // is an expected `unknown_loss` error.
         #expect(LossVectors.implemented.count == LossVectors.cases.count)
         #expect(LossVectors.cases.count == 154)

@@ -3,8 +3,8 @@ import Testing
 
 @testable import LossdService
 
-/// The `metrics` section of calib_vectors.json (spec/CALIBRATION.md §1), posted in-process
-/// to /v1/metrics (and /v1/reliability for the reliability bins).
+/// The `metrics` section of calib_vectors.json (docs/calibration.md §2; docs/test-vectors.md),
+/// posted in-process to /v1/metrics (and /v1/reliability for the reliability bins).
 enum MetricsVectors {
     static var cases: [[String: Any]] {
         let url = Bundle.module.url(forResource: "Vectors/calib_vectors", withExtension: "json")!

@@ -14,10 +14,10 @@ extension SampleInputs {
                 ] as [String: Any],
             ]
         },
-        // aldr_kl's gradient holds λ constant (spec §7.3) although the updated λ depends on the
-        // logits, so central differences of the value match it only where ∂λ/∂logits vanishes:
-        // α = 1e9 keeps λ within ~1e-8 of λ₀ (and the penalty negligible) while the LDR part,
-        // score transforms, lambda_prev and iterations are still exercised.
+        // aldr_kl's gradient holds λ constant (docs/losses.md §8.3) although the updated λ depends
+        // on the logits, so central differences of the value match it only where ∂λ/∂logits
+        // vanishes: α = 1e9 keeps λ within ~1e-8 of λ₀ (and the penalty negligible) while the LDR
+        // part, score transforms, lambda_prev and iterations are still exercised.
         "aldr_kl": { n, c, scale in
             [
                 "logits": randomMatrix(n, max(c, 2), scale), "labels": randomLabels(n, max(c, 2)),

@@ -1,6 +1,6 @@
 """NumPy's Dawid-Skene on the same problem as lossd-bench's benchDawidSkene: 100,000 items x
 10 annotations (1,000,000), 1,000 annotators, 10 classes, from the same SplitMix64 stream
-(see Sources/lossd-bench/AggregationBench.swift). The EM of spec/AGGREGATION.md section 3.4
+(see Sources/lossd-bench/AggregationBench.swift). The EM of docs/aggregation.md §3
 (crowd-kit DawidSkene: majority-vote init, 1e-10 floor, signed ELBO stop, n_iter 100,
 tol 1e-5), vectorised with bincount. Prints best-of-2 seconds and the iteration count."""
 import os

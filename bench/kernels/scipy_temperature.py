@@ -1,7 +1,7 @@
 """NumPy/SciPy temperature scaling on the same problem as lossd-bench's benchCalibration:
 fit T on 100,000 x 1000 float64 logits (uniform(-4, 4) x 3, label = argmax 70% of the
-time) and apply it to 4096 x 1000. The fit is the spec's safeguarded Newton on beta = 1/T
-(CALIBRATION.md §2.1, as reference_calib.fit_temperature) with scipy.special.log_softmax;
+time) and apply it to 4096 x 1000. The fit is the safeguarded Newton on beta = 1/T
+(docs/calibration.md §3.1) with scipy.special.log_softmax;
 `brent` uses scipy.optimize.minimize_scalar on log T instead. Prints one line."""
 import math
 import os

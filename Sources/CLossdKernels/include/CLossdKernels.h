@@ -1,7 +1,7 @@
 #ifndef CLOSSD_KERNELS_H
 #define CLOSSD_KERNELS_H
-// Row kernels of the Two-Pass softmax algorithm (Dukhan & Ablavatski 2020; spec
-// ENSEMBLE.md section D), written with clang vector types so that the polynomial uses
+// Row kernels of the Two-Pass softmax algorithm (Dukhan & Ablavatski 2020;
+// docs/ensembles.md §4), written with clang vector types so that the polynomial uses
 // fused multiply-adds: Swift's SIMD.addingProduct compiles to one scalar FMA per lane.
 // Pure functions on contiguous rows; LossdKernels wraps them with Swift types.
 #include <stdint.h>

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Beta calibration, the 3-parameter "abm" model (CALIBRATION.md §2.9; Kull, Silva Filho &
+/// Beta calibration, the 3-parameter "abm" model (docs/calibration.md §3.8; Kull, Silva Filho &
 /// Flach 2017): `p = sigmoid(a·ln s − b·ln(1 − s) + c)` with a, b ≥ 0, fitted as an
 /// unregularised logistic regression on `(ln s, −ln(1 − s))` by Newton's method, then refitted
 /// with one feature when a (else b) comes out negative — the `betacal` package's rule.

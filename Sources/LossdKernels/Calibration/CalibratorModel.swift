@@ -1,5 +1,5 @@
-/// One fitted number or array of a calibrator, as stored and served (spec CALIBRATION.md §2:
-/// "a calibrator's stored params are exactly the fitted numbers").
+/// One fitted number or array of a calibrator, as stored and served (docs/calibration.md §3:
+/// a calibrator's stored params are exactly its fitted numbers).
 public enum CalibratorValue: Sendable, Equatable {
     case number(Double)
     case vector([Double])

@@ -2,14 +2,15 @@
     import Glibc
 #endif
 
-/// Correctness-aware calibration (Liu et al. 2024; spec §2.10), the service's deterministic
-/// variant: a per-sample temperature `T_i = clamp(w₂ᵀ ReLU(W₁ φ_i + b₁) + b₂, t_min, t_max)`
-/// read from the softmax of transformed views at view 0's top-k classes, trained with the
+/// Correctness-aware calibration (Liu et al. 2024; docs/calibration.md §3.6), the service's
+/// deterministic variant: a per-sample temperature
+/// `T_i = clamp(w₂ᵀ ReLU(W₁ φ_i + b₁) + b₂, t_min, t_max)` read from the softmax of
+/// transformed views at view 0's top-k classes, trained with the
 /// class-balanced CA loss by full-batch Adam from a SplitMix64 initialisation.
 public enum CorrectnessAware {
     public static let method = "correctness_aware"
 
-    /// SplitMix64 as in the spec (and `reference_calib.py`).
+    /// SplitMix64 (Steele, Lea & Flood 2014), the stream of docs/calibration.md §3.6.
     public struct SplitMix64: Sendable {
         public var state: UInt64
         public init(seed: UInt64) { state = seed }

@@ -2,9 +2,9 @@
     import Glibc
 #endif
 
-/// Ensemble temperature scaling (ETS; Zhang, Kailkhura & Han 2020, "Mix-n-Match"; spec
-/// §2.5): `p = w₀·softmax(z/T) + w₁·softmax(z) + w₂/C`, T by MSE over a 200-point log
-/// grid plus bounded Brent, weights by an exact simplex QP.
+/// Ensemble temperature scaling (ETS; Zhang, Kailkhura & Han 2020, "Mix-n-Match";
+/// docs/calibration.md §3.5): `p = w₀·softmax(z/T) + w₁·softmax(z) + w₂/C`, T by MSE over a
+/// 200-point log grid plus bounded Brent, weights by an exact simplex QP.
 public enum EnsembleTemperature {
     public static let method = "ensemble_temperature"
 

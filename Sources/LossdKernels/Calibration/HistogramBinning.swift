@@ -1,4 +1,4 @@
-/// One fitted histogram-binning map (CALIBRATION.md §2.8): B bins with edges `edges`
+/// One fitted histogram-binning map (docs/calibration.md §3.10): B bins with edges `edges`
 /// (B + 1 increasing values), the calibrated value `theta[b]` of each bin and the number of
 /// fit samples that fell in it.
 public struct HistogramMap: Sendable, Equatable {
@@ -18,12 +18,12 @@ public struct HistogramMap: Sendable, Equatable {
     }
 }
 
-/// Histogram binning (CALIBRATION.md §2.8; Zadrozny & Elkan 2001): equal-width bins on
+/// Histogram binning (docs/calibration.md §3.10; Zadrozny & Elkan 2001): equal-width bins on
 /// [0, 1], θ_b = mean label of the bin's fit samples (an empty bin gets its centre); the
 /// `left` rule for both fit and apply. Binary: one map on p₁; multi-class: one-vs-rest maps
 /// on p_k, then the row renormalisation of `OneVsRestCalibration.renormalise`.
 public enum HistogramBinning {
-    /// B + 1 edges by the numpy.linspace rule of §0: e_j = j × (1/B), e_B = 1.
+    /// B + 1 edges by the numpy.linspace rule of docs/calibration.md §1: e_j = j × (1/B), e_B = 1.
     public static func edges(bins: Int) -> [Double] {
         precondition(bins >= 1)
         let step = 1.0 / Double(bins)

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// One fitted non-decreasing map (CALIBRATION.md §2.7): the kept breakpoints `x` (strictly
+/// One fitted non-decreasing map (docs/calibration.md §3.9): the kept breakpoints `x` (strictly
 /// increasing) and `y` (non-decreasing), and the fit data's range `[xMin, xMax]` to which
 /// inputs are clipped before piecewise-linear interpolation (numpy `interp`).
 public struct IsotonicMap: Sendable, Equatable {
@@ -43,7 +43,7 @@ public struct IsotonicMap: Sendable, Equatable {
     }
 }
 
-/// Isotonic regression calibration by pool-adjacent-violators (CALIBRATION.md §2.7;
+/// Isotonic regression calibration by pool-adjacent-violators (docs/calibration.md §3.9;
 /// Zadrozny & Elkan 2002): one map on p₁ for C = 2, one-vs-rest maps on every p_k for
 /// C ≥ 3 followed by the row renormalisation of `OneVsRestCalibration.renormalise`.
 /// Equal to scikit-learn's `IsotonicRegression(out_of_bounds="clip")` /
@@ -123,9 +123,10 @@ public enum Isotonic {
 }
 
 /// Shared plumbing of the per-class (one-vs-rest) calibrators, isotonic and histogram
-/// binning (CALIBRATION.md §2.7-§2.8).
+/// binning (docs/calibration.md §3.9-§3.10).
 public enum OneVsRestCalibration {
-    /// Stable row softmax (§0): shift by the row maximum, exponentiate, divide by the sum.
+    /// Stable row softmax (docs/calibration.md §1): shift by the row maximum, exponentiate, divide
+    /// by the sum.
     public static func softmax(_ logits: Matrix) -> Matrix {
         var out = Matrix(zeros: logits.rows, logits.cols)
         let c = logits.cols

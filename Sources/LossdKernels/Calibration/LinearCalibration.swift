@@ -4,8 +4,8 @@
 
 /// Vector scaling, matrix scaling (Guo et al. 2017) and Dirichlet calibration with ODIR
 /// (Kull et al. 2019): `p = softmax(A(x))` with an affine map of the features x (logits, or
-/// floored log-probabilities for Dirichlet), in the last-class gauge (spec §2.2–§2.4).
-/// Newton (§2.11) for small problems, L-BFGS above the spec's switch.
+/// floored log-probabilities for Dirichlet), in the last-class gauge (docs/calibration.md
+/// §3.2–§3.4). Newton (§3.11) for small problems, L-BFGS above the switch given there.
 public enum LinearCalibration {
     /// ln(smallest normal float64): the floor of Dirichlet features (`dirichletcal`'s clip).
     public static let logTiny = log(2.2250738585072014e-308)

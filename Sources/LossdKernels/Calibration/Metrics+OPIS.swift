@@ -1,4 +1,4 @@
-/// Operating-Point-Inconsistency Score (Zhang et al. 2024; spec CALIBRATION.md §1.11).
+/// Operating-Point-Inconsistency Score (Zhang et al. 2024; docs/calibration.md §2.9).
 extension CalibrationMetrics {
     /// How a pair's operating characteristics become one utility per threshold.
     public enum OPISUtility: String, Sendable, CaseIterable {

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// How a value is assigned to one of B equal-width bins (spec CALIBRATION.md §1.1).
+/// How a value is assigned to one of B equal-width bins (docs/calibration.md §2.1).
 public enum BinRule: String, Sendable, CaseIterable {
     /// [e_j, e_{j+1}), the last bin closed (numpy.histogram, netcal).
     case left
@@ -15,8 +15,8 @@ public enum BinRule: String, Sendable, CaseIterable {
     public func slots(bins: Int) -> Int { self == .torchmetrics ? bins + 1 : bins }
 }
 
-/// Calibration metrics of a probability matrix against hard labels (spec CALIBRATION.md
-/// §0-§1). Inputs are assumed valid: N ≥ 1 rows, C ≥ 2 columns, labels in [0, C),
+/// Calibration metrics of a probability matrix against hard labels (docs/calibration.md
+/// §1-§2). Inputs are assumed valid: N ≥ 1 rows, C ≥ 2 columns, labels in [0, C),
 /// finite values; the service validates before calling.
 public enum CalibrationMetrics {
     /// Machine epsilon of float64, scikit-learn's clip for log-probabilities.
@@ -158,7 +158,8 @@ public enum CalibrationMetrics {
 
     // MARK: - Metrics
 
-    /// Mean negative log-likelihood of `probabilities` (clipped to [ε, 1 − ε], §1.4).
+    /// Mean negative log-likelihood of `probabilities` (clipped to [ε, 1 − ε], docs/calibration.md
+    /// §2.3).
     public static func nll(probabilities p: Matrix, labels: [Int]) -> Double {
         guard p.rows > 0 else { return 0 }
         var sum = 0.0
@@ -184,7 +185,7 @@ public enum CalibrationMetrics {
         return sum / Double(z.rows)
     }
 
-    /// Expected calibration error of the top-label confidence (§1.6).
+    /// Expected calibration error of the top-label confidence (docs/calibration.md §2.5).
     public static func ece(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> Double {
         guard p.rows > 0 else { return 0 }
         let t = topLabel(probabilities: p, labels: labels)
@@ -192,7 +193,8 @@ public enum CalibrationMetrics {
         return weightedGap(s, total: p.rows)
     }
 
-    /// Maximum calibration error: the largest |acc_b − conf_b| over non-empty bins (§1.7).
+    /// Maximum calibration error: the largest |acc_b − conf_b| over non-empty bins
+    /// (docs/calibration.md §2.5).
     public static func mce(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> Double {
         let t = topLabel(probabilities: p, labels: labels)
         let s = binned(values: t.confidences, outcomes: t.correct, edges: edges(bins: bins), rule: binRule)
@@ -203,8 +205,8 @@ public enum CalibrationMetrics {
         return worst
     }
 
-    /// Adaptive (equal-mass) top-label ECE and its edges (§1.8): edges at the linear
-    /// quantiles j/B of the confidences, with e_0 = 0 and e_B = 1, then the `left` rule.
+    /// Adaptive (equal-mass) top-label ECE and its edges (docs/calibration.md §2.6): edges at the
+    /// linear quantiles j/B of the confidences, with e_0 = 0 and e_B = 1, then the `left` rule.
     public static func ace(probabilities p: Matrix, labels: [Int], bins: Int = 15) -> (value: Double, edges: [Double]) {
         guard p.rows > 0 else { return (0, edges(bins: bins)) }
         let t = topLabel(probabilities: p, labels: labels)
@@ -222,8 +224,8 @@ public enum CalibrationMetrics {
         return (weightedGap(s, total: n), e)
     }
 
-    /// Classwise ECE (Kull et al. 2019; §1.9): the mean over all C classes of the binned
-    /// |freq − mean p| of column j against `[y = j]`, with the per-class terms.
+    /// Classwise ECE (Kull et al. 2019; docs/calibration.md §2.7): the mean over all C classes of
+    /// the binned |freq − mean p| of column j against `[y = j]`, with the per-class terms.
     public static func classwiseECE(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> (value: Double, perClass: [Double]) {
         guard p.rows > 0, p.cols > 0 else { return (0, []) }
         let e = edges(bins: bins)
@@ -243,8 +245,8 @@ public enum CalibrationMetrics {
         return (total / Double(p.cols), perClass)
     }
 
-    /// Brier score (§1.5): mean over rows of Σ_j (p_ij − [y_i = j])², halved when `halve`
-    /// is true; nil (`"auto"`) halves exactly when C = 2.
+    /// Brier score (docs/calibration.md §2.4): mean over rows of Σ_j (p_ij − [y_i = j])², halved
+    /// when `halve` is true; nil (`"auto"`) halves exactly when C = 2.
     public static func brier(probabilities p: Matrix, labels: [Int], halve: Bool? = nil) -> Double {
         guard p.rows > 0 else { return 0 }
         var total = 0.0
@@ -260,15 +262,16 @@ public enum CalibrationMetrics {
         return (halve ?? (p.cols < 3)) ? value / 2 : value
     }
 
-    /// Top-1 accuracy of `scores` (logits or probabilities): argmax, lowest index on ties (§1.2).
+    /// Top-1 accuracy of `scores` (logits or probabilities): argmax, lowest index on ties
+    /// (docs/calibration.md §2.2).
     public static func accuracy(scores: Matrix, labels: [Int]) -> Double {
         guard scores.rows > 0 else { return 0 }
         let t = topLabel(probabilities: scores, labels: labels)
         return Double(t.correct.lazy.filter { $0 }.count) / Double(scores.rows)
     }
 
-    /// Top-k accuracy (§1.3): y_i is among the k largest of row i, ties at the cut broken
-    /// by the lower class index; 1 when k ≥ C.
+    /// Top-k accuracy (docs/calibration.md §2.2): y_i is among the k largest of row i, ties at the
+    /// cut broken by the lower class index; 1 when k ≥ C.
     public static func topKAccuracy(scores: Matrix, labels: [Int], k: Int) -> Double {
         guard scores.rows > 0 else { return 0 }
         guard k < scores.cols else { return 1 }
@@ -290,8 +293,8 @@ public enum CalibrationMetrics {
 
     // MARK: - Reliability diagram
 
-    /// One bin of a reliability diagram (§1.10); `confidence` and `accuracy` are nil when
-    /// the bin is empty.
+    /// One bin of a reliability diagram (docs/calibration.md §2.8); `confidence` and `accuracy` are
+    /// nil when the bin is empty.
     public struct ReliabilityBin: Sendable, Equatable {
         public var lower: Double
         public var upper: Double

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// The shared optimisers of the calibrators (spec CALIBRATION.md §2.11): a safeguarded
+/// The shared optimisers of the calibrators (docs/calibration.md §3.11): a safeguarded
 /// 1-D Newton for convex scalar problems, damped Newton with Cholesky and Armijo
 /// backtracking for small convex problems, L-BFGS with a strong-Wolfe line search for
 /// large ones, and a bounded Brent minimiser for 1-D non-convex problems.
@@ -23,8 +23,9 @@ public enum CalibrationOptimizers {
     // MARK: 1-D safeguarded Newton
 
     /// Minimises a convex f on [lo, hi] (lo > 0) from its derivatives `derivatives(x) = (f', f'')`,
-    /// with the bracket-and-bisect (geometric mean) safeguard of §2.1. Returns the minimiser,
-    /// the iterations, convergence and which bound it is pinned at (-1 lower, +1 upper, 0 none).
+    /// with the bracket-and-bisect (geometric mean) safeguard of docs/calibration.md §3.1. Returns
+    /// the minimiser, the iterations, convergence and which bound it is pinned at (-1 lower, +1
+    /// upper, 0 none).
     public static func safeguardedNewton(
         lo lower: Double, hi upper: Double, start: Double = 1, maxIter: Int = 100, tol: Double = 1e-12,
         derivatives: (Double) -> (g: Double, h: Double)
@@ -51,8 +52,8 @@ public enum CalibrationOptimizers {
 
     // MARK: Damped Newton
 
-    /// Damped Newton (§2.11): `fgh(x)` returns the objective, gradient and row-major Hessian
-    /// (n × n), or nil when the objective is not finite at x.
+    /// Damped Newton (docs/calibration.md §3.11): `fgh(x)` returns the objective, gradient and
+    /// row-major Hessian (n × n), or nil when the objective is not finite at x.
     public static func dampedNewton(
         x0: [Double], gtol: Double = 1e-10, maxIter: Int = 200,
         fgh: ([Double]) -> (f: Double, g: [Double], h: [Double])?

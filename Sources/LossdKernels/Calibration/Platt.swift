@@ -3,7 +3,7 @@
 #endif
 
 /// Logistic regression of (soft) targets on a few features plus an intercept, by the damped
-/// Newton method of CALIBRATION.md §2.11: `F(θ) = Σ_i softplus(s_i) − t_i s_i` with
+/// Newton method of docs/calibration.md §3.11: `F(θ) = Σ_i softplus(s_i) − t_i s_i` with
 /// `s_i = Σ_k θ_k x_ik + θ_P`, Hessian `Σ w_i x̃_i x̃_iᵀ + 1e−12·I` (`w_i = p_i(1 − p_i)`),
 /// Cholesky with escalating damping, Armijo backtracking (c = 1e−4, halving, give up below
 /// 1e−12). Shared by Platt scaling (one feature, soft targets) and beta calibration (one or
@@ -158,7 +158,7 @@ enum BinaryLogisticNewton {
     }
 }
 
-/// Platt scaling (CALIBRATION.md §2.6; Platt 1999 with the numerics of Lin, Lin & Weng 2007):
+/// Platt scaling (docs/calibration.md §3.7; Platt 1999 with the numerics of Lin, Lin & Weng 2007):
 /// `P(y = 1 | f) = sigmoid(a·f + b)` fitted to Platt's smoothed targets by Newton's method.
 /// Inputs are assumed valid (N ≥ 1, finite scores, labels in {0, 1}); the service checks.
 public enum Platt {

@@ -4,7 +4,7 @@
 
 /// Why a softmax-family calibrator cannot be fitted or applied (mapped to 422 by the service).
 public enum SoftmaxCalibrationError: Error, Sendable, Equatable {
-    /// The objective is not finite at the starting point (§2.11).
+    /// The objective is not finite at the starting point (docs/calibration.md §3.11).
     case nonFiniteLoss
     /// Inputs whose shapes do not fit the model, with a message naming them.
     case shape(String)
@@ -64,7 +64,7 @@ public enum SoftmaxRows {
     }
 }
 
-/// Temperature scaling (Guo et al. 2017; spec CALIBRATION.md §2.1): p = softmax(z / T),
+/// Temperature scaling (Guo et al. 2017; docs/calibration.md §3.1): p = softmax(z / T),
 /// fitted by a safeguarded Newton on β = 1/T, in which the mean NLL is convex.
 public enum TemperatureScaling {
     public static let method = "temperature"

@@ -1,4 +1,4 @@
-/// CrossMax (Fort & Lakshminarayanan 2024; spec ENSEMBLE.md §C.1): per sample, subtract each
+/// CrossMax (Fort & Lakshminarayanan 2024; docs/ensembles.md §2): per sample, subtract each
 /// member's max over classes, then each class's max over members, then pool every class over
 /// members with the k-th largest value (or the median).
 ///

@@ -20,7 +20,7 @@ public struct EnsembleLogits: Sendable {
     }
 }
 
-/// What every ensembling method answers (spec ENSEMBLE.md §C): per-sample scores, the argmax
+/// What every ensembling method answers (docs/ensembles.md §1): per-sample scores, the argmax
 /// of each row (lowest class index on ties) and a probability row summing to 1.
 public struct EnsembleResult: Sendable, Equatable {
     public var scores: Matrix
@@ -43,7 +43,7 @@ public enum EnsembleMethod: String, Sendable, CaseIterable {
     case medianLogits = "median_logits"
     case majorityVote = "majority_vote"
 
-    /// Whether member `weights` apply (the mean-type methods and the vote; §C).
+    /// Whether member `weights` apply (the mean-type methods and the vote; docs/ensembles.md §1).
     public var acceptsWeights: Bool {
         switch self {
         case .crossmax, .medianLogits: false
@@ -52,7 +52,7 @@ public enum EnsembleMethod: String, Sendable, CaseIterable {
     }
 }
 
-/// Ensembling of member logits (spec ENSEMBLE.md §C): CrossMax and the baselines. Pure
+/// Ensembling of member logits (docs/ensembles.md): CrossMax and the baselines. Pure
 /// numerics; rows (samples) are independent and split across cores.
 public enum Ensemble {
     /// Combines `logits` with `method`. `weights` (one per member, ≥ 0, positive sum) are
@@ -88,7 +88,7 @@ public enum Ensemble {
         return result
     }
 
-    /// M ≥ 1, N ≥ 1, C ≥ 2 and finite values (§C), with the offending index.
+    /// M ≥ 1, N ≥ 1, C ≥ 2 and finite values (docs/ensembles.md §1), with the offending index.
     public static func validate(_ logits: EnsembleLogits) throws(LossInputError) {
         guard logits.members >= 1 else {
             throw LossInputError(.invalidShape, field: "/logits", "`logits` must have at least 1 member")
@@ -124,7 +124,7 @@ public enum Ensemble {
         return weights.map { $0 / total }
     }
 
-    // MARK: Baselines (§C.2)
+    // MARK: Baselines (docs/ensembles.md §3)
 
     /// Σ_m ω_m Z_m; softmax of that.
     static func meanLogits(_ logits: EnsembleLogits, weights: [Double]) -> EnsembleResult {

@@ -1,7 +1,7 @@
-/// Learning from aggregate responses (Javanmard et al., ICLR 2024; spec §15), squared loss:
-/// instances come in bags and only each bag's mean response ȳ_b is known. The loss
-/// interpolates the bag-level loss (bag mean prediction f̄_b against ȳ_b) and the
-/// instance-level loss (each f_i against ȳ_b): L_ρ = (1 − ρ) L_bag + ρ L_inst.
+/// Learning from aggregate responses (Javanmard et al., ICLR 2024; docs/losses.md §13), squared
+/// loss: instances come in bags and only each bag's mean response ȳ_b is known. The loss
+/// interpolates the bag-level loss (bag mean prediction f̄_b against ȳ_b) and the instance-level
+/// loss (each f_i against ȳ_b): L_ρ = (1 − ρ) L_bag + ρ L_inst.
 public enum AggregateResponse {
     /// How bags weigh in the bag-level loss: by size (keeps L_inst = L_bag + R exact) or equally.
     public enum BagWeighting: String, Sendable, CaseIterable {

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Sigmoid cross-entropy per column, PyTorch's `BCEWithLogitsLoss` (spec §3): multi-label
+/// Sigmoid cross-entropy per column, PyTorch's `BCEWithLogitsLoss` (docs/losses.md §3): multi-label
 /// targets in [0, 1], optional class weights and positive-class weights.
 public enum BinaryCrossEntropy {
     public static func evaluate(

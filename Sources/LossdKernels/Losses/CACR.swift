@@ -3,7 +3,7 @@
 #endif
 
 /// Contrastive Attraction and Contrastive Repulsion (Zheng et al., TMLR 2023; the small-scale
-/// Euclidean code with non-detached weights), spec §10.2.
+/// Euclidean code with non-detached weights), docs/losses.md §14.5.
 public enum CACR {
     public struct Parameters: Sendable {
         /// α > 0: weight of the attraction.

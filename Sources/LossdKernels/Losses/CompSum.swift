@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Comp-sum losses (Mao, Mohri & Zhong, ICML 2023; spec §5): `Φ^τ(u)` of
+/// Comp-sum losses (Mao, Mohri & Zhong, ICML 2023; docs/losses.md §5): `Φ^τ(u)` of
 /// `u = Σ_{k≠y} exp(z_k − z_y) = 1/p_y − 1`, i.e. `ℓ = (p_y^(τ−1) − 1)/(1 − τ)` for τ ≠ 1 and
 /// `ℓ = −log p_y` for τ = 1. τ = 0 is the sum-exponential loss, τ ∈ (1, 2) generalized
 /// cross-entropy with q = τ − 1, τ = 2 the MAE `1 − p_y`; the catalogue's

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Shared pieces of the embedding losses (spec §9–§10): row normalisation and its backward
+/// Shared pieces of the embedding losses (docs/losses.md §14): row normalisation and its backward
 /// pass, similarity and gradient GEMMs, and the masked-softmax core of nt_xent and supcon.
 public enum Contrastive {
     /// The most entries a similarity matrix may have: 2^26 = 67,108,864 float64 values
@@ -32,8 +32,9 @@ public enum Contrastive {
         public var norms: [Double]
     }
 
-    /// Normalises every row (spec §9.2: divide by the row's max |entry|, then by the L2 norm).
-    /// A zero row is `invalid_input` at `field` and the index `index(r)` gives (e.g. `[i]`, `[i, v]`).
+    /// Normalises every row (docs/losses.md §14.1: divide by the row's max |entry|, then by the L2
+    /// norm). A zero row is `invalid_input` at `field` and the index `index(r)` gives (e.g. `[i]`,
+    /// `[i, v]`).
     public static func unitRows(
         _ e: [Double], rows: Int, width: Int, field: String, index: (Int) -> [Int]
     ) throws(LossInputError) -> UnitRows {
@@ -144,7 +145,7 @@ public enum Contrastive {
         return (values, g)
     }
 
-    /// Every value finite, else the spec's `value_overflow`.
+    /// Every value finite, else `value_overflow` (docs/losses.md §1.4).
     static func requireFinite(_ arrays: [Double]...) throws(LossInputError) {
         for array in arrays where !array.allSatisfy(\.isFinite) { throw .overflow }
     }

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Softmax cross-entropy with PyTorch's `CrossEntropyLoss` semantics (spec §2): hard
+/// Softmax cross-entropy with PyTorch's `CrossEntropyLoss` semantics (docs/losses.md §2): hard
 /// labels with `ignoreIndex`, class weights and label smoothing, or soft targets.
 public enum CrossEntropy {
     public struct Parameters: Sendable {
@@ -104,7 +104,7 @@ public enum CrossEntropy {
         return output
     }
 
-    /// Bits and perplexity, from the per-row values and the reduced mean (spec §2 "Units").
+    /// Bits and perplexity, from the per-row values and the reduced mean (docs/losses.md §2, "Units").
     public static func unitExtras(rowValues: [Double], mean: Double) -> [String: LossExtra] {
         let ln2 = log(2.0)
         return [

@@ -1,4 +1,4 @@
-/// Shared pieces of the DEXML multi-label losses (Gupta et al., ICLR 2024; spec §8):
+/// Shared pieces of the DEXML multi-label losses (Gupta et al., ICLR 2024; docs/losses.md §11):
 /// `decoupled_softmax`, `multilabel_infonce` and `soft_topk` all read a query–label score
 /// matrix with 0/1 targets and a temperature.
 public enum DEXML {

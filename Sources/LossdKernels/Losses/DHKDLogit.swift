@@ -2,8 +2,8 @@
     import Glibc
 #endif
 
-/// The logit-level distillation term of Dual-Head KD (Yang et al. 2024; spec §13.2), applied
-/// to the auxiliary head's logits against the teacher's, class by class.
+/// The logit-level distillation term of Dual-Head KD (Yang et al. 2024; docs/losses.md §10.2),
+/// applied to the auxiliary head's logits against the teacher's, class by class.
 public enum DHKDLogit {
     public enum Variant: String, Sendable, CaseIterable {
         /// T²·KL(Bern(½) ‖ Bern(σ((z − t)/T))) = T²·logcosh((z − t)/(2T)): what DHKD trains with,

@@ -1,10 +1,10 @@
-/// DEXML's decoupled softmax (Gupta et al., ICLR 2024; spec §8): each positive competes
-/// only with the row's negatives, ℓ = κ Σ_{p∈P} [log(e^{s_p} + Σ_{n∈Ng} e^{s_n}) − s_p]
+/// DEXML's decoupled softmax (Gupta et al., ICLR 2024; docs/losses.md §11.3): each positive
+/// competes only with the row's negatives, ℓ = κ Σ_{p∈P} [log(e^{s_p} + Σ_{n∈Ng} e^{s_n}) − s_p]
 /// with s = z/T.
 ///
 /// With λ = LSE(s_Ng) and x_p = λ − s_p, each term is softplus(x_p) (exact for any gap), and
 /// the gradient needs one pass: ∂ℓ/∂s_p = −κ σ(x_p), ∂ℓ/∂s_n = κ q_n Σ_p σ(x_p) where
-/// q = softmax(s_Ng) — the spec's Σ_p e^{s_n − D_p} regrouped (e^{s_n − D_p} = q_n σ(x_p)),
+/// q = softmax(s_Ng) — the pairwise form Σ_p e^{s_n − D_p} regrouped (e^{s_n − D_p} = q_n σ(x_p)),
 /// so a row costs O(L) rather than O(|P|·|Ng|).
 public enum DecoupledSoftmax {
     /// Evaluates ℓ_r (d_r = 1; rows with no positive, or no negative, give 0) and ∂ℓ_r/∂logits.

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Focal loss (Lin et al. 2017; spec §4): softmax over classes with hard labels and
+/// Focal loss (Lin et al. 2017; docs/losses.md §4): softmax over classes with hard labels and
 /// per-class α from class weights, or sigmoid per element with targets and a scalar α.
 public enum Focal {
     public enum Mode: String, Sendable, CaseIterable {

@@ -2,8 +2,8 @@
     import Glibc
 #endif
 
-/// HL-Gauss (Farebrother et al., ICML 2024, Appendix A; spec §11): the regression target y
-/// becomes the histogram of N(y, σ²) truncated to [min, max] over C equal bins, and the
+/// HL-Gauss (Farebrother et al., ICML 2024, Appendix A; docs/losses.md §12.1): the regression
+/// target y becomes the histogram of N(y, σ²) truncated to [min, max] over C equal bins, and the
 /// logits are trained with cross-entropy against it; predictions decode to Σ p_j·center_j.
 public enum HLGauss {
     public struct Parameters: Sendable {

@@ -1,6 +1,6 @@
-/// Regression as classification over a fixed support (Farebrother et al., ICML 2024; spec
-/// §11): the shared part of `hl_gauss` and `two_hot` once each has turned its regression
-/// targets into a target histogram t per row.
+/// Regression as classification over a fixed support (Farebrother et al., ICML 2024; docs/losses.md
+/// §12): the shared part of `hl_gauss` and `two_hot` once each has turned its regression targets
+/// into a target histogram t per row.
 enum HistogramClassification {
     /// Cross-entropy against the target histograms, ℓ_r = −Σ_j t_rj log softmax(z_r)_j,
     /// its gradient softmax(z_r) − t_r, and the decoded prediction Σ_j softmax(z_r)_j·points_j.

@@ -1,5 +1,5 @@
-/// InfoNCE in its query/key form (CPC / MoCo; CLIP when symmetric), spec §9.1: key i is the
-/// positive of query i, every other key (extra rows included) a negative.
+/// InfoNCE in its query/key form (CPC / MoCo; CLIP when symmetric), docs/losses.md §14.2: key i is
+/// the positive of query i, every other key (extra rows included) a negative.
 public enum InfoNCE {
     public struct Parameters: Sendable {
         /// τ > 0.

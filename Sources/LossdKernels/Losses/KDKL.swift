@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Hinton knowledge distillation (Hinton, Vinyals, Dean 2015; spec §13.1):
+/// Hinton knowledge distillation (Hinton, Vinyals, Dean 2015; docs/losses.md §10.1):
 /// ℓ = α·T²·KL(p^T ‖ q^T) + (1 − α)·CE(z, y), with teacher p^T = softmax(t/T) and student
 /// q^T = softmax(z/T). The T² keeps the soft term's gradient scale independent of T.
 public enum KDKL {

@@ -3,14 +3,14 @@
 #endif
 
 /// Label-distributionally robust losses with a KL regulariser (Zhu, Ying, Yang, ICML 2023;
-/// spec §7): `ldr_kl` with a fixed λ and `aldr_kl` with an instance-level λ updated from
+/// docs/losses.md §8): `ldr_kl` with a fixed λ and `aldr_kl` with an instance-level λ updated from
 /// the previous one.
 ///
 /// Both evaluate, per row, scores `f = score_transform(x)` and with `ζ_k = c·[k ≠ y] + f_k − f_y`
 /// the closed form `LDR(λ) = λ·(LSE(ζ/λ) − log C)`, whose gradient with respect to f is
 /// `softmax(ζ/λ) − e_y`, chained back through the score transform.
 public enum LDRKL {
-    /// How row logits become scores (spec §7.1).
+    /// How row logits become scores (docs/losses.md §8.1).
     public enum ScoreTransform: String, Sendable, CaseIterable {
         /// f_k = softplus(x_k) / mean_j softplus(x_j) (the code's `LDRLoss_V1`).
         case softplusMean = "softplus_mean"
@@ -56,7 +56,7 @@ public enum LDRKL {
         }
     }
 
-    /// `ldr_kl` (spec §7.2): ℓ = λ·(LSE(ζ/λ) − log C) per row; C = 1 gives 0.
+    /// `ldr_kl` (docs/losses.md §8.2): ℓ = λ·(LSE(ζ/λ) − log C) per row; C = 1 gives 0.
     /// Extras: `scores` [N][C], the transformed scores f.
     public static func evaluate(
         logits: Matrix, labels: [Int], parameters: Parameters, gradient: Bool
@@ -69,10 +69,10 @@ public enum LDRKL {
             transform: parameters.scoreTransform, update: nil, gradient: gradient)
     }
 
-    /// `aldr_kl` (spec §7.3): starting from `lambdaPrev` (λ₀ when nil), `iterations` updates
-    /// `λ ← λ₀(1 − KL(q̃‖u)/(α log C))` with `q̃ = softmax(f/λ) + 1e-5` renormalised, then
-    /// ℓ = LDR(λ) − (α log C/(2λ₀))(λ − λ₀)² with λ held constant for the gradient.
-    /// Extras: `lambda_new` [N] (the next call's `lambda_prev`), `kl` [N], `scores` [N][C].
+    /// `aldr_kl` (docs/losses.md §8.3): starting from `lambdaPrev` (λ₀ when nil), `iterations`
+    /// updates `λ ← λ₀(1 − KL(q̃‖u)/(α log C))` with `q̃ = softmax(f/λ) + 1e-5` renormalised, then
+    /// ℓ = LDR(λ) − (α log C/(2λ₀))(λ − λ₀)² with λ held constant for the gradient. Extras:
+    /// `lambda_new` [N] (the next call's `lambda_prev`), `kl` [N], `scores` [N][C].
     public static func adaptive(
         logits: Matrix, labels: [Int], lambdaPrev: [Double]?, parameters: AdaptiveParameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
@@ -223,7 +223,7 @@ public enum LDRKL {
         }
     }
 
-    /// ∂ℓ/∂x from gf = ∂ℓ/∂f through the score transform (spec §7.1).
+    /// ∂ℓ/∂x from gf = ∂ℓ/∂f through the score transform (docs/losses.md §8.1).
     @inline(__always)
     static func chainBack(
         _ gf: UnsafeBufferPointer<Double>, x: UnsafeBufferPointer<Double>, f: UnsafeBufferPointer<Double>,

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// PaLM's auxiliary "z_loss" (Chowdhery et al. 2022; spec §6.2): `coefficient·log²Z` with
+/// PaLM's auxiliary "z_loss" (Chowdhery et al. 2022; docs/losses.md §6.2): `coefficient·log²Z` with
 /// `log Z = LSE(z)`, which keeps the softmax normaliser near 1 when added to the
 /// cross-entropy. Shares only the name with the Z-loss of de Brébisson & Vincent (`ZLoss`).
 public enum LogZPenalty {

@@ -1,5 +1,5 @@
-/// Naive multi-label InfoNCE, DEXML's "softmax" baseline (spec §8, alias `infonce`): every
-/// positive column competes with all columns, ℓ = κ Σ_{p∈P} (LSE(s) − s_p) with s = z/T.
+/// Naive multi-label InfoNCE, DEXML's "softmax" baseline (docs/losses.md §11.2, alias `infonce`):
+/// every positive column competes with all columns, ℓ = κ Σ_{p∈P} (LSE(s) − s_p) with s = z/T.
 public enum MultilabelInfoNCE {
     /// Evaluates ℓ_r (d_r = 1, rows without positives give 0) and ∂ℓ_r/∂logits
     /// = κ (|P| softmax(s) − t) / T.

@@ -1,5 +1,6 @@
-/// NT-Xent of SimCLR (Chen et al. 2020), spec §9.2: the 2N rows of `[queries; keys]` are all
-/// anchors, each with the other view of its sample as positive and the other 2N − 2 as negatives.
+/// NT-Xent of SimCLR (Chen et al. 2020), docs/losses.md §14.3: the 2N rows of `[queries; keys]` are
+/// all anchors, each with the other view of its sample as positive and the other 2N − 2 as
+/// negatives.
 public enum NTXent {
     public struct Parameters: Sendable {
         /// τ > 0.

@@ -2,10 +2,10 @@
     import Glibc
 #endif
 
-/// Pass@n coverage loss (Chen et al. 2025, "Rethinking Fine-Tuning when Scaling Test-Time
-/// Compute"; spec §12): ℓ = −log(1 − (1 − p)^n), the negative log-probability that at least
-/// one of n independent samples is correct. n = 1 is cross-entropy; for n > 1 confident rows
-/// are down-weighted ("limiting confidence").
+/// Pass@n coverage loss (Chen et al. 2025, "Rethinking Fine-Tuning when Scaling Test-Time Compute";
+/// docs/losses.md §9): ℓ = −log(1 − (1 − p)^n), the negative log-probability that at least one of n
+/// independent samples is correct. n = 1 is cross-entropy; for n > 1 confident rows are
+/// down-weighted ("limiting confidence").
 public enum PassAtN {
     /// From logits and hard labels: p = softmax(z)_y, gradient w·(softmax(z) − e_y).
     /// Extras: `weight` [N] (w = ∂ℓ/∂(−log p) ∈ [0, 1]) and `p` [N].
@@ -67,10 +67,11 @@ public enum PassAtN {
         return output
     }
 
-    /// ℓ = −log(1 − (1 − p)^n) and w = ∂ℓ/∂(−log p) = n p (1 − p)^(n−1) / (1 − (1 − p)^n) from
-    /// log p (spec §12 recipe): with log(1 − p) = log1mexp(log p), ℓ = −log1mexp(n·log(1 − p));
-    /// when n·p < 1e-8 the series −log p − log n − log1p(−(n − 1)p/2), which stays exact
-    /// when p underflows (log p down to −1e30 and below).
+    /// ℓ = −log(1 − (1 − p)^n) and w = ∂ℓ/∂(−log p) = n p (1 − p)^(n−1) / (1 − (1 − p)^n)
+    /// from log p (the recipe of docs/losses.md §9): with log(1 − p) = log1mexp(log p),
+    /// ℓ = −log1mexp(n·log(1 − p)); when n·p < 1e-8 the series
+    /// −log p − log n − log1p(−(n − 1)p/2), which stays exact when p underflows (log p down
+    /// to −1e30 and below).
     @inline(__always)
     static func loss(logP: Double, n: Double) -> (value: Double, weight: Double) {
         guard logP != 0 else { return (0, n == 1 ? 1 : 0) }  // p = 1

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// Poly-1 loss (Leng et al., ICLR 2022; optax `poly_loss_cross_entropy`; spec §14): the
+/// Poly-1 loss (Leng et al., ICLR 2022; optax `poly_loss_cross_entropy`; docs/losses.md §7): the
 /// cross-entropy plus ε times the first term of its polynomial expansion in `1 − p_t`,
 /// `ℓ = −Σ_c t'_c·log p_c + ε·Σ_c t'_c·(1 − p_c)` with smoothed targets
 /// `t' = (1 − ls)·t + ls/C` (t one-hot for hard labels).

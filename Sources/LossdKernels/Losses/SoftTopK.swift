@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// DEXML's soft top-k loss (spec §8): a smooth top-k membership σ(α(s_l + t)) whose
+/// DEXML's soft top-k loss (docs/losses.md §11.4): a smooth top-k membership σ(α(s_l + t)) whose
 /// threshold t solves Σ_l σ(α(s_l + t)) = k, and ℓ = −(1/|P|) Σ_{p∈P} log σ(α(s_p + t)),
 /// s = z/T. The gradient goes through t by the implicit function theorem.
 public enum SoftTopK {
@@ -73,9 +73,9 @@ public enum SoftTopK {
         return output
     }
 
-    /// The root t of Σ_l σ(α(s_l + t)) = k (strictly increasing in t), to float64 precision:
-    /// the spec's bracket, bisection until the midpoint is an endpoint, then at most three
-    /// Newton steps kept inside the final bracket.
+    /// The root t of Σ_l σ(α(s_l + t)) = k (strictly increasing in t), to float64 precision: the
+    /// bracket of docs/losses.md §11.4, bisection until the midpoint is an endpoint, then at most
+    /// three Newton steps kept inside the final bracket.
     static func threshold(_ s: UnsafeBufferPointer<Double>, k: Double, alpha: Double) -> Double {
         let count = Double(s.count)
         var largest = s[0], smallest = s[0]

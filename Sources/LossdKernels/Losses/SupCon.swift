@@ -1,5 +1,6 @@
 /// Supervised contrastive loss (Khosla et al. 2020; SupContrast `contrast_mode='all'`),
-/// spec §10.1: every row is an anchor, rows with its label (itself excluded) its positives.
+/// docs/losses.md §14.4: every row is an anchor, rows with its label (itself excluded) its
+/// positives.
 public enum SupCon {
     public struct Parameters: Sendable {
         /// τ > 0.

@@ -2,9 +2,9 @@
     import Glibc
 #endif
 
-/// Two-hot regression targets (Farebrother et al., ICML 2024; spec §11): y (clipped into
-/// [min, max]) is split between its two neighbouring support points so that Σ t_j z_j = y,
-/// and the logits are trained with cross-entropy against that histogram.
+/// Two-hot regression targets (Farebrother et al., ICML 2024; docs/losses.md §12.2): y (clipped
+/// into [min, max]) is split between its two neighbouring support points so that Σ t_j z_j = y, and
+/// the logits are trained with cross-entropy against that histogram.
 public enum TwoHot {
     /// Evaluates ℓ_r = −Σ_j t_rj log softmax(z_r)_j (d_r = 1) over the C support points
     /// min + j(max − min)/(C − 1), the gradient softmax − t, and the extras `prediction`

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// The Z-loss of de Brébisson & Vincent (2016; spec §6.1): the target logit standardised
+/// The Z-loss of de Brébisson & Vincent (2016; docs/losses.md §6.1): the target logit standardised
 /// over its row, `z_y = (o_y − μ)/(σ + eps)` (population σ), through a scaled softplus,
 /// `ℓ = softplus(a·(b − z_y))/a`. z is invariant to `o → α·o + β` (α > 0) and
 /// `|z_k| ≤ sqrt(C − 1)`, so ℓ is bounded for any logits. Not PaLM's `log Z` penalty

@@ -51,7 +51,8 @@ enum AggregateEndpoint {
             }
         }
 
-        /// MACE's sort (§3.8): ints numerically before strings, strings by code points.
+        /// MACE's sort (docs/aggregation.md §5): ints numerically before strings, strings by code
+        /// points.
         static func sortsBefore(_ lhs: ID, _ rhs: ID) -> Bool {
             switch (lhs, rhs) {
             case let (.int(a), .int(b)): a < b

@@ -1,7 +1,7 @@
 import LossdKernels
 
 extension CalibratorCatalogue {
-    /// platt, beta, isotonic, histogram (spec CALIBRATION.md §2.6-§2.9).
+    /// platt, beta, isotonic, histogram (docs/calibration.md §3.7-§3.10).
     static let binaryAndBinning: [CalibratorDefinition] = [platt, beta, isotonic, histogram]
 
     // MARK: - platt
@@ -64,8 +64,8 @@ extension CalibratorCatalogue {
         let params = try CalibratorParams(model, names: ["a", "b", "c"])
         try params.requireClasses(2)
         let a = try params.number("a"), b = try params.number("b")
-        // a, b ≥ 0, except that a refit with one feature dropped (spec §2.9: a = 0, or b = 0)
-        // is not checked again, so the other coefficient may then be negative.
+        // a, b ≥ 0, except that a refit with one feature dropped (docs/calibration.md §3.8: a = 0,
+        // or b = 0) is not checked again, so the other coefficient may then be negative.
         if a < 0 && b != 0 {
             throw params.error("a", "`a` must be >= 0 unless `b` = 0 (got \(NumberText.format(a)))")
         }
@@ -207,8 +207,8 @@ extension CalibratorCatalogue {
     }
 }
 
-/// The request tensors of the binary and binning calibrators, checked with the spec's
-/// messages (CALIBRATION.md §0, §2.6, §2.9).
+/// The request tensors of the binary and binning calibrators, checked with the
+/// messages of docs/calibration.md §1, §3.7 and §3.8.
 private enum BinaryCalibratorInput {
     /// The logits of a binary method: exactly 2 columns.
     static func binaryLogits(_ logits: Matrix, method: String) throws(ServiceError) -> Matrix {

@@ -2,7 +2,7 @@ import LossdKernels
 
 extension CalibratorCatalogue {
     /// temperature, vector, matrix, dirichlet, ensemble_temperature, correctness_aware
-    /// (spec CALIBRATION.md §2.1–§2.5, §2.10).
+    /// (docs/calibration.md §3.1–§3.6).
     static let softmaxFamily: [CalibratorDefinition] = [
         temperatureScaling, vectorScaling, matrixScaling, dirichletCalibration, ensembleTemperature, correctnessAware,
     ]
@@ -223,7 +223,7 @@ extension CalibratorCatalogue {
     }
 }
 
-/// Inputs of the softmax-family methods, with the spec's 422s.
+/// Inputs of the softmax-family methods, with their 422s (docs/calibration.md §1, §3).
 private enum SoftmaxFamilyInput {
     /// `views_logits` [V][N][C], V ≥ 1, N ≥ 1, C ≥ 2.
     static func views(_ input: CalibrationInput, classes: Int? = nil) throws(ServiceError) -> Tensor {

@@ -27,7 +27,8 @@ struct CalibratorDefinition: Sendable {
     var fittedParameters: @Sendable (_ classes: Int) -> Int = { 2 * $0 }
     /// Fit options (bounds, regularisation, bins, ...), validated like loss params.
     let parameters: [ParameterSpec]
-    /// Fits on `input` (logits or scores, and labels); errors carry the spec's code and field.
+    /// Fits on `input` (logits or scores, and labels); errors carry their code and field
+    /// (docs/losses.md §1.4).
     let fit: @Sendable (CalibrationInput, ResolvedParameters) throws(ServiceError) -> (CalibratorModel, FitReport)
     /// Calibrated probabilities [N][C] for `input` (C = 2 for scores).
     let apply: @Sendable (CalibratorModel, CalibrationInput) throws(ServiceError) -> Matrix

@@ -3,7 +3,7 @@ import LossdJSON
 import LossdKernels
 
 /// `POST /v1/metrics` and `POST /v1/reliability`: calibration metrics of `logits` or `probs`
-/// against `labels` (spec CALIBRATION.md §0-§1), the reliability diagram's bins, and its SVG.
+/// against `labels` (docs/calibration.md §1-§2), the reliability diagram's bins, and its SVG.
 enum MetricsEndpoint {
     static let metricNames = ["ece", "ace", "mce", "classwise_ece", "brier", "nll", "accuracy", "top_k_accuracy", "opis"]
     static let defaultMetrics = ["ece", "nll", "brier", "accuracy"]
@@ -187,7 +187,8 @@ enum MetricsEndpoint {
         return names
     }
 
-    /// probs rows: entries in [0, 1] and sums within 1e-6 of 1 (§0; field `/probs`).
+    /// probs rows: entries in [0, 1] and sums within 1e-6 of 1 (docs/calibration.md §1; field
+    /// `/probs`).
     static func checkProbabilities(_ m: Matrix) throws(ServiceError) {
         for i in 0..<m.rows {
             var sum = 0.0
@@ -207,7 +208,7 @@ enum MetricsEndpoint {
     }
 
     /// opis's inputs: `similarity` or `distance` [N][N] for the N labels, N ≥ 4, and
-    /// d_min < d_max (§1.11).
+    /// d_min < d_max (docs/calibration.md §2.9).
     static func opisInput(_ tensors: TensorReader, labels: [Int], params: ResolvedParameters) throws(ServiceError) -> OPISInput {
         let hasSimilarity = tensors.contains("similarity"), hasDistance = tensors.contains("distance")
         if hasSimilarity && hasDistance {

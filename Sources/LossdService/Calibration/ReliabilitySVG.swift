@@ -1,6 +1,6 @@
 import LossdKernels
 
-/// A reliability diagram as a standalone SVG document (spec CALIBRATION.md §1.10, API.md
+/// A reliability diagram as a standalone SVG document (docs/calibration.md §2.8,
 /// `/v1/reliability`): accuracy bars per confidence bin, the identity line, the gap between
 /// each bin's accuracy and mean confidence, and a histogram of samples per bin below.
 enum ReliabilitySVG {

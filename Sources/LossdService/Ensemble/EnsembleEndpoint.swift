@@ -3,7 +3,7 @@ import LossdJSON
 import LossdKernels
 
 /// `POST /v1/ensemble`: combines M members' logits [M][N][C] into one prediction per sample
-/// (spec ENSEMBLE.md §C).
+/// (docs/ensembles.md).
 enum EnsembleEndpoint {
     /// CrossMax's parameters; the other methods take none.
     static let crossMaxParameters: [ParameterSpec] = [

@@ -11,7 +11,8 @@ extension LossCatalogue {
         .optional("sample_weights", "[N]"),
     ]
 
-    /// The comp-sum kernel (spec §5) at a fixed τ, for comp_sum and its named special cases.
+    /// The comp-sum kernel (docs/losses.md §5) at a fixed τ, for comp_sum and its named special
+    /// cases.
     private static func evaluateCompSum(_ context: LossContext, tau: Double) throws(ServiceError) -> LossOutput {
         let logits = try context.tensors.requiredMatrix("logits")
         guard let labels = try context.tensors.integers("labels") else { throw ServiceError.missing("labels") }

@@ -6,7 +6,7 @@ extension LossCatalogue {
         decoupledSoftmax, multilabelInfoNCE, softTopK, hlGauss, twoHot, aggregateResponse,
     ]
 
-    // MARK: DEXML multi-label losses (spec §8)
+    // MARK: DEXML multi-label losses (docs/losses.md §11)
 
     private static let dexmlTemperature = ParameterSpec.number(
         "temperature", default: 1, min: 0, minOpen: true, "Scores are logits / temperature (DEXML uses cosine / 0.05).")
@@ -83,7 +83,7 @@ extension LossCatalogue {
         }
     )
 
-    // MARK: Regression as classification (spec §11)
+    // MARK: Regression as classification (docs/losses.md §12)
 
     private static let histogramBins = ParameterSpec.bins(
         "bins", "Support {\"min\", \"max\", \"count\"}: max > min; count (optional) must equal the number of logit columns.")
@@ -141,7 +141,7 @@ extension LossCatalogue {
         }
     )
 
-    // MARK: Aggregate responses (spec §15)
+    // MARK: Aggregate responses (docs/losses.md §13)
 
     static let aggregateResponse = LossDefinition(
         name: "aggregate_response", kind: "regression",

@@ -48,9 +48,9 @@ struct LossDefinition: Sendable {
     let summary: String
     let inputs: [InputSpec]
     let parameters: [ParameterSpec]
-    /// Whether `sample_weights` [R] is accepted (spec §0).
+    /// Whether `sample_weights` [R] is accepted (docs/losses.md §1.3).
     var acceptsSampleWeights = true
-    /// Runs the kernel; errors already carry the spec's code, field and message.
+    /// Runs the kernel; errors already carry their code, field and message (docs/losses.md §1.4).
     let evaluate: @Sendable (LossContext) throws(ServiceError) -> LossOutput
     /// Extras that depend on the reduced mean (e.g. cross-entropy's bits and perplexity).
     var meanExtras: (@Sendable (_ output: LossOutput, _ mean: Double) -> [String: LossExtra])? = nil

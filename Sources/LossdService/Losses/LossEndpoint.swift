@@ -98,7 +98,7 @@ enum LossEndpoint {
     private static func evaluate(
         _ entry: Entry, tensors: TensorReader, gradient: Bool, metrics: ServiceMetrics?
     ) throws(ServiceError) -> JSONValue {
-        // Validation order (spec §1.4): loss name, reduction, then the loss's own checks.
+        // Validation order (docs/losses.md §1.4): loss name, reduction, then the loss's own checks.
         guard let lossNode = entry.lossNode else { throw ServiceError.missing("loss", pointer: "\(entry.pointer)/loss") }
         guard case .string(let name) = lossNode, let definition = LossCatalogue.byName[name] else {
             let given = ResolvedParameters.plain(lossNode)

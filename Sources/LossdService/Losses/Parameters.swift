@@ -1,7 +1,7 @@
 import LossdJSON
 
 /// One parameter a loss accepts: its type, range and default, as listed by `/v1/losses`
-/// and enforced with the spec's messages (`invalid_param`, field `/params/NAME`).
+/// and enforced with the messages of docs/losses.md §1.4 (`invalid_param`, field `/params/NAME`).
 struct ParameterSpec: Sendable {
     struct Bound: Sendable {
         let value: Double

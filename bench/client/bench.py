@@ -6,11 +6,14 @@
 A step is cross-entropy with its gradient over 256x1000 float32 logits. Printed, as
 medians of REPEATS runs in one process:
   - NumPy in-process (log-softmax, mean, gradient, float32 in, float64 math);
-  - lossd through the client (base64 float32 in, base64 answers in float32 and float64);
+  - lossd through the client (float32 logits as a .npy part, the answer as multipart with
+    float32 or float64 .npy parts);
   - the plain-JSON answer with `requests` defaults (Accept-Encoding gzip) and with
     Accept-Encoding identity, the body sent as nested JSON lists, as a user without the
     client would;
-and the gradient's largest difference from NumPy's.
+and the gradient's largest difference from NumPy's. Within each group (the NumPy and
+client steps; the two JSON rows) the rows run in blocks of five consecutive runs, in turn,
+so that other load on the machine slows the rows compared alike.
 """
 import argparse
 import json
@@ -34,14 +37,20 @@ def numpy_step(logits, labels):
     return value, grad / n
 
 
-def median_ms(fn, repeats):
-    fn()  # warm-up: connection, caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+def median_ms(functions, repeats, block=5):
+    """Median milliseconds of each function over `repeats` runs, taken in blocks of
+    `block` consecutive runs a function, the functions' blocks in turn: each runs warm
+    (its own arrays and caches), and a noisy neighbour slows every row alike."""
+    for fn in functions:
+        fn()  # warm-up: connection, caches
+    times = [[] for _ in functions]
+    while len(times[0]) < repeats:
+        for fn, row in zip(functions, times):
+            for _ in range(min(block, repeats - len(row))):
+                start = time.perf_counter()
+                fn()
+                row.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(row) for row in times]
 
 
 def main():
@@ -75,14 +84,14 @@ def main():
         return run
 
     gzip_response = plain("gzip")()
-    numpy_ms = median_ms(lambda: numpy_step(logits, labels), args.repeats)
-    rows = [
-        ("NumPy in-process", numpy_ms),
-        ("lossd via the client, float64 answers", median_ms(step64, args.repeats)),
-        ("lossd via the client, float32 answers", median_ms(step32, args.repeats)),
-        ("plain JSON, Accept-Encoding: identity", median_ms(plain("identity"), args.repeats)),
-        ("plain JSON, Accept-Encoding: gzip (requests' default)", median_ms(plain("gzip"), args.repeats)),
-    ]
+    names = ["NumPy in-process", "lossd via the client, float64 answers", "lossd via the client, float32 answers",
+             "plain JSON, Accept-Encoding: identity", "plain JSON, Accept-Encoding: gzip (requests' default)"]
+    # Two groups, each interleaved: the steps to compare with NumPy, then the JSON pair
+    # (whose 5.7 MB answers would evict NumPy's working set from the caches).
+    medians = (median_ms([lambda: numpy_step(logits, labels), step64, step32], args.repeats)
+               + median_ms([plain("identity"), plain("gzip")], args.repeats))
+    rows = list(zip(names, medians))
+    numpy_ms = medians[0]
     print(f"256x1000 cross-entropy + gradient, median of {args.repeats}; the JSON answer is "
           f"{len(gzip_response.content) / 1e6:.1f} MB, Content-Encoding: {gzip_response.headers.get('Content-Encoding', 'identity')}")
     print("| step | ms | / NumPy |")

@@ -17,7 +17,7 @@ struct TensorLimits {
 
 /// Reads tensor fields in the three encodings of the API (nested arrays; `{shape, data}`;
 /// `{shape, dtype, base64}`), checking rank, rectangularity, sizes and finiteness, with the
-/// spec's messages and a JSON pointer to the offending field or element.
+/// messages of docs/losses.md §1.4 and a JSON pointer to the offending field or element.
 struct TensorReader {
     let object: JSONObject
     var limits = TensorLimits()
@@ -264,7 +264,7 @@ enum ShapeDescription {
     }
 }
 
-/// Numbers as the spec prints them in messages: shortest round-trip, integral values without `.0`.
+/// Numbers as docs/losses.md §1.4 prints them in messages: shortest round-trip, integral values without `.0`.
 enum NumberText {
     static func format(_ v: Double) -> String {
         guard v.isFinite else { return v.isNaN ? "nan" : (v < 0 ? "-inf" : "inf") }

@@ -24,16 +24,18 @@ extension Aggregation {
         frequency(data)
     }
 
-    /// `softmax`: softmax(n_t / τ) over all K classes.
+    /// `softmax`: softmax(n_t / τ) over all K classes, computed as exp((n − max n)/τ) so
+    /// that a τ small enough for n/τ to overflow still gives the one-hot of the majority
+    /// (split evenly between tied classes).
     public static func softmax(_ data: CrowdAnnotations, temperature: Double) -> AggregationResult {
         var soft = data.voteCounts()
         let k = data.numClasses
         for t in 0..<data.itemCount where data.annotated[t] {
             var top = -Double.infinity
-            for c in 0..<k { top = max(top, soft[t, c] / temperature) }
+            for c in 0..<k { top = max(top, soft[t, c]) }
             var sum = 0.0
             for c in 0..<k {
-                let e = exp(soft[t, c] / temperature - top)
+                let e = exp((soft[t, c] - top) / temperature)
                 soft[t, c] = e
                 sum += e
             }

@@ -159,11 +159,12 @@ public enum TemperatureScaling {
         return (model, FitReport(iterations: result.iterations, converged: result.converged, notes: notes))
     }
 
-    /// softmax(z / T) row-wise: z/T written into the output, its log-sum-exp, then the
-    /// exponentials in place (three passes, no scratch).
+    /// softmax(z / T) row-wise: (z − max z)/T written into the output, its log-sum-exp,
+    /// then the exponentials in place (no scratch). Dividing the shifted row (rather than
+    /// multiplying by 1/T) keeps every entry ≤ 0 and finite or −∞ for any T > 0, even one
+    /// whose reciprocal overflows (T = 5e-324 gives the one-hot of the maximum).
     public static func apply(temperature: Double, logits: Matrix) -> Matrix {
         let n = logits.rows, c = logits.cols
-        let inverse = 1 / temperature
         let values = [Double](unsafeUninitializedCapacity: n * c) { buffer, count in
             logits.values.withUnsafeBufferPointer { z in
                 let base = buffer.baseAddress!
@@ -171,7 +172,9 @@ public enum TemperatureScaling {
                     for i in range {
                         let o = UnsafeMutableBufferPointer(start: base + i * c, count: c)
                         let row = z.row(i, width: c)
-                        for j in 0..<c { o[j] = row[j] * inverse }
+                        var top = -Double.infinity
+                        for j in 0..<c where row[j] > top { top = row[j] }
+                        for j in 0..<c { o[j] = (row[j] - top) / temperature }
                         let scaled = UnsafeBufferPointer(o)
                         let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(scaled)
                         TwoPassSoftmax.expShifted(scaled, shift: m + excess, into: o)

@@ -107,8 +107,8 @@ enum AggregateEndpoint {
             .choice("method", ["vb", "em"], default: "vb", "variational Bayes or EM training"),
             .number("smoothing", default: 0.1, min: 0, "accepted for compatibility; crowd-kit uses 0.01/K'"),
             .number("default_noise", default: 0.5, min: 0, max: 1e6, "initialisation noise"),
-            .number("alpha", default: 0.5, min: 0, minOpen: true, "Beta prior α on spamming"),
-            .number("beta", default: 0.5, min: 0, minOpen: true, "Beta prior β on spamming"),
+            .number("alpha", default: 0.5, min: 1e-6, "Beta prior α on spamming (smaller priors underflow the variational update)"),
+            .number("beta", default: 0.5, min: 1e-6, "Beta prior β on spamming (smaller priors underflow the variational update)"),
             .integer("random_state", default: 0, min: 0, max: 4_294_967_295, "seed of the initialisation"),
         ],
         .zeroBasedSkill: [
@@ -213,6 +213,14 @@ enum AggregateEndpoint {
         }
 
         let result = plan.run(data)
+        // A prior or temperature at the edge of its range can make a method's numbers
+        // overflow; answer that, never nulls in place of soft labels.
+        for answer in [result.0] + result.1.map(\.1)
+        where !answer.soft.values.allFinite || !(answer.skill ?? []).allFinite {
+            throw ServiceError.invalid(
+                .valueOverflow, field: "/params",
+                "the aggregation is not representable in float64 with these parameters (a prior or temperature too close to 0)")
+        }
         return LossdService.json(
             render(result, plan: plan, data: data, items: itemTable.ids, annotators: annotatorTable.ids), output: output)
     }

@@ -13,7 +13,9 @@ extension CalibratorCatalogue {
         method: "temperature",
         summary: "Temperature scaling: p = softmax(z / T), T > 0, fitted by minimising the mean NLL (convex in 1/T; safeguarded Newton, log(1/T) in [-10, 10])",
         parameters: [
-            .interval("log_beta_bounds", default: (-10, 10), "box for log(1/T); the fit stops at a bound with at_bound set")
+            .interval(
+                "log_beta_bounds", default: (-10, 10), within: -709...709,
+                "box for log(1/T) within [-709, 709] (where 1/T stays a finite float64); the fit stops at a bound with at_bound set")
         ],
         fit: { input, parameters throws(ServiceError) in
             let logits = try CalibratorInputs.logits(input)

@@ -265,6 +265,13 @@ enum CalibratorEndpoints {
     }
 
     private static func respond(_ probs: Matrix, output: OutputEncoding) throws(ServiceError) -> HTTPResponse {
+        // A calibrator's parameters can overflow on these logits (a matrix with entries near
+        // 1e308): say so rather than answer nulls.
+        guard probs.values.allFinite else {
+            throw ServiceError.invalid(
+                .valueOverflow, field: nil,
+                "the calibrated probabilities are not representable in float64: the calibrator's parameters overflow on these logits")
+        }
         var predictions: [JSONValue] = []
         predictions.reserveCapacity(probs.rows)
         for r in 0..<probs.rows {

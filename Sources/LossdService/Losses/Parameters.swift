@@ -19,7 +19,8 @@ struct ParameterSpec: Sendable {
         case bins
         /// `[lower, upper]`: two finite numbers with lower < upper (e.g. temperature's
         /// `log_beta_bounds`).
-        case interval
+        /// `[lower, upper]`, both within `bounds` when given.
+        case interval(bounds: ClosedRange<Double>?)
     }
 
     let name: String
@@ -62,9 +63,13 @@ struct ParameterSpec: Sendable {
             defaultValue: .null, nullable: true, summary: summary)
     }
 
-    /// An optional `[lower, upper]` pair with a default.
-    static func interval(_ name: String, default value: (Double, Double), _ summary: String) -> ParameterSpec {
-        ParameterSpec(name: name, kind: .interval, defaultValue: .array([.double(value.0), .double(value.1)]), summary: summary)
+    /// An optional `[lower, upper]` pair with a default, both ends within `bounds` when given.
+    static func interval(
+        _ name: String, default value: (Double, Double), within bounds: ClosedRange<Double>? = nil, _ summary: String
+    ) -> ParameterSpec {
+        ParameterSpec(
+            name: name, kind: .interval(bounds: bounds), defaultValue: .array([.double(value.0), .double(value.1)]),
+            summary: summary)
     }
 
     /// A required histogram support object (hl_gauss, two_hot).
@@ -105,9 +110,14 @@ struct ParameterSpec: Sendable {
             members.append(("enum", .array(options.map { .string($0) })))
         case .boolean:
             members.append(("type", "boolean"))
-        case .interval:
+        case .interval(let bounds):
             members.append(("type", "array"))
-            members.append(("items", .object([("type", "number")])))
+            members.append((
+                "items",
+                .object(
+                    [("type", "number")]
+                        + (bounds.map { [("min", JSONValue.double($0.lowerBound)), ("max", JSONValue.double($0.upperBound))] } ?? []))
+            ))
             members.append(("length", 2))
         case .bins:
             members.append(("type", "object"))
@@ -210,13 +220,14 @@ struct ResolvedParameters: Sendable {
                 numbers[spec.name] = b ? 1 : 0
             case .bins:
                 supports[spec.name] = try BinsValue(node, name: spec.name, field: field)
-            case .interval:
+            case .interval(let bounds):
+                let within = bounds.map { " within [\(Self.text(.number($0.lowerBound))), \(Self.text(.number($0.upperBound)))]" } ?? ""
                 guard case .numbers(let pair) = node, pair.shape == [2], pair.values.allSatisfy(\.isFinite),
-                    pair.values[0] < pair.values[1]
+                    pair.values[0] < pair.values[1], bounds.map({ $0.contains(pair.values[0]) && $0.contains(pair.values[1]) }) ?? true
                 else {
                     throw ServiceError.invalid(
                         .invalidParam, field: field,
-                        "`\(spec.name)` must be [lower, upper] with finite lower < upper (got \(Self.text(node)))")
+                        "`\(spec.name)` must be [lower, upper] with finite lower < upper\(within) (got \(Self.text(node)))")
                 }
                 intervals[spec.name] = (pair.values[0], pair.values[1])
             }

@@ -114,7 +114,7 @@ public enum ScalingFit {
     ///
     /// - power_law: `e ∈ {log(0.5·min L), log(0.9·min L)}` (outermost; absent without
     ///   L_inf), then `a ∈ {log min x, log max x, log max x + 5}`, then
-    ///   `u ∈ {log 0.1, log 0.3, 0}` — 18 starts (6 without L_inf)
+    ///   `u ∈ {log 0.1, log 0.3, 0}` — 18 starts (9 without L_inf)
     /// - chinchilla: `α, β ∈ {0.1, 0.3, 0.6}`, `e ∈ {−1, 0, 1}`, `a, b ∈ {0, 5, 10, 15}`,
     ///   in that nesting — 432 starts
     /// - nmt: `pe, pd ∈ {0.1, 0.3, 0.6}`, `l ∈ {log(0.5·min L), log(0.9·min L)}`,

@@ -25,8 +25,9 @@ public struct ScalingBootstrapResult: Sendable, Equatable {
 /// with two or more curves whole curves — and refits with the drawn multiplicities as
 /// weight factors, starting from the full-data optimum only (one L-BFGS run, same
 /// tolerances as the fit). Intervals are percentiles with linear interpolation between
-/// order statistics (NumPy's default). The stream is SplitMix64 seeded by `seed`, so the
-/// same seed gives the same answer from the same build.
+/// order statistics (NumPy's default). Resample r draws from SplitMix64 seeded by the
+/// r-th output of SplitMix64(`seed`), so the same seed gives the same answer from the
+/// same build, whatever the number of threads; resamples run in parallel across cores.
 public enum ScalingBootstrap {
     /// B resamples (1 … 1000, field `/params/bootstrap/samples`) at `level` ∈ (0, 1)
     /// (field `/params/bootstrap/level`); intervals for every parameter and for the law at
@@ -48,19 +49,28 @@ public enum ScalingBootstrap {
         let map = BoundedMap(law: law)
         let byCurve = law.kind == .lrAnnealing && problem.groups >= 2
         let units = byCurve ? problem.groups : problem.count
-        var rng = SplitMix64(seed: seed)
+        // One sub-seed per resample from the master stream, so refits can run in parallel
+        // and still give the same answer whatever the thread count.
+        var master = SplitMix64(seed: seed)
+        let seeds = (0..<samples).map { _ in master.next() }
+        var refitted = [[Double]?](repeating: nil, count: samples)
+        refitted.withUnsafeMutableBufferPointer { slots in
+            Parallel.forEachRange(samples, costPerRow: problem.count * 100 * 40) { range in
+                for r in range where !Cancellation.isCancelled {
+                    var rng = SplitMix64(seed: seeds[r])
+                    var drawn = [Int](repeating: 0, count: units)
+                    for _ in 0..<units { drawn[rng.below(units)] += 1 }
+                    let multiplicity = byCurve ? problem.group.map { drawn[$0] } : drawn
+                    let run = ScalingFit.minimize(problem.resampled(multiplicity: multiplicity), map: map, z0: fit.z)
+                    if run.f.isFinite { slots[r] = law.values(theta: map.theta(run.x)) }
+                }
+            }
+        }
         var paramDraws = [[Double]](repeating: [], count: law.parameterNames.count)
         var predictionDraws = [[Double]](repeating: [], count: prepared?.a.count ?? 0)
         var refits = 0
-        for _ in 0..<samples {
-            if Cancellation.isCancelled { break }
-            var drawn = [Int](repeating: 0, count: units)
-            for _ in 0..<units { drawn[rng.below(units)] += 1 }
-            let multiplicity = byCurve ? problem.group.map { drawn[$0] } : drawn
-            let run = ScalingFit.minimize(problem.resampled(multiplicity: multiplicity), map: map, z0: fit.z)
-            guard run.f.isFinite else { continue }
+        for case let values? in refitted {
             refits += 1
-            let values = law.values(theta: map.theta(run.x))
             for (j, v) in values.enumerated() { paramDraws[j].append(v) }
             if let prepared {
                 for (j, v) in prepared.evaluate(values).enumerated() { predictionDraws[j].append(v) }

@@ -64,11 +64,18 @@ extension ScalingProblem {
                         case .chinchilla:
                             let (e, a, b, al, be) = (t[0], t[1], t[2], t[3], t[4])
                             var ge = 0.0, ga = 0.0, gb = 0.0, gal = 0.0, gbe = 0.0
+                            let bigE = exp(e)
                             for i in 0..<n {
                                 let t1 = a - al * u[i], t2 = b - be * v[i]
-                                let m = max(t1, t2, e)
-                                let e1 = exp(t1 - m), e2 = exp(t2 - m), e3 = exp(e - m)
-                                let sum = e1 + e2 + e3
+                                // Unshifted terms (two exponentials) unless one would
+                                // overflow or all underflow; then shifted by the max.
+                                var m = 0.0, e1 = exp(t1), e2 = exp(t2), e3 = bigE
+                                var sum = e1 + e2 + e3
+                                if !(sum.isNormal && sum.isFinite) {
+                                    m = max(t1, t2, e)
+                                    e1 = exp(t1 - m); e2 = exp(t2 - m); e3 = exp(e - m)
+                                    sum = e1 + e2 + e3
+                                }
                                 let (h, s) = Self.huber(m + log(sum) - ll[i], delta)
                                 f += w[i] * h
                                 let k = w[i] * s / sum

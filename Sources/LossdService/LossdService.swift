@@ -97,7 +97,7 @@ public final class LossdService: HTTPResponder {
         }
     }
 
-    static let heavyRoutes: Set<String> = ["/v1/calibrators/fit", "/v1/aggregate"]
+    static let heavyRoutes: Set<String> = ["/v1/calibrators/fit", "/v1/aggregate", "/v1/scaling/fit"]
     static let lightBodyBytes = 1 << 20
 
     public func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
@@ -211,6 +211,7 @@ public final class LossdService: HTTPResponder {
         CalibratorEndpoints.register(on: &router, slot: state.calibrators)
         router.add("POST", "/v1/aggregate") { route throws(ServiceError) in try AggregateEndpoint.respond(route) }
         router.add("POST", "/v1/ensemble") { route throws(ServiceError) in try EnsembleEndpoint.respond(route) }
+        ScalingEndpoints.register(on: &router)
         router.add("GET", "/metrics", inline: true) { _ throws(ServiceError) in
             let entries = state.calibrators.sampledCount()
             return HTTPResponse(

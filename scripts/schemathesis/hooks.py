@@ -32,6 +32,10 @@ So, for a positive case only (one schemathesis expects the server to accept),
 * aggregation labels are taken modulo `num_classes`, missing annotated items appended
   to `params.items`, `average`'s `weights` resized to its methods, and a chosen method's
   member that is not valid parameters for it dropped;
+* scaling fits get points (or curves) of a known law in the generated count and layout,
+  enough for the law, `weights` one per fitted point and at most 10 bootstrap samples;
+  scaling predictions get parameters that agree with `irreducible`, point lists of one
+  length and schedule steps after the warm-up;
 * a multipart `/v1/loss` case gets a valid `request` part and no other part: the
   generator draws any JSON text for `request`, and schemathesis never counts a body with
   binary data (the `.npy` parts) as positive, so those are left to the integration tests
@@ -51,7 +55,9 @@ does not conform: a repair can never make the document look right.
 its gradient outside the float64 range, e.g. z_loss with `a` = 5e-324, or `reduction:
 sum` over values near 1e308), `/v1/calibrate` and apply (a calibrator whose parameters
 overflow on the logits, e.g. a matrix with entries near 1e308) and `/v1/aggregate` (a
-method diverging at the edge of its learning-rate range). Whether that happens depends on
+method diverging at the edge of its learning-rate range), `/v1/scaling/fit` and predict (a
+law evaluated far outside the float64 range, e.g. `x0` near 1e308 with a large `alpha`).
+Whether that happens depends on
 the magnitudes of the data and the parameters together, which no request schema can
 bound.
 
@@ -671,6 +677,107 @@ _document: dict | None = None
 _validators: dict[str, Any] = {}
 
 
+# -- scaling laws -------------------------------------------------------------------
+
+SCALING_MIN_POINTS = {"power_law": 4, "chinchilla": 6, "nmt": 5}
+
+
+def scaling_points(law: str, count: int) -> list[dict]:
+    """`count` points of a known law over two decades and more (every start of the fit
+    grid has a finite objective on them)."""
+    points = []
+    for i in range(count):
+        t = i / max(count - 1, 1)
+        if law == "power_law":
+            x = 1e6 * 10 ** (4 * t)
+            points.append({"x": x, "loss": 1.69 + (8.8e6 / x) ** 0.34})
+        elif law == "chinchilla":
+            n, d = 7e7 * 10 ** (2 * t), 5e9 * 10 ** (2 * ((i * 7) % count) / max(count - 1, 1))
+            points.append({"n": n, "d": d, "loss": 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28})
+        else:
+            e, d = 2e7 * 10 ** (2 * t), 2e7 * 10 ** (2 * ((i * 3) % count) / max(count - 1, 1))
+            points.append({"n_encoder": e, "n_decoder": d, "loss": 1.2 * (1e8 / e) ** 0.25 * (1e8 / d) ** 0.45 + 0.9})
+    return points
+
+
+def scaling_curve(warmup: int, decay: float, length: int = 24) -> dict:
+    """A dense warm-up + cosine curve of `length` steps after warm-up, its losses from a
+    known lr_annealing law."""
+    total = warmup + length
+    lr = [3e-4 * (s + 1) / max(warmup, 1) if s < warmup else
+          3e-5 + (3e-4 - 3e-5) * 0.5 * (1 + math.cos(math.pi * (s - warmup) / length)) for s in range(total)]
+    loss, s1, momentum, s2 = [], 0.0, 0.0, 0.0
+    for s in range(total):
+        if s < warmup:
+            loss.append(3.0)
+            continue
+        previous = lr[s - 1] if s > warmup else lr[s]
+        s1 += lr[s]
+        momentum = decay * momentum + (previous - lr[s])
+        s2 += momentum
+        loss.append(2.1 + 0.45 * s1 ** -0.51 - 0.35 * s2)
+    return {"lr": lr, "loss": loss}
+
+
+def repair_scaling_fit(body: dict) -> dict:
+    """Points (or curves) of a known law in the count and layout generated, enough of
+    them for the law, `weights` one per fitted point, and at most 10 bootstrap samples
+    (a CI-time bound: each sample is a refit)."""
+    body = copy.deepcopy(body)
+    law = body.get("law")
+    params = body.get("params") or {}
+    data = body.get("data") or []
+    if law == "lr_annealing":
+        warmup = params.get("warmup_steps", 0)
+        if warmup > 64:
+            raise Unrepairable("a warm-up longer than a CI curve")
+        curves = [scaling_curve(warmup, params.get("decay", 0.999)) for _ in data[:4]]
+        body["data"] = curves
+        fitted = 24 * len(curves)
+    else:
+        minimum = SCALING_MIN_POINTS[law] - (1 if law == "power_law" and params.get("irreducible") is False else 0)
+        count = min(max(len(data), minimum), 64)
+        body["data"] = scaling_points(law, count)
+        fitted = count
+    if "weights" in body:
+        generated = [w for w in body["weights"] if isinstance(w, (int, float)) and w >= 0] or [1.0]
+        body["weights"] = [1.0] + [generated[i % len(generated)] for i in range(1, fitted)]
+    if isinstance(body.get("bootstrap"), dict) and body["bootstrap"].get("samples", 1) > 10:
+        body["bootstrap"]["samples"] = 10
+    return body
+
+
+def repair_scaling_predict(body: dict) -> dict:
+    """Parameters that agree with `irreducible`, point lists of one length, and a
+    schedule whose steps lie after the warm-up."""
+    body = copy.deepcopy(body)
+    law = body.get("law")
+    params = body.get("params") or {}
+    if law == "power_law":
+        if params.get("irreducible") is False:
+            params.pop("L_inf", None)
+        else:
+            params.setdefault("L_inf", 1.0)
+    pairs = {"chinchilla": ("n", "d"), "nmt": ("n_encoder", "n_decoder")}
+    if law in pairs:
+        a, b = pairs[law]
+        if a in body and b in body:
+            k = min(len(body[a]), len(body[b]))
+            body[a], body[b] = body[a][:k], body[b][:k]
+    if law == "lr_annealing":
+        curve = body.get("curve") or {}
+        lr = [v if v > 0 else 1e-3 for v in curve.get("lr", [])][:4096] or [1e-3]
+        curve["lr"] = lr
+        warmup = min(params.get("warmup_steps", 0), len(lr) - 1)
+        params["warmup_steps"] = warmup
+        if "steps" in curve:
+            steps = list(range(warmup + 1, len(lr) + 1))[: max(len(curve["steps"]), 1)]
+            curve["steps"] = steps
+        body["curve"] = curve
+    body["params"] = params
+    return body
+
+
 def validator(key: str, schema: dict) -> Any:
     """A JSON Schema validator of `schema`, whose references point into openapi.yaml."""
     global _document
@@ -730,6 +837,10 @@ def repaired(case: Any) -> Any:
         return repair_ensemble(body)
     if route == ("POST", "/v1/aggregate"):
         return repair_aggregate(body)
+    if route == ("POST", "/v1/scaling/fit"):
+        return repair_scaling_fit(body)
+    if route == ("POST", "/v1/scaling/predict"):
+        return repair_scaling_predict(body)
     return body
 
 
@@ -768,7 +879,8 @@ def filter_failure(context, failure, case, response):
     it (see the module doc)."""
     if type(failure).__name__ != "RejectedPositiveData":
         return True
-    overflowing = {"/v1/loss", "/v1/calibrate", "/v1/calibrators/{name}/apply", "/v1/aggregate"}
+    overflowing = {"/v1/loss", "/v1/calibrate", "/v1/calibrators/{name}/apply", "/v1/aggregate", "/v1/scaling/fit",
+                   "/v1/scaling/predict"}
     if case.method.upper() != "POST" or case.operation.path not in overflowing or response.status_code != 422:
         return True
     try:

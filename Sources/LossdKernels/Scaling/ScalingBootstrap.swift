@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A percentile interval `[q_{(1−level)/2}, q_{(1+level)/2}]`.
 public struct ScalingInterval: Sendable, Equatable {

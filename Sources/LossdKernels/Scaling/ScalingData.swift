@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// One training curve for `lr_annealing`: the learning rate of every step and the loss,
 /// either at every step (dense: `loss.count == lr.count`, the first W values ignored) or

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Compute-optimal model and data sizes for one budget (chinchilla).
 public struct ComputeOptimalAllocation: Sendable, Equatable {

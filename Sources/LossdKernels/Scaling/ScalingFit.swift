@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What a fit reports beside the parameters (docs/scaling.md, "Fit report").
 public struct ScalingFitReport: Sendable, Equatable {

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The four laws lossd fits (docs/scaling.md, "The laws"), by their request name.
 public enum ScalingLawKind: String, Sendable, CaseIterable, Equatable {

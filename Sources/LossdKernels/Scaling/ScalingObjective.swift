@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The fitting objective of docs/scaling.md ("Objective"): with log residuals
 /// `r_i = log L̂_i(θ) − log L_i`,

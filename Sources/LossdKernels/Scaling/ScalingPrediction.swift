@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Where to evaluate a law (predict, derived quantities, bootstrap intervals). Fields of
 /// errors are relative to the query: `/x/i`, `/n/i`, `/d/i`, `/n_encoder/i`,

@@ -121,7 +121,11 @@ extension Gzip {
         else { return response }
         var answer = response
         // Whether this answer is compressed depends on Accept-Encoding: caches must know.
-        if response.body.count >= policy.minBytes { answer.headers.add(name: "Vary", value: "Accept-Encoding") }
+        if response.body.count >= policy.minBytes {
+            // One Vary header listing every request header the answer depended on.
+            let vary = response.headers["vary"].map { "\($0), Accept-Encoding" } ?? "Accept-Encoding"
+            answer.headers.replaceOrAdd(name: "Vary", value: vary)
+        }
         guard (policy.minBytes...max(policy.minBytes, policy.maxBytes)).contains(response.body.count),
             acceptsGzip(request.headers.values(named: "accept-encoding")),
             let body = deflate(response.body, level: Int32(min(9, policy.level)))

@@ -218,3 +218,21 @@ def test_multipart_answer_parts_are_npy_files(server):
     assert document["grad"]["logits"] == {"shape": [1, 3], "dtype": "float64", "part": "/grad/logits"}
     grad = np.load(io.BytesIO(named["/grad/logits"]))
     assert grad.shape == (1, 3) and abs(grad.sum()) < 1e-15
+
+
+def test_scaling_law_fit_and_prediction(client):
+    """A power law fitted from a DataFrame-like list of points, then extrapolated."""
+    x = np.logspace(6, 10, 9)
+    points = [{"x": float(v), "loss": 1.69 + (8.8e6 / v) ** 0.34} for v in x]
+    fit = client.fit_scaling_law("power_law", points, bootstrap={"samples": 10, "seed": 1})
+    assert fit["law"] == "power_law" and fit["fit"]["converged"]
+    assert abs(fit["params"]["alpha"] / 0.34 - 1) < 1e-3
+    assert set(fit["intervals"]["params"]) == {"L_inf", "x0", "alpha"}
+    prediction = client.predict_scaling_law("power_law", {**fit["params"], **fit["options"]},
+                                            x=np.array([1e11]), target_loss=1.8)
+    assert isinstance(prediction["loss"], np.ndarray)
+    assert abs(prediction["loss"][0] / (1.69 + (8.8e6 / 1e11) ** 0.34) - 1) < 1e-5
+    assert abs(prediction["derived"]["x_for_loss"] / (8.8e6 * (1.8 - 1.69) ** (-1 / 0.34)) - 1) < 1e-3
+    with pytest.raises(lossd.LossdError) as error:
+        client.fit_scaling_law("power_law", points, params={"irreducable": False})
+    assert error.value.code == "unknown_field" and error.value.field == "/params/irreducable"

@@ -11,16 +11,10 @@ import Testing
 /// numbers (float64) or their nearest float32.
 @Suite("Multipart answers")
 struct MultipartAnswerTests {
-    let context = RequestContext(requestID: "t-1", remoteAddress: "127.0.0.1")
 
     func call(_ path: String, _ body: [String: Any], accept: String? = nil, acceptEncoding: String? = nil) throws -> HTTPResponse {
-        let service = LossdService(configuration: ServiceConfiguration())
-        var headers: HTTPHeaders = ["Host": "x", "Content-Type": "application/json"]
-        if let accept { headers.add(name: "Accept", value: accept) }
-        if let acceptEncoding { headers.add(name: "Accept-Encoding", value: acceptEncoding) }
-        let head = HTTPRequestHead(method: "POST", target: path, version: .http1_1, headers: headers)
-        let data = try JSONSerialization.data(withJSONObject: body)
-        return service.respond(to: HTTPRequest(head: head, body: Array(data)), context: context)
+        try InProcessCall.post(
+            path, body, headers: [("Accept", accept), ("Accept-Encoding", acceptEncoding)].compactMap { name, value in value.map { (name, $0) } })
     }
 
     /// The parts of a multipart body by name: (headers text, data).

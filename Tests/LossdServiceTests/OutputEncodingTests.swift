@@ -10,16 +10,10 @@ import Testing
 /// float64, rounded to nearest for float32); scalars and integer lists are unchanged.
 @Suite("Binary answers")
 struct OutputEncodingTests {
-    let context = RequestContext(requestID: "t-1", remoteAddress: "127.0.0.1")
+    let context = InProcessCall.context
 
     func call(_ path: String, _ body: [String: Any]) throws -> (status: Int, json: [String: Any]) {
-        let service = LossdService(configuration: ServiceConfiguration())
-        let head = HTTPRequestHead(
-            method: "POST", target: path, version: .http1_1, headers: ["Host": "x", "Content-Type": "application/json"])
-        let data = try JSONSerialization.data(withJSONObject: body)
-        let response = service.respond(to: HTTPRequest(head: head, body: Array(data)), context: context)
-        let json = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
-        return (response.status.code, json)
+        try InProcessCall.postJSON(path, body)
     }
 
     /// The flat values and shape of an encoded tensor.

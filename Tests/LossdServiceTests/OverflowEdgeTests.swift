@@ -8,15 +8,9 @@ import Testing
 /// finite numbers or a 422 naming the problem, never nulls in place of probabilities.
 @Suite("Edge-of-range parameters")
 struct OverflowEdgeTests {
-    let context = RequestContext(requestID: "t-1", remoteAddress: "127.0.0.1")
 
     func call(_ path: String, _ body: [String: Any]) throws -> (status: Int, json: [String: Any]) {
-        let service = LossdService(configuration: ServiceConfiguration())
-        let head = HTTPRequestHead(
-            method: "POST", target: path, version: .http1_1, headers: ["Host": "x", "Content-Type": "application/json"])
-        let response = service.respond(
-            to: HTTPRequest(head: head, body: Array(try JSONSerialization.data(withJSONObject: body))), context: context)
-        return (response.status.code, try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:])
+        try InProcessCall.postJSON(path, body)
     }
 
     let logits: [[Double]] = [[-1.0, 0.25, -0.75], [-0.25, 1.0, 0.5]]

@@ -10,21 +10,8 @@
 public enum CorrectnessAware {
     public static let method = "correctness_aware"
 
-    /// SplitMix64 (Steele, Lea & Flood 2014), the stream of docs/calibration.md §3.6.
-    public struct SplitMix64: Sendable {
-        public var state: UInt64
-        public init(seed: UInt64) { state = seed }
-        public mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        public mutating func uniform(_ lo: Double, _ hi: Double) -> Double {
-            lo + (hi - lo) * (Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0))
-        }
-    }
+    /// The stream of docs/calibration.md §3.6 (kept under this name for its callers).
+    public typealias SplitMix64 = LossdKernels.SplitMix64
 
     /// The network's parameters.
     public struct Network: Sendable, Equatable {

@@ -99,29 +99,3 @@ public enum ScalingBootstrap {
         return sorted[i] + (h - Double(i)) * (sorted[i + 1] - sorted[i])
     }
 }
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seedable 64-bit generator.
-struct SplitMix64: Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..<n` (n > 0), unbiased (Lemire's multiply-and-reject).
-    mutating func below(_ n: Int) -> Int {
-        let bound = UInt64(n)
-        var product = next().multipliedFullWidth(by: bound)
-        if product.low < bound {
-            let threshold = (0 &- bound) % bound
-            while product.low < threshold { product = next().multipliedFullWidth(by: bound) }
-        }
-        return Int(product.high)
-    }
-}

@@ -200,19 +200,24 @@ def fit(law, data, opts=None, weights=None, starts=None):
     X, L = design(law, data, opts)
     w = np.ones_like(L) if weights is None else np.asarray(weights, float)
     best = None
+    runs = nfev = 0
     for th0 in (starts if starts is not None else grid(law, X, L, opts)):
         f0 = objective(law, th0, X, L, opts, w, delta)
         if f0 >= 1e30:
             continue
+        runs += 1
         res = minimize(lambda t: objective(law, t, X, L, opts, w, delta), th0, method="L-BFGS-B",
                        bounds=bounds(law, len(th0)), options={"maxiter": 500, "gtol": 1e-12, "ftol": 1e-15})
+        nfev += res.nfev
         if best is None or res.fun < best.fun:
             best = res
     p = unpack(law, best.x, opts)
     Lh = predict(law, p, X, opts)
     r = np.log(Lh) - np.log(L)
+    # starts run and objective evaluations: bench/scaling reports them beside lossd's.
     report = {"objective": float(best.fun), "rmse_log": float(np.sqrt(np.mean(r * r))),
-              "r2": float(1 - np.sum((Lh - L) ** 2) / np.sum((L - L.mean()) ** 2)), "n_points": int(L.size)}
+              "r2": float(1 - np.sum((Lh - L) ** 2) / np.sum((L - L.mean()) ** 2)), "n_points": int(L.size),
+              "iterations": int(best.nit), "converged": bool(best.success), "starts": runs, "nfev": int(nfev)}
     echo = {k: opts[k] for k in ("n_encoder_ref", "n_decoder_ref") if k in opts}
     return p, report, best.x, echo
 

@@ -3,7 +3,7 @@ import LossdKernels
 /// A reliability diagram as a standalone SVG document (docs/calibration.md §2.8,
 /// `/v1/reliability`): accuracy bars per confidence bin, the identity line, the gap between
 /// each bin's accuracy and mean confidence, and a histogram of samples per bin below.
-enum ReliabilitySVG {
+enum ReliabilitySVG: SVGDrawing {
     static let width = 900.0, height = 700.0
     /// The reliability plot and the histogram below it share the x axis.
     static let left = 90.0, plotWidth = 560.0
@@ -18,11 +18,7 @@ enum ReliabilitySVG {
         let regular = bins.filter { $0.upper > $0.lower }
         let title = "Reliability diagram \u{2014} ECE = \(fixed(ece, 4)), N = \(n)"
         let subtitle = "\(regular.count) bins (\(binRule.rawValue) rule), accuracy = \(fixed(accuracy * 100, 1))%"
-        s += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
-        s += "viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"13\">\n"
-        s += "<title>\(escape(title))</title>\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
+        s += documentStart(width: width, height: height, title: title, fontSize: 13)
         s += text(width / 2, 32, title, size: 19, anchor: "middle", weight: "bold")
         s += text(width / 2, 54, subtitle, size: 13, anchor: "middle", fill: "#555555")
 
@@ -110,62 +106,5 @@ enum ReliabilitySVG {
         let x0 = x(bin.lower), x1 = x(bin.upper)
         let inset = min(0.5, (x1 - x0) / 4)
         return (x0 + inset, x1 - inset)
-    }
-
-    // MARK: Elements
-
-    static func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, stroke: String, extra: String = "") -> String {
-        "<line x1=\"\(f(x1))\" y1=\"\(f(y1))\" x2=\"\(f(x2))\" y2=\"\(f(y2))\" stroke=\"\(stroke)\"\(extra)/>\n"
-    }
-
-    static func rect(_ x: Double, _ y: Double, _ w: Double, _ h: Double, fill: String, extra: String = "") -> String {
-        "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(max(w, 0)))\" height=\"\(f(max(h, 0)))\" fill=\"\(fill)\"\(extra)/>\n"
-    }
-
-    static func text(
-        _ x: Double, _ y: Double, _ content: String, size: Int = 12, anchor: String = "start",
-        weight: String? = nil, fill: String = "#222222", rotate: Bool = false
-    ) -> String {
-        var s = "<text x=\"\(f(x))\" y=\"\(f(y))\" font-size=\"\(size)\" text-anchor=\"\(anchor)\" fill=\"\(fill)\""
-        if let weight { s += " font-weight=\"\(weight)\"" }
-        if rotate { s += " transform=\"rotate(-90 \(f(x)) \(f(y)))\"" }
-        return s + ">\(escape(content))</text>\n"
-    }
-
-    /// XML text and attribute escaping.
-    static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for c in text {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
-
-    /// Coordinates with two decimals.
-    static func f(_ v: Double) -> String { fixed(v, 2) }
-
-    /// `v` rounded to `digits` decimals, without Foundation.
-    static func fixed(_ v: Double, _ digits: Int) -> String {
-        guard v.isFinite else { return "nan" }
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        let scaled = (abs(v) * scale).rounded()
-        guard scaled < 9e15 else { return v.description }
-        let units = Int64(scaled)
-        let p = Int64(scale)
-        var result = (v < 0 && units != 0 ? "-" : "") + String(units / p)
-        if digits > 0 {
-            let frac = String(units % p)
-            result += "." + String(repeating: "0", count: digits - frac.count) + frac
-        }
-        return result
     }
 }

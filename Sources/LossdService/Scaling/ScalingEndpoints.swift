@@ -31,12 +31,13 @@ enum ScalingEndpoints {
         let data = try ScalingRequest.data(body, kind: kind)
         let weights = try ScalingRequest.vector(body, "weights", pointer: "")
         let bootstrap = try BootstrapRequest(body["bootstrap"])
+        let svg = AcceptHeader.prefers("image/svg+xml", route.request.headers["accept"])
 
         let result: ScalingFitResult
         var intervals: ScalingBootstrapResult?
         do {
             result = try ScalingFit.fit(data, options: options, weights: weights)
-            if let bootstrap {
+            if let bootstrap, !svg {
                 intervals = try ScalingBootstrap.run(result, samples: bootstrap.samples, seed: bootstrap.seed, level: bootstrap.level)
             }
         } catch {
@@ -45,6 +46,15 @@ enum ScalingEndpoints {
         let model = result.model
         guard model.values.allFinite, result.report.objective.isFinite else {
             throw ServiceError.invalid(.valueOverflow, field: "/data", "the fitted law is not representable in float64")
+        }
+        if svg {
+            // The plot's band is the bootstrap interval of the law at every plotted size.
+            let options = bootstrap.map { ScalingSVG.Bootstrap(samples: $0.samples, seed: $0.seed, level: $0.level) }
+            do {
+                return svgAnswer(try ScalingSVG.fit(result, data: data, bootstrap: options))
+            } catch {
+                throw ServiceError(error.rebased("/params/bootstrap", as: "/bootstrap"))
+            }
         }
         let report = result.report
         var members: [(String, JSONValue)] = [
@@ -165,16 +175,22 @@ enum ScalingEndpoints {
 
         var members: [(String, JSONValue)] = [("law", .string(kind.rawValue))]
         var derived: [(String, JSONValue)] = []
+        // What the SVG answer plots (Accept: image/svg+xml).
+        var plot = ScalingSVG.PredictInput()
+        var plotModel: ScalingModel?
         do {
             let law = try ScalingLaw.resolve(kind, options: options, data: nil)
             let model = try ScalingModel(law: law, named: named)
+            plotModel = model
             switch kind {
             case .powerLaw:
                 if let x = try ScalingRequest.vector(body, "x", pointer: "") {
                     members.append(("loss", .doubles(try model.predict(.powerLaw(x: x)))))
+                    plot.query = .powerLaw(x: x)
                     derived.append(("reducible", .doubles(try ScalingDerived.reducible(model, x: x))))
                 }
                 if let target = try ScalingRequest.number(body, "target_loss", pointer: "") {
+                    plot.targetLoss = target
                     derived.append(("x_for_loss", try ScalingDerived.xForLoss(model, target: target).map(JSONValue.double) ?? .null))
                 }
             case .chinchilla:
@@ -182,8 +198,10 @@ enum ScalingEndpoints {
                 if n != nil || d != nil {
                     guard let n, let d else { throw ServiceError.missing(n == nil ? "n" : "d") }
                     members.append(("loss", .doubles(try model.predict(.chinchilla(n: n, d: d)))))
+                    plot.query = .chinchilla(n: n, d: d)
                 }
                 if let compute = try ScalingRequest.vector(body, "compute", pointer: "") {
+                    plot.compute = compute
                     derived.append(("compute_optimal", .array(try ScalingDerived.computeOptimal(model, compute: compute).map(allocation))))
                 }
             case .nmt:
@@ -192,8 +210,10 @@ enum ScalingEndpoints {
                 if e != nil || d != nil {
                     guard let e, let d else { throw ServiceError.missing(e == nil ? "n_encoder" : "n_decoder") }
                     members.append(("loss", .doubles(try model.predict(.nmt(nEncoder: e, nDecoder: d)))))
+                    plot.query = .nmt(nEncoder: e, nDecoder: d)
                 }
                 if let totals = try ScalingRequest.vector(body, "n_total", pointer: "") {
+                    plot.totals = totals
                     derived.append(("optimal_split", .array(try ScalingDerived.optimalSplit(model, totals: totals).map(split))))
                 }
             case .lrAnnealing:
@@ -216,6 +236,7 @@ enum ScalingEndpoints {
                     throw ServiceError(error, prefix: "/curve")
                 }
                 members.append(("loss", .doubles(predicted.loss)))
+                (plot.lr, plot.steps) = (lr, steps)
                 derived = [
                     ("steps", .array(predicted.steps.map { .int($0) })), ("s1", .doubles(predicted.s1)), ("s2", .doubles(predicted.s2)),
                 ]
@@ -232,7 +253,26 @@ enum ScalingEndpoints {
             throw ServiceError.invalid(.valueOverflow, field: nil, "the predicted loss is not representable in float64")
         }
         if !derived.isEmpty { members.append(("derived", .object(derived))) }
+        if AcceptHeader.prefers("image/svg+xml", route.request.headers["accept"]), let plotModel {
+            let drawn: String?
+            do {
+                drawn = try ScalingSVG.predict(plotModel, plot)
+            } catch {
+                throw ServiceError(error)
+            }
+            guard let drawn else {
+                throw ServiceError.invalid(
+                    .missingField, field: nil,
+                    "a plot needs something to predict: \(kind == .powerLaw ? "`x` or a reachable `target_loss`" : kind == .chinchilla ? "`n` and `d`, or `compute`" : "`n_encoder` and `n_decoder`, or `n_total`")")
+            }
+            return svgAnswer(drawn)
+        }
         return LossdService.json(.object(members))
+    }
+
+    /// An SVG plot; it depends on the request's Accept, which the answer says.
+    static func svgAnswer(_ svg: String) -> HTTPResponse {
+        HTTPResponse(status: .ok, headers: ["Content-Type": "image/svg+xml; charset=utf-8", "Vary": "Accept"], body: Array(svg.utf8))
     }
 
     // MARK: Rendering

@@ -20,6 +20,7 @@ struct ScalingSVGTests {
         var status: Int
         var contentType: String
         var text: String
+        var vary = ""
     }
 
     func call(_ path: String, _ body: [String: Any], accept: String = "image/svg+xml") throws -> Answer {
@@ -31,7 +32,7 @@ struct ScalingSVGTests {
             to: HTTPRequest(head: head, body: Array(try JSONSerialization.data(withJSONObject: body))), context: context)
         return Answer(
             status: response.status.code, contentType: response.headers["content-type"] ?? "",
-            text: String(decoding: response.body, as: UTF8.self))
+            text: String(decoding: response.body, as: UTF8.self), vary: response.headers["vary"] ?? "")
     }
 
     /// The SVG parsed: element names with their `class` attributes, or nil when malformed.
@@ -187,6 +188,7 @@ struct ScalingSVGTests {
     @Test func jsonStaysTheDefaultAndErrorsStayProblemJSON() throws {
         let json = try call("/v1/scaling/fit", ["law": "power_law", "data": Self.powerPoints], accept: "application/json, image/svg+xml;q=0.5")
         #expect(json.status == 200 && json.contentType == "application/json")
+        #expect(json.vary == "Accept", "the JSON answer depends on Accept too")
         let bad = try call("/v1/scaling/fit", ["law": "power_law", "data": [["x": -1, "loss": 2]]])
         #expect(bad.status == 422 && bad.contentType == "application/problem+json", "\(bad.text)")
         let nothing = try call("/v1/scaling/predict", ["law": "power_law", "params": ["L_inf": 1.69, "x0": 8.8e6, "alpha": 0.34]])

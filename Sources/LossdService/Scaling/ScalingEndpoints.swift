@@ -81,7 +81,7 @@ enum ScalingEndpoints {
             ))
         }
         if let derived = try derivedOnOwnData(model, data: data) { members.append(("derived", derived)) }
-        return LossdService.json(.object(members))
+        return jsonAnswer(members)
     }
 
     /// What a fit says about its own data: power_law's reducible loss at each posted x,
@@ -267,7 +267,7 @@ enum ScalingEndpoints {
             }
             return svgAnswer(drawn)
         }
-        return LossdService.json(.object(members))
+        return jsonAnswer(members)
     }
 
     /// An SVG plot; it depends on the request's Accept, which the answer says.
@@ -276,6 +276,14 @@ enum ScalingEndpoints {
     }
 
     // MARK: Rendering
+
+    /// The JSON answer; `Vary: Accept`, since the same request with an Accept that prefers
+    /// SVG gets the plot.
+    static func jsonAnswer(_ members: [(String, JSONValue)]) -> HTTPResponse {
+        var response = LossdService.json(.object(members))
+        response.headers.add(name: "Vary", value: "Accept")
+        return response
+    }
 
     static func finite(_ value: Double) -> JSONValue { value.isFinite ? .double(value) : .null }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <malloc.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 static uint32_t interest(int want_read, int want_write) {
@@ -83,5 +84,8 @@ void lossd_set_thread_name(const char *name) {
 int lossd_tune_malloc(size_t mmap_threshold, size_t trim_threshold) {
     const char *tunables = getenv("GLIBC_TUNABLES");
     if (tunables != NULL && strstr(tunables, "glibc.malloc.") != NULL) return 0;
-    return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int arenas = cores < 2 ? 2 : (int)cores;
+    return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1 &&
+           mallopt(M_ARENA_MAX, arenas) == 1;
 }

@@ -25,10 +25,10 @@ enum Server {
         }
         let logger = Logger(label: "lossd")
         signal(SIGPIPE, SIG_IGN)
-        // Request-sized blocks (up to 16 MiB) stay in malloc's heaps between requests, and
-        // at most 32 MiB of free memory a heap stays mapped: a steady stream of 1-10 MB
-        // requests reuses its pages instead of faulting them in per request, while RSS stays
-        // bounded (bench/soak).
+        // Request-sized blocks (up to 16 MiB) stay in malloc's heaps between requests, at
+        // most 32 MiB of free memory a heap stays mapped, and there is one heap a core: a
+        // steady stream of 1-10 MB requests reuses its pages instead of faulting them in per
+        // request, while RSS stays bounded (bench/soak).
         _ = lossd_tune_malloc(16 << 20, 32 << 20)
 
         // The data directory holds the SQLite store; a PostgreSQL store needs none (so a

@@ -136,6 +136,7 @@ struct MultipartAnswerTests {
             ("/v1/calibrate", ["calibrator": ["method": "temperature", "params": ["temperature": 2]], "logits": logits], "/probs"),
             ("/v1/aggregate", ["method": "frequency", "num_classes": 3, "annotations": [[1, "a", 0], [1, "b", 2], [2, "a", 1]]], "/soft_labels"),
             ("/v1/loss", ["losses": [["loss": "cross_entropy", "reduction": "none"]], "logits": logits, "labels": [0, 1]], "/results/0/values"),
+            ("/v1/scaling/predict", ["law": "power_law", "params": ["L_inf": 1.69, "x0": 8.8e6, "alpha": 0.34], "x": [1e9, 1e10]], "/loss"),
         ]
         for (path, body, pointer) in cases {
             let answer = try call(path, body, accept: "multipart/form-data")

@@ -81,7 +81,7 @@ enum ScalingEndpoints {
             ))
         }
         if let derived = try derivedOnOwnData(model, data: data) { members.append(("derived", derived)) }
-        return jsonAnswer(members)
+        return try jsonAnswer(members, for: route)
     }
 
     /// What a fit says about its own data: power_law's reducible loss at each posted x,
@@ -267,7 +267,7 @@ enum ScalingEndpoints {
             }
             return svgAnswer(drawn)
         }
-        return jsonAnswer(members)
+        return try jsonAnswer(members, for: route)
     }
 
     /// An SVG plot; it depends on the request's Accept, which the answer says.
@@ -277,12 +277,11 @@ enum ScalingEndpoints {
 
     // MARK: Rendering
 
-    /// The JSON answer; `Vary: Accept`, since the same request with an Accept that prefers
-    /// SVG gets the plot.
-    static func jsonAnswer(_ members: [(String, JSONValue)]) -> HTTPResponse {
-        var response = LossdService.json(.object(members))
-        response.headers.add(name: "Vary", value: "Accept")
-        return response
+    /// The JSON answer, or the multipart one (arrays as float64 `.npy` parts) when the
+    /// request's Accept prefers `multipart/form-data`; `Vary: Accept` either way, since the
+    /// same request preferring SVG gets the plot.
+    static func jsonAnswer(_ members: [(String, JSONValue)], for route: RouteRequest) throws(ServiceError) -> HTTPResponse {
+        LossdService.json(.object(members), output: try OutputEncoding(JSONObject(), for: route))
     }
 
     static func finite(_ value: Double) -> JSONValue { value.isFinite ? .double(value) : .null }

@@ -230,7 +230,7 @@ def test_scaling_law_fit_and_prediction(client):
     assert set(fit["intervals"]["params"]) == {"L_inf", "x0", "alpha"}
     prediction = client.predict_scaling_law("power_law", {**fit["params"], **fit["options"]},
                                             x=np.array([1e11]), target_loss=1.8)
-    assert isinstance(prediction["loss"], np.ndarray)
+    assert isinstance(prediction["loss"], np.ndarray) and isinstance(prediction["derived"]["reducible"], np.ndarray)
     assert abs(prediction["loss"][0] / (1.69 + (8.8e6 / 1e11) ** 0.34) - 1) < 1e-5
     assert abs(prediction["derived"]["x_for_loss"] / (8.8e6 * (1.8 - 1.69) ** (-1 / 0.34)) - 1) < 1e-3
     with pytest.raises(lossd.LossdError) as error:

@@ -17,27 +17,9 @@ out="${1:-${TMPDIR:-/tmp}/lossd-scaling}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
-binary="${LOSSD_BINARY:-}"
-if [[ -z "$binary" ]]; then
-    for candidate in .build/debug/lossd .build/release/lossd; do
-        if [[ -x "$candidate" ]]; then binary="$candidate"; break; fi
-    done
-fi
-if [[ -z "$binary" ]]; then
-    swift build --product lossd >&2
-    binary=.build/debug/lossd
-fi
-
-chrome="$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)"
-if [[ -z "$chrome" ]]; then
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-        apt-get install -y chromium >&2 || { apt-get update >&2 && apt-get install -y chromium >&2; }
-        chrome="$(command -v chromium)"
-    else
-        echo "chromium not found; install it (apt-get install -y chromium)" >&2
-        exit 1
-    fi
-fi
+source scripts/render-lib.sh
+render_locate_lossd
+render_locate_chromium
 
 # Synthetic runs from known laws with 0.5-1% multiplicative noise.
 python3 - "$out" <<'PY'
@@ -92,25 +74,7 @@ dump("lr-annealing-wsd", {"law": "lr_annealing",
      "curve": {"lr": [round(v, 10) for v in wsd]}})
 PY
 
-data_dir="$(mktemp -d)"
-log="$out/lossd.log"
-: >"$log"  # a stale log from an earlier run would name its port
-"$binary" --port 0 --data-dir "$data_dir" --log-level warning >"$log" 2>&1 &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data_dir"; }
-trap cleanup EXIT
-
-port=""
-for _ in $(seq 1 200); do
-    port="$(sed -n 's/.*listening on .*:\([0-9][0-9]*\).*/\1/p' "$log" | head -n1)"
-    [[ -n "$port" ]] && break
-    sleep 0.05
-done
-if [[ -z "$port" ]]; then
-    echo "lossd did not start:" >&2
-    cat "$log" >&2
-    exit 1
-fi
+render_start_lossd "$out"
 
 for name in power-law chinchilla nmt lr-annealing-fit lr-annealing-wsd; do
     endpoint=fit

@@ -11,6 +11,12 @@ public enum JSONNode: Sendable {
     /// A rectangular nested array whose leaves are all numbers.
     case numbers(NumericArray)
 
+    /// Whether this is JSON `null` (which lossd reads as absent only where a field is nullable).
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
     /// The JSON type's name, for error messages.
     public var typeName: String {
         switch self {

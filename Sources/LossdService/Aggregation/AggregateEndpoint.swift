@@ -361,7 +361,7 @@ enum AggregateEndpoint {
             guard method == .average else { return }
 
             var chosen = AggregationMethod.averageDefault
-            if let node = params?["methods"], !Self.isNull(node) {
+            if let node = params?["methods"], !node.isNull {
                 guard case .array(let list) = node, !list.isEmpty, list.count <= 32 else {
                     throw ServiceError.invalid(
                         .invalidParam, field: "\(pointer)/methods", "`methods` must be an array of 1 to 32 method names")
@@ -387,7 +387,7 @@ enum AggregateEndpoint {
                 components.append(try Plan(method: m, params: nested, pointer: "\(pointer)/\(m.rawValue)"))
             }
             weights = [Double](repeating: 1, count: chosen.count)
-            if let node = params?["weights"], !Self.isNull(node) {
+            if let node = params?["weights"], !node.isNull {
                 let field = "\(pointer)/weights"
                 guard case .numbers(let array) = node, array.shape == [chosen.count] else {
                     throw ServiceError.invalid(
@@ -403,11 +403,6 @@ enum AggregateEndpoint {
                 }
                 weights = array.values
             }
-        }
-
-        private static func isNull(_ node: JSONNode) -> Bool {
-            if case .null = node { return true }
-            return false
         }
 
         func run(_ data: CrowdAnnotations) -> (AggregationResult, [(AggregationMethod, AggregationResult)]) {

@@ -122,7 +122,7 @@ enum CalibratorCodec {
 
     /// The catalogue entry named by a `method` member.
     static func definition(_ node: JSONNode?, field: String) throws(ServiceError) -> CalibratorDefinition {
-        guard let node, !isNull(node) else { throw ServiceError.missing("method", pointer: field) }
+        guard let node, !node.isNull else { throw ServiceError.missing("method", pointer: field) }
         guard case .string(let name) = node, let definition = CalibratorCatalogue.byMethod[name] else {
             let known = CalibratorCatalogue.all.map(\.method).joined(separator: ", ")
             throw ServiceError.invalid(
@@ -214,11 +214,6 @@ enum CalibratorCodec {
 
     private static func lastComponent(_ field: String) -> Substring {
         field.split(separator: "/").last ?? Substring(field)
-    }
-
-    private static func isNull(_ node: JSONNode) -> Bool {
-        if case .null = node { return true }
-        return false
     }
 
     // MARK: Time

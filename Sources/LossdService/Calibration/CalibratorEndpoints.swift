@@ -175,8 +175,8 @@ enum CalibratorEndpoints {
             body, allowed: ["calibrator", "name", "logits", "scores", "views_logits"] + OutputEncoding.fields, pointer: "",
             place: "a calibrate request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this calibration", in: route.context)
-        let hasInline = body["calibrator"].map { !isNull($0) } ?? false
-        let hasName = body["name"].map { !isNull($0) } ?? false
+        let hasInline = body["calibrator"].map { !$0.isNull } ?? false
+        let hasName = body["name"].map { !$0.isNull } ?? false
         if hasInline && hasName {
             throw ServiceError.invalid(.invalidInput, field: "/name", "send either `calibrator` or `name`, not both")
         }
@@ -458,11 +458,6 @@ enum CalibratorEndpoints {
     }
 
     private static let failureLog = Mutex(FailureLogState())
-
-    private static func isNull(_ node: JSONNode) -> Bool {
-        if case .null = node { return true }
-        return false
-    }
 
     private static func sigmoid(_ x: Double) -> Double {
         x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))

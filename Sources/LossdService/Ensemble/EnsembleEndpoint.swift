@@ -27,7 +27,7 @@ enum EnsembleEndpoint {
         let tensors = TensorReader(object: body)
 
         // Validation order: method, params, logits, weights, then the method's own checks.
-        guard let methodNode = body["method"], !isNull(methodNode) else { throw ServiceError.missing("method") }
+        guard let methodNode = body["method"], !methodNode.isNull else { throw ServiceError.missing("method") }
         guard case .string(let name) = methodNode, let method = EnsembleMethod(rawValue: name) else {
             throw ServiceError.invalid(
                 .invalidParam, field: "/method",
@@ -152,10 +152,5 @@ enum EnsembleEndpoint {
             if let fault = check(member, [m]) { return fault }
         }
         return nil
-    }
-
-    private static func isNull(_ node: JSONNode) -> Bool {
-        if case .null = node { return true }
-        return false
     }
 }

@@ -169,7 +169,7 @@ struct ResolvedParameters: Sendable {
                 nulls.insert(spec.name)
                 continue
             }
-            guard let node, !isNull(node) else {
+            guard let node, !node.isNull else {
                 if case .bins = spec.kind { throw BinsValue.missing(name: spec.name, field: field) }
                 guard let value = spec.defaultValue else {
                     throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` is required")
@@ -238,11 +238,6 @@ struct ResolvedParameters: Sendable {
         ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` must be in \(spec.rangeText ?? "") (got \(NumberText.format(v)))")
     }
 
-    private func isNull(_ node: JSONNode) -> Bool {
-        if case .null = node { return true }
-        return false
-    }
-
     func number(_ name: String) -> Double { numbers[name] ?? 0 }
     func optionalNumber(_ name: String) -> Double? { nulls.contains(name) ? nil : numbers[name] }
     func integer(_ name: String) -> Int { Int(numbers[name] ?? 0) }
@@ -277,7 +272,7 @@ struct ResolvedParameters: Sendable {
         init(_ node: JSONNode, name: String, field: String) throws(ServiceError) {
             guard case .object(let object) = node else { throw Self.missing(name: name, field: field) }
             func bound(_ key: String) throws(ServiceError) -> Double {
-                guard let member = object[key], !Self.isNull(member) else {
+                guard let member = object[key], !member.isNull else {
                     throw ServiceError.invalid(.invalidParam, field: "\(field)/\(key)", "`\(name).\(key)` is required")
                 }
                 guard case .number(let v) = member, v.isFinite else {
@@ -294,18 +289,13 @@ struct ResolvedParameters: Sendable {
                     .invalidParam, field: "\(field)/max",
                     "`\(name).max` must be > `\(name).min` (got \(NumberText.format(min)), \(NumberText.format(max)))")
             }
-            count = object["count"].flatMap { Self.isNull($0) ? nil : $0 }
+            count = object["count"].flatMap { $0.isNull ? nil : $0 }
         }
 
         /// Absent, null or not an object: the message shows the expected form.
         static func missing(name: String, field: String) -> ServiceError {
             ServiceError.invalid(
                 .invalidParam, field: field, "`\(name)` is required: {\"min\": number, \"max\": number, \"count\": integer}")
-        }
-
-        private static func isNull(_ node: JSONNode) -> Bool {
-            if case .null = node { return true }
-            return false
         }
     }
 

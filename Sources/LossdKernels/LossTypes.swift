@@ -170,7 +170,7 @@ extension LossOutput {
         }
         switch reduction {
         case .none:
-            guard weighted.allSatisfy(\.isFinite) else { throw .overflow }
+            guard weighted.allFinite else { throw .overflow }
             return ReducedLoss(reduction: .none, value: nil, values: weighted, meanDenominator: denominator, mean: mean)
         case .sum:
             guard sum.isFinite else { throw .overflow }
@@ -205,9 +205,4 @@ extension Tensor {
             return finite
         }
     }
-}
-
-extension Array where Element == Double {
-    /// Whether every value is finite.
-    public var allFinite: Bool { withUnsafeBufferPointer { VectorMath.allFinite($0) } }
 }

@@ -56,3 +56,8 @@ public enum VectorMath {
         for i in 0..<x.count { out[i] = Float(x[i]) }
     }
 }
+
+extension Array where Element == Double {
+    /// Whether every value is finite.
+    public var allFinite: Bool { withUnsafeBufferPointer { VectorMath.allFinite($0) } }
+}

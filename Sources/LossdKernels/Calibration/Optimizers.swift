@@ -81,7 +81,7 @@ public enum CalibrationOptimizers {
             while t >= 1e-12 {
                 var trial = x
                 for i in 0..<n { trial[i] += t * d[i] }
-                if let (fn, gn, hn) = fgh(trial), fn.isFinite, fn <= f + 1e-4 * t * gd, allFinite(gn) {
+                if let (fn, gn, hn) = fgh(trial), fn.isFinite, fn <= f + 1e-4 * t * gd, gn.allFinite {
                     accepted = (trial, fn, gn, hn)
                     break
                 }
@@ -101,13 +101,13 @@ public enum CalibrationOptimizers {
     static func dampedNewtonDirection(h: [Double], g: [Double], n: Int) -> [Double]? {
         var scale = 1.0
         for i in 0..<n { scale = max(scale, abs(h[i * n + i])) }
-        guard scale.isFinite, allFinite(h) else { return nil }
+        guard scale.isFinite, h.allFinite else { return nil }
         var damp = 0.0
         for _ in 0..<40 {
             if let l = cholesky(h, n: n, shift: damp) {
                 var d = choleskySolve(l, n: n, g)
                 for i in 0..<n { d[i] = -d[i] }
-                if allFinite(d) { return d }
+                if d.allFinite { return d }
             }
             damp = damp == 0 ? 1e-10 * scale : damp * 10
         }
@@ -159,7 +159,7 @@ public enum CalibrationOptimizers {
     ) -> Result {
         let n = x0.count
         var x = x0
-        guard var (f, g) = fg(x), f.isFinite, allFinite(g) else {
+        guard var (f, g) = fg(x), f.isFinite, g.allFinite else {
             return Result(x: x0, f: .nan, gradient: [Double](repeating: .nan, count: n), iterations: 0, converged: false)
         }
         var sList: [[Double]] = [], yList: [[Double]] = [], rhoList: [Double] = []
@@ -228,7 +228,7 @@ public enum CalibrationOptimizers {
         func eval(_ t: Double) -> (x: [Double], f: Double, g: [Double], dg: Double)? {
             var xt = x
             for j in 0..<n { xt[j] += t * d[j] }
-            guard let (ft, gt) = fg(xt), ft.isFinite, allFinite(gt) else { return nil }
+            guard let (ft, gt) = fg(xt), ft.isFinite, gt.allFinite else { return nil }
             return (xt, ft, gt, dot(gt, d))
         }
         var best: (x: [Double], f: Double, g: [Double])?
@@ -360,10 +360,5 @@ public enum CalibrationOptimizers {
             m = max(m, abs(v))
         }
         return m
-    }
-
-    @inline(__always) static func allFinite(_ a: [Double]) -> Bool {
-        for v in a where !v.isFinite { return false }
-        return true
     }
 }

@@ -140,13 +140,7 @@ extension Gzip {
     static func acceptsGzip(_ values: [String]) -> Bool {
         var gzip: Double?
         var wildcard: Double?
-        for element in values.flatMap({ $0.split(separator: ",") }) {
-            let pieces = element.split(separator: ";").map { String($0).trimmingOWS().lowercased() }
-            guard let coding = pieces.first, !coding.isEmpty else { continue }
-            var q = 1.0
-            for parameter in pieces.dropFirst() where parameter.hasPrefix("q=") {
-                q = Double(parameter.dropFirst(2)) ?? 0
-            }
+        for (coding, q) in AcceptHeader.ranked(values, unparsedQ: 0) {
             switch coding {
             case "gzip", "x-gzip": gzip = max(gzip ?? 0, q)
             case "*": wildcard = q

@@ -112,7 +112,7 @@ enum Multipart {
     /// (and ending by `limit`): `memchr` (vectorised) finds each candidate first byte and
     /// `memcmp` checks the rest, so finding the closing boundary after a megabyte `.npy`
     /// part costs a memory scan, not a byte loop.
-    private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int, before limit: Int? = nil) -> Int? {
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int, before limit: Int? = nil) -> Int? {
         let end = min(haystack.count, limit ?? haystack.count)
         guard let first = needle.first, start >= 0, end - start >= needle.count else { return nil }
         return haystack.withUnsafeBufferPointer { h -> Int? in

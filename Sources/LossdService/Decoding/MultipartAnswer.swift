@@ -1,11 +1,6 @@
 import LossdHTTP
 import LossdKernels
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// An answer as `multipart/form-data` (RFC 7578), for clients whose `Accept` prefers it:
 /// the first part, `response`, is the JSON answer with every float tensor replaced by
@@ -35,7 +30,7 @@ enum MultipartAnswer {
         var body = write(document, tensors, dtype: dtype, boundary: boundary)
         // Each tensor part and the closing delimiter start with CRLF, "--" and the boundary.
         if occurrences(of: Array("\r\n--\(boundary)".utf8), in: body) != tensors.count + 1 {
-            boundary = "lossd-" + (0..<2).map { _ in hex(UInt64.random(in: .min ... .max)) }.joined()
+            boundary = "lossd-" + (0..<2).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
             body = write(document, tensors, dtype: dtype, boundary: boundary)
         }
         return HTTPResponse(
@@ -67,26 +62,15 @@ enum MultipartAnswer {
         return body
     }
 
-    /// How many times `needle` (non-empty) occurs in `haystack`: memchr to each candidate
-    /// first byte, then a comparison.
+    /// How many times `needle` occurs in `haystack`, found with the multipart reader's
+    /// `memchr`/`memcmp` search.
     static func occurrences(of needle: [UInt8], in haystack: [UInt8]) -> Int {
-        haystack.withUnsafeBytes { hay in
-            needle.withUnsafeBytes { pattern in
-                guard let base = hay.baseAddress, let first = pattern.first, let patternBase = pattern.baseAddress else { return 0 }
-                var count = 0, offset = 0
-                while offset + pattern.count <= hay.count {
-                    guard let found = memchr(base + offset, Int32(first), hay.count - pattern.count + 1 - offset) else { break }
-                    let at = base.distance(to: UnsafeRawPointer(found))
-                    if memcmp(base + at, patternBase, pattern.count) == 0 {
-                        count += 1
-                        offset = at + pattern.count
-                    } else {
-                        offset = at + 1
-                    }
-                }
-                return count
-            }
+        var count = 0, position = 0
+        while let hit = Multipart.find(needle, in: haystack, from: position) {
+            count += 1
+            position = hit + needle.count
         }
+        return count
     }
 
     /// The document with each float tensor replaced by its reference, the tensors collected
@@ -152,10 +136,5 @@ enum MultipartAnswer {
     /// `grad.logits.npy` for `/grad/logits`.
     private static func fileName(_ pointer: String) -> String {
         String(pointer.dropFirst().map { $0 == "/" || $0 == "\"" ? "." : $0 }) + ".npy"
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }

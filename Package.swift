@@ -5,7 +5,8 @@
 //   LossdKernels  pure numerics on contiguous buffers, backed by OpenBLAS (CBLAS)
 //   LossdHTTP     our HTTP/1.1 server: bytes -> requests -> responses, no domain knowledge
 //   LossdJSON     strict JSON reader that packs numeric arrays into contiguous buffers
-//   LossdService  routing, decoding, validation, problem+json errors, the store (CSQLite, CLibPQ)
+//   LossdStore    the durable document store (calibrators, scaling laws): SQLite or PostgreSQL
+//   LossdService  routing, decoding, validation, problem+json errors, the endpoints
 //   lossd         the executable: configuration and start-up
 import PackageDescription
 
@@ -16,6 +17,7 @@ let package = Package(
         .executable(name: "lossd", targets: ["lossd"]),
         .library(name: "LossdKernels", targets: ["LossdKernels"]),
         .library(name: "LossdHTTP", targets: ["LossdHTTP"]),
+        .library(name: "LossdStore", targets: ["LossdStore"]),
         .library(name: "LossdService", targets: ["LossdService"]),
     ],
     dependencies: [
@@ -28,13 +30,13 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        // The calibrator store (LossdService/Store): the system SQLite through its C API.
+        // The embedded document store (LossdStore): the system SQLite through its C API.
         .systemLibrary(
             name: "CSQLite",
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        // The shared calibrator store for several replicas (LossdService/Store, `--store
+        // The shared document store for several replicas (LossdStore, `--store
         // postgres://...`): PostgreSQL's C client library.
         .systemLibrary(
             name: "CLibPQ",
@@ -74,13 +76,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "LossdStore",
+            dependencies: ["CSQLite", "CLibPQ", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "LossdService",
             dependencies: [
                 "LossdHTTP",
                 "LossdJSON",
                 "LossdKernels",
-                "CSQLite",
-                "CLibPQ",
+                "LossdStore",
                 "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -91,6 +96,7 @@ let package = Package(
             dependencies: [
                 "CLossdSystem",
                 "LossdService",
+                "LossdStore",
                 "LossdHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -110,7 +116,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LossdServiceTests",
-            dependencies: ["LossdService", "LossdHTTP", "LossdJSON"],
+            dependencies: ["LossdService", "LossdStore", "LossdHTTP", "LossdJSON"],
             resources: [.copy("Vectors")]
         ),
         .testTarget(

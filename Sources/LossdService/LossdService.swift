@@ -1,5 +1,6 @@
 import LossdHTTP
 import LossdKernels
+import LossdStore
 import Logging
 import Synchronization
 
@@ -46,12 +47,12 @@ public final class LossdService: HTTPResponder {
         state.storeReady.store(ready, ordering: .releasing)
     }
 
-    /// Gives the service its calibrator store (opened at start-up: the SQLite file or the
-    /// PostgreSQL pool) and marks the store ready; the calibrator routes answer 503 until
-    /// then. Afterwards `/readyz` also follows the store's own `isAvailable` (a PostgreSQL
+    /// Gives the service its document store (opened at start-up: the SQLite file or the
+    /// PostgreSQL pool) and marks the store ready; the store routes (calibrators, scaling
+    /// laws) answer 503 until then. Afterwards `/readyz` also follows the store's own `isAvailable` (a PostgreSQL
     /// store that lost its database is not ready).
-    public func attachStore(_ store: any CalibratorStorage) {
-        state.calibrators.attach(store)
+    public func attachStore(_ store: any DocumentStore) {
+        state.store.attach(store)
         setStoreReady(true)
     }
 
@@ -173,8 +174,8 @@ public final class LossdService: HTTPResponder {
         router.add("GET", "/readyz", inline: true) { _ throws(ServiceError) in
             // Flags only: this runs on the I/O thread and must never wait on a database.
             let opened = state.storeReady.load(ordering: .acquiring)
-            let full = opened && state.calibrators.attachedStoreIsFull
-            let store = opened && !state.calibrators.attachedStoreIsUnavailable && !full
+            let full = opened && state.store.attachedStoreIsFull
+            let store = opened && !state.store.attachedStoreIsUnavailable && !full
             let accepting = state.acceptingWork()
             // Saturated: every general worker busy with requests waiting; a load balancer
             // should send new work elsewhere until it drains.
@@ -208,20 +209,22 @@ public final class LossdService: HTTPResponder {
         }
         router.add("POST", "/v1/metrics") { route throws(ServiceError) in try MetricsEndpoint.metrics(route) }
         router.add("POST", "/v1/reliability") { route throws(ServiceError) in try MetricsEndpoint.reliability(route) }
-        CalibratorEndpoints.register(on: &router, slot: state.calibrators)
+        CalibratorEndpoints.register(on: &router, slot: state.store)
         router.add("POST", "/v1/aggregate") { route throws(ServiceError) in try AggregateEndpoint.respond(route) }
         router.add("POST", "/v1/ensemble") { route throws(ServiceError) in try EnsembleEndpoint.respond(route) }
-        ScalingEndpoints.register(on: &router)
+        ScalingEndpoints.register(on: &router, slot: state.store)
         router.add("GET", "/metrics", inline: true) { _ throws(ServiceError) in
-            let entries = state.calibrators.sampledCount()
-            return HTTPResponse(
+            HTTPResponse(
                 status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                body: state.metrics.render(storeEntries: entries))
+                body: state.metrics.render(storeEntries: state.store.sampledCounts(), collections: LossdService.storedCollections))
         }
         router.add("GET", "/openapi.yaml", inline: true) { _ throws(ServiceError) in
             HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml"], body: OpenAPIDocument.bytes)
         }
     }
+
+    /// The store's collections, each with a `lossd_store_entries` sample (0 when empty).
+    static let storedCollections = [CalibratorResource.collection, ScalingLawResource.collection]
 
     /// A JSON answer, with its tensors in the form `output` asks for (multipart with `.npy`
     /// parts when the client's Accept prefers it).
@@ -238,7 +241,7 @@ public final class LossdService: HTTPResponder {
 /// State shared by the service and its route handlers.
 final class ServiceState: Sendable {
     let storeReady = Atomic<Bool>(false)
-    let calibrators = CalibratorStoreSlot()
+    let store = StoreSlot()
     let metrics = ServiceMetrics(version: LossdService.version, blas: BLAS.libraryDescription, simd: CompiledSIMD.description)
     let acceptingWork: @Sendable () -> Bool
 

@@ -50,7 +50,7 @@ struct Lossd: ParsableCommand {
 
     @Option(
         help: """
-            Calibrator store: `sqlite` (calibrators.sqlite in --data-dir) or a postgres:// (or \
+            Store for calibrators and scaling laws: `sqlite` (calibrators.sqlite in --data-dir) or a postgres:// (or \
             postgresql://) URL, for several replicas sharing one database. The password is never \
             printed; prefer the environment variable, which other users cannot read from the \
             process list. [env: LOSSD_STORE] (default: sqlite)
@@ -157,7 +157,7 @@ struct Settings: Sendable {
     var service = ServiceConfiguration()
     var logLevel = Logger.Level.info
     var logFormat = LogFormat.text
-    /// The calibrator store: SQLite (default) or PostgreSQL.
+    /// The document store (calibrators, scaling laws): SQLite (default) or PostgreSQL.
     var store = StoreSettings()
     /// Certificate chain and key files when serving HTTPS.
     var tls: (certificate: String, key: String)?

@@ -2,6 +2,7 @@ import CLossdSystem
 import Dispatch
 import LossdHTTP
 import LossdService
+import LossdStore
 import Logging
 
 #if canImport(Glibc)
@@ -41,14 +42,14 @@ enum Server {
                 exit(1)
             }
         }
-        // The calibrator store opens (schema migrated, integrity checked; PostgreSQL retried
+        // The store opens (schema migrated, integrity checked; PostgreSQL retried
         // for --store-startup-wait seconds) before the port does: a corrupt, unwritable or
         // unreachable store stops start-up instead of losing data.
-        let store: any CalibratorStorage
+        let store: any DocumentStore
         do {
             store = try settings.store.open(dataDirectory: settings.service.dataDirectory, logger: logger)
         } catch {
-            logger.critical("cannot open the calibrator store: \(error)")
+            logger.critical("cannot open the store: \(error)")
             exit(1)
         }
 

@@ -1,8 +1,9 @@
 import ArgumentParser
 import LossdService
+import LossdStore
 import Logging
 
-/// Which calibrator store to open (`--store`, `--store-pool-size`, `--store-startup-wait`
+/// Which document store (calibrators, scaling laws) to open (`--store`, `--store-pool-size`, `--store-startup-wait`
 /// or their `LOSSD_STORE*` variables), and opening it at start-up.
 struct StoreSettings: Sendable {
     enum Kind: Sendable, Equatable {
@@ -28,7 +29,7 @@ struct StoreSettings: Sendable {
         switch text {
         case "", "sqlite": kind = .sqlite
         case _ where PostgresURL.isPostgres(text):
-            do throws(CalibratorStoreError) {
+            do throws(StoreError) {
                 try PostgresURL.validate(text)
             } catch {
                 throw ValidationError("store: \(error)")
@@ -62,14 +63,14 @@ struct StoreSettings: Sendable {
 
     /// Opens the store: the SQLite file under `dataDirectory`, or the PostgreSQL pool
     /// (retrying an unreachable server for `startupWait` seconds).
-    func open(dataDirectory: String, logger: Logger) throws(CalibratorStoreError) -> any CalibratorStorage {
+    func open(dataDirectory: String, logger: Logger) throws(StoreError) -> any DocumentStore {
         switch kind {
         case .sqlite:
-            return try CalibratorStore(directory: dataDirectory)
+            return try SQLiteDocumentStore(directory: dataDirectory)
         case .postgres(let url):
             var configuration = PostgresStoreConfiguration(url: url, poolSize: poolSize)
             configuration.startupWait = startupWait
-            return try PostgresCalibratorStore(configuration: configuration, logger: Logger(label: "lossd.store"))
+            return try PostgresDocumentStore(configuration: configuration, logger: Logger(label: "lossd.store"))
         }
     }
 }

@@ -71,7 +71,7 @@ struct AuthMetricsEndpointTests {
         for family in [
             "lossd_requests_total counter", "lossd_request_duration_seconds histogram", "lossd_request_bytes_total counter",
             "lossd_response_bytes_total counter", "lossd_open_connections gauge", "lossd_queue_depth gauge",
-            "lossd_calibrator_store_entries gauge", "lossd_build_info gauge",
+            "lossd_store_entries gauge", "lossd_build_info gauge",
         ] {
             #expect(text.contains("# TYPE \(family)\n"), "\(family)")
         }
@@ -91,7 +91,8 @@ struct AuthMetricsEndpointTests {
         #expect((samples[#"lossd_response_bytes_total{route="/v1/loss",method="POST"}"#] ?? 0) > 0)
         #expect((samples["lossd_open_connections"] ?? 0) >= 1)  // this scrape's own connection
         #expect(samples["lossd_queue_depth"] == 0)
-        #expect(samples["lossd_calibrator_store_entries"] == 0)
+        #expect(samples[#"lossd_store_entries{collection="calibrators"}"#] == 0)
+        #expect(samples[#"lossd_store_entries{collection="scaling_laws"}"#] == 0)
         // The raw path is never a label value: labels stay bounded.
         #expect(!text.contains("/no/such/thing"))
     }

@@ -256,7 +256,7 @@ struct CalibratorEndpointTests {
         let output = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 1)
-        #expect(output.contains("calibrator store"), "\(output)")
+        #expect(output.contains("cannot open the store"), "\(output)")
         #expect(output.contains("corrupt"), "\(output)")
         // The file is untouched.
         #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/calibrators.sqlite")) == garbage)

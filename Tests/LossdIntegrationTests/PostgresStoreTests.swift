@@ -293,7 +293,7 @@ struct PostgresStoreTests {
         #expect(wrong != url)
         let (status, output, seconds) = try Self.runToExit(["--store", wrong, "--store-startup-wait", "30"])
         #expect(status == 1)
-        #expect(output.contains("calibrator store") && output.contains("authentication failed"), "\(output)")
+        #expect(output.contains("store") && output.contains("authentication failed"), "\(output)")
         #expect(!output.contains("wrong-secret-pw"), "the password must never be printed: \(output)")
         #expect(seconds < 10, "a wrong password is not retried for the whole start-up wait")
     }
@@ -313,7 +313,7 @@ struct PostgresStoreTests {
             "--store", "postgres://lossd:hunter2-secret@127.0.0.1:1/lossd?connect_timeout=2", "--store-startup-wait", "1",
         ])
         #expect(status == 1)
-        #expect(output.contains("cannot open the calibrator store"), "\(output)")
+        #expect(output.contains("cannot open the store"), "\(output)")
         #expect(output.contains("postgres://lossd:***@127.0.0.1:1/lossd") && output.contains("unreachable"), "\(output)")
         #expect(!output.contains("hunter2"), "\(output)")
         #expect(seconds < 10)

@@ -128,7 +128,7 @@ struct ScalingEndpointTests {
         ("/v1/scaling/fit", #"{"law": "power_law", "params": {"irreducable": false}, "data": [{"x": 1e6, "loss": 3}]}"#, "/params/irreducable"),
         ("/v1/scaling/fit", #"{"law": "chinchilla", "params": {"huber_delta": 0}, "data": [{"n": 1, "d": 1, "loss": 1}]}"#, "/params/huber_delta"),
         ("/v1/scaling/fit", #"{"law": "power_law", "bootstrap": {"samples": 0}, "data": [{"x": 1e6, "loss": 3}]}"#, "/bootstrap/samples"),
-        ("/v1/scaling/fit", #"{"law": "power_law", "name": "mine", "data": [{"x": 1e6, "loss": 3}]}"#, "/name"),
+        ("/v1/scaling/fit", #"{"law": "power_law", "name": "a/b", "data": [{"x": 1e6, "loss": 3}]}"#, "/name"),
         ("/v1/scaling/fit", #"{"law": "lr_annealing", "data": [{"lr": [0.1, 0.1], "loss": [3, 2, 1]}]}"#, "/data/0/loss"),
         ("/v1/scaling/fit", #"{"law": "lr_annealing", "params": {"decay": 1}, "data": [{"lr": [0.1], "loss": [3]}]}"#, "/params/decay"),
         ("/v1/scaling/predict", #"{"law": "power_law", "params": {"x0": 1, "alpha": 0.3}, "x": [1]}"#, "/params/L_inf"),

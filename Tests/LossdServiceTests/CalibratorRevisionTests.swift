@@ -6,16 +6,18 @@ import Synchronization
 import Testing
 
 @testable import LossdService
+@testable import LossdStore
 
 /// Revisions, ETags and conditional writes on the SQLite store, and the schema migration
 /// from version 1 (no revisions) to 2.
 @Suite("Calibrator revisions and conditional writes")
 struct CalibratorRevisionTests {
-    static func calibrator(_ name: String, tag: Int = 0) -> StoredCalibrator {
+    var kind: String { CalibratorStoreTests.kind }
+    static func calibrator(_ name: String, tag: Int = 0) -> StoredDocument {
         CalibratorStoreTests.calibrator(name, tag: tag)
     }
 
-    static func written(_ result: ConditionalPut) -> (CalibratorPutOutcome, Int64)? {
+    static func written(_ result: ConditionalPut) -> (PutOutcome, Int64)? {
         if case let .written(outcome, revision) = result { return (outcome, revision) }
         return nil
     }
@@ -25,57 +27,57 @@ struct CalibratorRevisionTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var seen: [Int64] = []
         do {
-            let store = try CalibratorStore(directory: directory)
-            let first = try #require(Self.written(try store.put(Self.calibrator("a"), preconditions: .none)))
+            let store = try SQLiteDocumentStore(directory: directory)
+            let first = try #require(Self.written(try store.put(Self.calibrator("a"), in: kind, preconditions: .none)))
             #expect(first.0 == .created)
-            let second = try #require(Self.written(try store.put(Self.calibrator("a", tag: 1), preconditions: .none)))
+            let second = try #require(Self.written(try store.put(Self.calibrator("a", tag: 1), in: kind, preconditions: .none)))
             #expect(second.0 == .replaced)
-            #expect(try store.fetch("a")?.revision == second.1)
-            #expect(try store.delete("a"))
-            let recreated = try #require(Self.written(try store.put(Self.calibrator("a"), preconditions: .none)))
+            #expect(try store.fetch("a", in: kind)?.revision == second.1)
+            #expect(try store.delete("a", in: kind))
+            let recreated = try #require(Self.written(try store.put(Self.calibrator("a"), in: kind, preconditions: .none)))
             #expect(recreated.0 == .created)
             seen = [first.1, second.1, recreated.1]
             store.close()
         }
-        let reopened = try CalibratorStore(directory: directory)
+        let reopened = try SQLiteDocumentStore(directory: directory)
         defer { reopened.close() }
-        let later = try #require(Self.written(try reopened.put(Self.calibrator("b"), preconditions: .none)))
+        let later = try #require(Self.written(try reopened.put(Self.calibrator("b"), in: kind, preconditions: .none)))
         seen.append(later.1)
         #expect(seen == seen.sorted() && Set(seen).count == seen.count, "\(seen)")
     }
 
     @Test func ifMatchAndIfNoneMatchOnTheStore() throws {
-        let store = CalibratorStore.inMemory()
+        let store = SQLiteDocumentStore.inMemory()
         let tags = { (revisions: [Int64]) in EntityTagCondition.tags(revisions.map { EntityTag(revision: $0) }) }
         // If-Match on a missing calibrator fails, * included.
-        #expect(try store.put(Self.calibrator("x"), preconditions: WritePreconditions(ifMatch: .any)) == .preconditionFailed(current: nil))
-        #expect(try store.put(Self.calibrator("x"), preconditions: WritePreconditions(ifMatch: tags([1]))) == .preconditionFailed(current: nil))
-        #expect(try store.get("x") == nil)
+        #expect(try store.put(Self.calibrator("x"), in: kind, preconditions: WritePreconditions(ifMatch: .any)) == .preconditionFailed(current: nil))
+        #expect(try store.put(Self.calibrator("x"), in: kind, preconditions: WritePreconditions(ifMatch: tags([1]))) == .preconditionFailed(current: nil))
+        #expect(try store.get("x", in: kind) == nil)
         // If-None-Match: * creates only.
-        let created = try #require(Self.written(try store.put(Self.calibrator("x"), preconditions: WritePreconditions(ifNoneMatch: .any))))
+        let created = try #require(Self.written(try store.put(Self.calibrator("x"), in: kind, preconditions: WritePreconditions(ifNoneMatch: .any))))
         #expect(created.0 == .created)
         let r1 = created.1
-        #expect(try store.put(Self.calibrator("x", tag: 9), preconditions: WritePreconditions(ifNoneMatch: .any)) == .preconditionFailed(current: r1))
+        #expect(try store.put(Self.calibrator("x", tag: 9), in: kind, preconditions: WritePreconditions(ifNoneMatch: .any)) == .preconditionFailed(current: r1))
         // If-Match with a stale tag fails and leaves the stored version alone.
-        #expect(try store.put(Self.calibrator("x", tag: 2), preconditions: WritePreconditions(ifMatch: tags([r1 + 100]))) == .preconditionFailed(current: r1))
+        #expect(try store.put(Self.calibrator("x", tag: 2), in: kind, preconditions: WritePreconditions(ifMatch: tags([r1 + 100]))) == .preconditionFailed(current: r1))
         // A weak tag never matches If-Match (strong comparison).
         #expect(
-            try store.put(Self.calibrator("x", tag: 2), preconditions: WritePreconditions(ifMatch: .tags([EntityTag(revision: r1, weak: true)])))
+            try store.put(Self.calibrator("x", tag: 2), in: kind, preconditions: WritePreconditions(ifMatch: .tags([EntityTag(revision: r1, weak: true)])))
                 == .preconditionFailed(current: r1))
-        #expect(try store.get("x") == Self.calibrator("x"))
+        #expect(try store.get("x", in: kind) == Self.calibrator("x"))
         // The current tag, alone or in a list, matches.
-        let replaced = try #require(Self.written(try store.put(Self.calibrator("x", tag: 3), preconditions: WritePreconditions(ifMatch: tags([77, r1])))))
+        let replaced = try #require(Self.written(try store.put(Self.calibrator("x", tag: 3), in: kind, preconditions: WritePreconditions(ifMatch: tags([77, r1])))))
         #expect(replaced.0 == .replaced && replaced.1 > r1)
-        #expect(try store.get("x") == Self.calibrator("x", tag: 3))
+        #expect(try store.get("x", in: kind) == Self.calibrator("x", tag: 3))
         // If-None-Match with the current tag fails (weak comparison: W/ matches too).
         #expect(
-            try store.put(Self.calibrator("x"), preconditions: WritePreconditions(ifNoneMatch: .tags([EntityTag(revision: replaced.1, weak: true)])))
+            try store.put(Self.calibrator("x"), in: kind, preconditions: WritePreconditions(ifNoneMatch: .tags([EntityTag(revision: replaced.1, weak: true)])))
                 == .preconditionFailed(current: replaced.1))
         // Delete: a missing name is notFound whatever the preconditions; stale tags fail.
-        #expect(try store.delete("nope", preconditions: WritePreconditions(ifMatch: tags([1]))) == .notFound)
-        #expect(try store.delete("x", preconditions: WritePreconditions(ifMatch: tags([r1]))) == .preconditionFailed(current: replaced.1))
-        #expect(try store.delete("x", preconditions: WritePreconditions(ifMatch: tags([replaced.1]))) == .deleted)
-        #expect(try store.count() == 0)
+        #expect(try store.delete("nope", in: kind, preconditions: WritePreconditions(ifMatch: tags([1]))) == .notFound)
+        #expect(try store.delete("x", in: kind, preconditions: WritePreconditions(ifMatch: tags([r1]))) == .preconditionFailed(current: replaced.1))
+        #expect(try store.delete("x", in: kind, preconditions: WritePreconditions(ifMatch: tags([replaced.1]))) == .deleted)
+        #expect(try store.count(in: kind) == 0)
     }
 
     @Test func entityTagListsParse() {
@@ -98,15 +100,15 @@ struct CalibratorRevisionTests {
         let directory = try CalibratorStoreTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // Two connections on one file, as two processes would be.
-        let stores = [try CalibratorStore(directory: directory), try CalibratorStore(directory: directory)]
+        let stores = [try SQLiteDocumentStore(directory: directory), try SQLiteDocumentStore(directory: directory)]
         defer { stores.forEach { $0.close() } }
-        try stores[0].put(Self.calibrator("race"))
+        try stores[0].put(Self.calibrator("race"), in: kind)
         for round in 0..<5 {
-            let current = try #require(try stores[1].fetch("race")).revision
+            let current = try #require(try stores[1].fetch("race", in: kind)).revision
             let results = Mutex<[ConditionalPut]>([])
             DispatchQueue.concurrentPerform(iterations: 12) { i in
                 let precondition = WritePreconditions(ifMatch: .tags([EntityTag(revision: current)]))
-                if let result = try? stores[i % 2].put(Self.calibrator("race", tag: round * 100 + i), preconditions: precondition) {
+                if let result = try? stores[i % 2].put(Self.calibrator("race", tag: round * 100 + i), in: kind, preconditions: precondition) {
                     results.withLock { $0.append(result) }
                 }
             }
@@ -120,7 +122,7 @@ struct CalibratorRevisionTests {
     @Test func version1FileIsMigratedWithRevisions() throws {
         let directory = try CalibratorStoreTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let path = directory + "/" + CalibratorStore.fileName
+        let path = directory + "/" + SQLiteDocumentStore.fileName
         // A file as lossd's first store wrote it (schema version 1, no revision column).
         var db: OpaquePointer?
         #expect(sqlite3_open(path, &db) == SQLITE_OK)
@@ -136,24 +138,24 @@ struct CalibratorRevisionTests {
         #expect(sqlite3_exec(db, v1, nil, nil, nil) == SQLITE_OK)
         for name in ["c", "a", "b"] {
             let c = Self.calibrator(name)
-            let insert = "INSERT INTO calibrators VALUES ('\(c.name)', '\(c.method)', \(c.classes), '\(c.createdAt)', '\(c.document)')"
+            let insert = "INSERT INTO calibrators VALUES ('\(c.name)', '\(c.kind)', \(c.size), '\(c.createdAt)', '\(c.json)')"
             #expect(sqlite3_exec(db, insert, nil, nil, nil) == SQLITE_OK)
         }
         sqlite3_close(db)
 
-        let store = try CalibratorStore(directory: directory)
-        #expect(try store.list().map(\.name) == ["a", "b", "c"])
-        #expect(try store.get("b") == Self.calibrator("b"))
-        let revisions = try ["a", "b", "c"].map { try #require(try store.fetch($0)).revision }
+        let store = try SQLiteDocumentStore(directory: directory)
+        #expect(try store.list(in: kind).map(\.name) == ["a", "b", "c"])
+        #expect(try store.get("b", in: kind) == Self.calibrator("b"))
+        let revisions = try ["a", "b", "c"].map { try #require(try store.fetch($0, in: kind)).revision }
         #expect(revisions == [1, 2, 3])
-        let next = try #require(Self.written(try store.put(Self.calibrator("d"), preconditions: .none)))
+        let next = try #require(Self.written(try store.put(Self.calibrator("d"), in: kind, preconditions: .none)))
         #expect(next.1 == 4)
         store.close()
-        // Reopening a version-2 file changes nothing.
-        let again = try CalibratorStore(directory: directory)
-        #expect(try again.fetch("d")?.revision == 4)
-        let version = try Connection(path: path)
-        #expect(try version.query("SELECT version FROM schema_version", [], operation: "test") { $0.int(0) } == [2])
+        // Reopening a current file changes nothing.
+        let again = try SQLiteDocumentStore(directory: directory)
+        #expect(try again.fetch("d", in: kind)?.revision == 4)
+        let version = try SQLiteConnection(path: path)
+        #expect(try version.query("SELECT version FROM schema_version", [], operation: "test") { $0.int(0) } == [SQLiteDocumentStore.schemaVersion])
         version.close()
         again.close()
     }
@@ -178,7 +180,56 @@ struct CalibratorRevisionTests {
             }
             #expect(!detail.contains("s3cr") && detail.contains("***"), "\(detail)")
         }
-        #expect(throws: CalibratorStoreError.self) { try PostgresURL.validate("mysql://u:pw@h/db") }
+        #expect(throws: StoreError.self) { try PostgresURL.validate("mysql://u:pw@h/db") }
+    }
+
+    /// A PostgreSQL database as lossd's first store left it (schema 1: `calibrators` and
+    /// the `calibrator_revision` sequence), in a schema of its own, is migrated at open:
+    /// the calibrators keep their revisions, the sequence goes on from them, and scaling
+    /// laws share it. Runs when scripts/test.sh has started a server.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["LOSSD_TEST_POSTGRES_URL"].map { !$0.isEmpty } ?? false))
+    func postgresVersion1DatabaseIsMigrated() throws {
+        let base = ProcessInfo.processInfo.environment["LOSSD_TEST_POSTGRES_URL"]!
+        let schema = "lossd_v1_\(UInt32.random(in: 0...UInt32.max))"
+        let url = base + (base.contains("?") ? "&" : "?") + "options=-csearch_path%3D" + schema
+        let setup = try PostgresConnection(
+            parameters: .init(configuration: PostgresStoreConfiguration(url: base, poolSize: 1)), location: "test")
+        defer { _ = try? setup.query("DROP SCHEMA \(schema) CASCADE", [], operation: "test") }
+        for statement in [
+            "CREATE SCHEMA \(schema)",
+            "CREATE TABLE \(schema).schema_version (version integer NOT NULL)",
+            "INSERT INTO \(schema).schema_version VALUES (1)",
+            "CREATE SEQUENCE \(schema).calibrator_revision AS bigint",
+            """
+            CREATE TABLE \(schema).calibrators (name text PRIMARY KEY, method text NOT NULL, classes integer NOT NULL,
+                created_at text NOT NULL, document text NOT NULL, revision bigint NOT NULL)
+            """,
+        ] {
+            _ = try setup.query(statement, [], operation: "test")
+        }
+        for name in ["b", "a"] {
+            let c = Self.calibrator(name)
+            _ = try setup.query(
+                "INSERT INTO \(schema).calibrators VALUES ($1, $2, $3, $4, $5, nextval('\(schema).calibrator_revision'))",
+                [c.name, c.kind, String(c.size), c.createdAt, c.json], operation: "test")
+        }
+
+        var configuration = PostgresStoreConfiguration(url: url, poolSize: 2)
+        configuration.startupWait = 0
+        let store = try PostgresDocumentStore(configuration: configuration)
+        defer { store.close() }
+        #expect(try store.list(in: kind).map(\.name) == ["a", "b"])
+        #expect(try store.get("a", in: kind) == Self.calibrator("a"))
+        #expect(try store.fetch("b", in: kind)?.revision == 1)
+        #expect(try store.fetch("a", in: kind)?.revision == 2)
+        let law = StoredDocument(name: "a", kind: "power_law", size: 9, createdAt: "2026-12-06T00:00:00.000Z", json: "{}")
+        #expect(try store.put(law, in: "scaling_laws", preconditions: .none) == .written(.created, revision: 3))
+        #expect(try store.get("a", in: "scaling_laws") == law)
+        #expect(try store.count(in: kind) == 2)
+        let version = try setup.query("SELECT version FROM \(schema).schema_version", [], operation: "test")
+        #expect(version.first?.first == String(PostgresDocumentStore.schemaVersion))
+        let oldTable = try setup.query("SELECT to_regclass('\(schema).calibrators') IS NULL", [], operation: "test")
+        #expect(oldTable.first?.first == "t")
     }
 
     @Test func unreachablePostgresFailsFastWithoutThePassword() {
@@ -186,7 +237,7 @@ struct CalibratorRevisionTests {
         configuration.startupWait = 0
         let started = Date()
         do {
-            _ = try PostgresCalibratorStore(configuration: configuration)
+            _ = try PostgresDocumentStore(configuration: configuration)
             Issue.record("nothing listens on port 1")
         } catch {
             guard case .unreachable(let location, _) = error else {
@@ -212,7 +263,7 @@ struct CalibratorRevisionTests {
 
     @Test func etagsAndPreconditionsOverHTTP() throws {
         let service = LossdService(configuration: ServiceConfiguration())
-        service.attachStore(CalibratorStore.inMemory())
+        service.attachStore(SQLiteDocumentStore.inMemory())
         let body = #"{"method": "temperature", "params": {"temperature": 2}, "classes": 2}"#
         let other = #"{"method": "temperature", "params": {"temperature": 3}, "classes": 2}"#
 

@@ -7,10 +7,14 @@ import LossdKernels
 import Testing
 
 @testable import LossdService
+@testable import LossdStore
 
 /// The SQLite calibrator store: operations, replacement, concurrency, corruption, reopening.
 @Suite("Calibrator store")
 struct CalibratorStoreTests {
+    /// The collection these tests write to.
+    static let kind = CalibratorResource.collection
+    var kind: String { Self.kind }
     /// A fresh directory, removed by the caller's `defer`.
     static func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "lossd-store-\(UUID().uuidString)"
@@ -18,71 +22,71 @@ struct CalibratorStoreTests {
         return path
     }
 
-    static func calibrator(_ name: String, method: String = "temperature", classes: Int = 3, tag: Int = 0) -> StoredCalibrator {
+    static func calibrator(_ name: String, method: String = "temperature", classes: Int = 3, tag: Int = 0) -> StoredDocument {
         let document = #"{"name":"\#(name)","method":"\#(method)","params":{"temperature":\#(1.5 + Double(tag))},"classes":\#(classes),"fitted_on":\#(tag),"created_at":"2026-11-29T00:00:00.000Z"}"#
-        return StoredCalibrator(name: name, method: method, classes: classes, createdAt: "2026-11-29T00:00:00.000Z", document: document)
+        return StoredDocument(name: name, kind: method, size: classes, createdAt: "2026-11-29T00:00:00.000Z", json: document)
     }
 
     @Test func putGetListDelete() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try CalibratorStore(directory: directory)
+        let store = try SQLiteDocumentStore(directory: directory)
         defer { store.close() }
-        #expect(try store.list().isEmpty)
-        #expect(try store.get("a") == nil)
+        #expect(try store.list(in: kind).isEmpty)
+        #expect(try store.get("a", in: kind) == nil)
 
-        #expect(try store.put(Self.calibrator("b", method: "vector", classes: 4)) == .created)
-        #expect(try store.put(Self.calibrator("a")) == .created)
-        #expect(try store.get("a") == Self.calibrator("a"))
-        #expect(try store.list().map(\.name) == ["a", "b"])
-        #expect(try store.list()[1] == CalibratorSummary(name: "b", method: "vector", classes: 4, createdAt: "2026-11-29T00:00:00.000Z"))
-        #expect(try store.count() == 2)
+        #expect(try store.put(Self.calibrator("b", method: "vector", classes: 4), in: kind) == .created)
+        #expect(try store.put(Self.calibrator("a"), in: kind) == .created)
+        #expect(try store.get("a", in: kind) == Self.calibrator("a"))
+        #expect(try store.list(in: kind).map(\.name) == ["a", "b"])
+        #expect(try store.list(in: kind)[1] == DocumentSummary(name: "b", kind: "vector", size: 4, createdAt: "2026-11-29T00:00:00.000Z"))
+        #expect(try store.count(in: kind) == 2)
 
-        #expect(try store.delete("a"))
-        #expect(try !store.delete("a"))
-        #expect(try store.get("a") == nil)
-        #expect(try store.list().map(\.name) == ["b"])
+        #expect(try store.delete("a", in: kind))
+        #expect(try !store.delete("a", in: kind))
+        #expect(try store.get("a", in: kind) == nil)
+        #expect(try store.list(in: kind).map(\.name) == ["b"])
         #expect(FileManager.default.fileExists(atPath: directory + "/calibrators.sqlite"))
     }
 
     @Test func putReplacesAndSaysSo() throws {
-        let store = CalibratorStore.inMemory()
-        #expect(try store.put(Self.calibrator("t", tag: 1)) == .created)
-        #expect(try store.put(Self.calibrator("t", method: "matrix", classes: 5, tag: 2)) == .replaced)
-        #expect(try store.get("t") == Self.calibrator("t", method: "matrix", classes: 5, tag: 2))
-        #expect(try store.count() == 1)
+        let store = SQLiteDocumentStore.inMemory()
+        #expect(try store.put(Self.calibrator("t", tag: 1), in: kind) == .created)
+        #expect(try store.put(Self.calibrator("t", method: "matrix", classes: 5, tag: 2), in: kind) == .replaced)
+        #expect(try store.get("t", in: kind) == Self.calibrator("t", method: "matrix", classes: 5, tag: 2))
+        #expect(try store.count(in: kind) == 1)
     }
 
     @Test func walAndFullSynchronousAreOn() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try CalibratorStore(directory: directory)
-        try store.put(Self.calibrator("x"))
+        let store = try SQLiteDocumentStore(directory: directory)
+        try store.put(Self.calibrator("x"), in: kind)
         // The WAL file exists while the connection is open and holds the commit.
         #expect(FileManager.default.fileExists(atPath: directory + "/calibrators.sqlite-wal"))
         store.close()
-        #expect(throws: CalibratorStoreError.self) { try store.get("x") }
+        #expect(throws: StoreError.self) { try store.get("x", in: kind) }
     }
 
     @Test func concurrentPutsOfOneNameLeaveOneCompleteVersion() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // Two connections on one file (as two processes would be) plus many threads each.
-        let first = try CalibratorStore(directory: directory)
-        let second = try CalibratorStore(directory: directory)
-        let outcomes = Mutex<[CalibratorStore.PutOutcome]>([])
+        let first = try SQLiteDocumentStore(directory: directory)
+        let second = try SQLiteDocumentStore(directory: directory)
+        let outcomes = Mutex<[PutOutcome]>([])
         let failures = Mutex<[String]>([])
         let versions = (0..<64).map { tag in
             // Large documents, so a torn write would show.
             var c = Self.calibrator("shared", classes: 2 + tag, tag: tag)
-            c = StoredCalibrator(
-                name: c.name, method: c.method, classes: c.classes, createdAt: c.createdAt,
-                document: c.document + String(repeating: " ", count: 20_000 + tag))
+            c = StoredDocument(
+                name: c.name, kind: c.kind, size: c.size, createdAt: c.createdAt,
+                json: c.json + String(repeating: " ", count: 20_000 + tag))
             return c
         }
         DispatchQueue.concurrentPerform(iterations: versions.count) { i in
             do {
-                let outcome = try (i % 2 == 0 ? first : second).put(versions[i])
+                let outcome = try (i % 2 == 0 ? first : second).put(versions[i], in: kind)
                 outcomes.withLock { $0.append(outcome) }
             } catch {
                 failures.withLock { $0.append("\(error)") }
@@ -91,10 +95,10 @@ struct CalibratorStoreTests {
         #expect(failures.withLock { $0 }.isEmpty)
         #expect(outcomes.withLock { $0.filter { $0 == .created }.count } == 1)
         #expect(outcomes.withLock { $0.count } == versions.count)
-        let stored = try #require(try first.get("shared"))
+        let stored = try #require(try first.get("shared", in: kind))
         #expect(versions.contains(stored), "the stored row must equal one whole version")
-        #expect(try second.get("shared") == stored)
-        #expect(try first.list().count == 1)
+        #expect(try second.get("shared", in: kind) == stored)
+        #expect(try first.list(in: kind).count == 1)
         first.close()
         second.close()
     }
@@ -103,16 +107,16 @@ struct CalibratorStoreTests {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
-            let store = try CalibratorStore(directory: directory)
-            for i in 0..<20 { try store.put(Self.calibrator("c\(i)", tag: i)) }
-            try store.delete("c3")
+            let store = try SQLiteDocumentStore(directory: directory)
+            for i in 0..<20 { try store.put(Self.calibrator("c\(i)", tag: i), in: kind) }
+            try store.delete("c3", in: kind)
             store.close()
         }
-        let reopened = try CalibratorStore(directory: directory)
+        let reopened = try SQLiteDocumentStore(directory: directory)
         defer { reopened.close() }
-        #expect(try reopened.count() == 19)
-        #expect(try reopened.get("c7") == Self.calibrator("c7", tag: 7))
-        #expect(try reopened.get("c3") == nil)
+        #expect(try reopened.count(in: kind) == 19)
+        #expect(try reopened.get("c7", in: kind) == Self.calibrator("c7", tag: 7))
+        #expect(try reopened.get("c3", in: kind) == nil)
     }
 
     @Test func dataCommittedWithoutCloseSurvivesInTheWAL() throws {
@@ -120,10 +124,10 @@ struct CalibratorStoreTests {
         // without the first closing (as after kill -9) sees it.
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let writer = try CalibratorStore(directory: directory)
-        try writer.put(Self.calibrator("durable", tag: 5))
-        let reader = try CalibratorStore(directory: directory)
-        #expect(try reader.get("durable") == Self.calibrator("durable", tag: 5))
+        let writer = try SQLiteDocumentStore(directory: directory)
+        try writer.put(Self.calibrator("durable", tag: 5), in: kind)
+        let reader = try SQLiteDocumentStore(directory: directory)
+        #expect(try reader.get("durable", in: kind) == Self.calibrator("durable", tag: 5))
         reader.close()
         writer.close()
     }
@@ -134,7 +138,7 @@ struct CalibratorStoreTests {
         let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
         try garbage.write(to: URL(fileURLWithPath: directory + "/calibrators.sqlite"))
         do {
-            _ = try CalibratorStore(directory: directory)
+            _ = try SQLiteDocumentStore(directory: directory)
             Issue.record("opening a garbage file must fail")
         } catch {
             guard case .corrupt(let path, _) = error else {
@@ -153,8 +157,8 @@ struct CalibratorStoreTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/calibrators.sqlite"
         do {
-            let store = try CalibratorStore(directory: directory)
-            for i in 0..<200 { try store.put(Self.calibrator("calibrator-\(i)", tag: i)) }
+            let store = try SQLiteDocumentStore(directory: directory)
+            for i in 0..<200 { try store.put(Self.calibrator("calibrator-\(i)", tag: i), in: kind) }
             store.close()  // checkpoints the WAL into the main file
         }
         var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
@@ -163,18 +167,18 @@ struct CalibratorStoreTests {
         for k in 4096 * 2..<(4096 * 2 + 3000) { bytes[k] = UInt8(truncatingIfNeeded: k &* 13) }
         try bytes.write(to: URL(fileURLWithPath: file))
         #expect {
-            _ = try CalibratorStore(directory: directory)
+            _ = try SQLiteDocumentStore(directory: directory)
         } throws: { error in
-            guard let error = error as? CalibratorStoreError, case .corrupt = error else { return false }
+            guard let error = error as? StoreError, case .corrupt = error else { return false }
             return true
         }
     }
 
     @Test func missingDirectoryIsUnwritable() {
         #expect {
-            _ = try CalibratorStore(directory: "/nonexistent-lossd-\(UUID().uuidString)/data")
+            _ = try SQLiteDocumentStore(directory: "/nonexistent-lossd-\(UUID().uuidString)/data")
         } throws: { error in
-            guard let error = error as? CalibratorStoreError, case .unwritable = error else { return false }
+            guard let error = error as? StoreError, case .unwritable = error else { return false }
             return true
         }
     }
@@ -183,15 +187,15 @@ struct CalibratorStoreTests {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
-            let store = try CalibratorStore(directory: directory)
+            let store = try SQLiteDocumentStore(directory: directory)
             store.close()
         }
         // Bump the version with the sqlite3 tool's equivalent: a second connection.
-        let connection = try Connection(path: directory + "/calibrators.sqlite")
+        let connection = try SQLiteConnection(path: directory + "/calibrators.sqlite")
         try connection.execute("UPDATE schema_version SET version = 99", [], operation: "test")
         connection.close()
-        #expect(throws: CalibratorStoreError.unsupportedSchema(path: directory + "/calibrators.sqlite", found: 99, supported: CalibratorStore.schemaVersion)) {
-            _ = try CalibratorStore(directory: directory)
+        #expect(throws: StoreError.unsupportedSchema(path: directory + "/calibrators.sqlite", found: 99, supported: SQLiteDocumentStore.schemaVersion)) {
+            _ = try SQLiteDocumentStore(directory: directory)
         }
     }
 
@@ -212,7 +216,7 @@ struct CalibratorStoreTests {
         let inline = send("POST", "/v1/calibrate", #"{"calibrator": {"method": "temperature", "params": {"temperature": 2}}, "logits": [[2, 0]]}"#)
         #expect(inline.status.code == 200, "\(String(decoding: inline.body, as: UTF8.self))")
 
-        service.attachStore(CalibratorStore.inMemory())
+        service.attachStore(SQLiteDocumentStore.inMemory())
         #expect(send("GET", "/readyz").status.code == 200)
         let created = send("PUT", "/v1/calibrators/t", put)
         #expect(created.status.code == 201)
@@ -259,14 +263,14 @@ struct CalibratorStoreTests {
     }
 
     @Test func namesFollowThePattern() {
-        for good in ["a", "A-b_c.9", String(repeating: "x", count: 64)] { #expect(CalibratorCodec.isValidName(good), "\(good)") }
+        for good in ["a", "A-b_c.9", String(repeating: "x", count: 64)] { #expect(CalibratorResource.isValidName(good), "\(good)") }
         for bad in ["", String(repeating: "x", count: 65), "a/b", "a b", "é", "a%", "a\n"] {
-            #expect(!CalibratorCodec.isValidName(bad), "\(bad)")
+            #expect(!CalibratorResource.isValidName(bad), "\(bad)")
         }
     }
 
     @Test func timestampsAreRFC3339UTC() {
-        let stamp = CalibratorCodec.timestamp()
+        let stamp = CalibratorResource.timestamp()
         #expect(stamp.count == 24 && stamp.hasSuffix("Z") && stamp.dropFirst(10).first == "T", "\(stamp)")
     }
 }

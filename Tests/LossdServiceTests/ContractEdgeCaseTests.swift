@@ -4,6 +4,7 @@ import LossdJSON
 import Testing
 
 @testable import LossdService
+@testable import LossdStore
 
 /// Numerical and contract edge cases found by an independent review, each checked against
 /// a value computed here independently of the service's kernels.
@@ -26,7 +27,7 @@ struct ContractEdgeCaseTests {
         let directory = NSTemporaryDirectory() + "lossd-edge-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try CalibratorStore(directory: directory)
+        let store = try SQLiteDocumentStore(directory: directory)
         defer { store.close() }
         let service = LossdService(configuration: ServiceConfiguration(dataDirectory: directory))
         service.attachStore(store)
@@ -147,9 +148,9 @@ struct ContractEdgeCaseTests {
     }
 
     @Test func locationIsPercentEncoded() {
-        #expect(CalibratorEndpoints.location("model-1.v2_b") == "/v1/calibrators/model-1.v2_b")
-        #expect(CalibratorEndpoints.location("..") == "/v1/calibrators/%2E%2E")
-        #expect(CalibratorEndpoints.location("a/b c") == "/v1/calibrators/a%2Fb%20c")
+        #expect(CalibratorResource.location("model-1.v2_b") == "/v1/calibrators/model-1.v2_b")
+        #expect(CalibratorResource.location("..") == "/v1/calibrators/%2E%2E")
+        #expect(CalibratorResource.location("a/b c") == "/v1/calibrators/a%2Fb%20c")
     }
 
     @Test func twoAuthorizationHeadersAreABadRequest() {

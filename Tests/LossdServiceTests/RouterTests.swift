@@ -122,7 +122,7 @@ struct RouterPrecedenceTests {
     }
 
     @Test func reservedCalibratorNamesAreRefused() {
-        for name in [".", "..", "fit"] { #expect(!CalibratorCodec.isValidName(name), "\(name)") }
-        for name in ["fit2", "fitted", ".hidden", "a..b"] { #expect(CalibratorCodec.isValidName(name), "\(name)") }
+        for name in [".", "..", "fit"] { #expect(!CalibratorResource.isValidName(name), "\(name)") }
+        for name in ["fit2", "fitted", ".hidden", "a..b"] { #expect(CalibratorResource.isValidName(name), "\(name)") }
     }
 }

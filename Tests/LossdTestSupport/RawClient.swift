@@ -108,7 +108,8 @@ public final class RawClient {
             headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
         }
         var response = WireResponse(status: status, reason: parts.count > 2 ? String(parts[2]) : "", headers: headers, body: [])
-        if status < 200 || status == 204 || forHead { return response }
+        // 1xx, 204 and 304 never have a body (RFC 9112 §6.3).
+        if status < 200 || status == 204 || status == 304 || forHead { return response }
         guard let lengthText = response.header("content-length"), let length = Int(lengthText) else {
             throw ClientError.malformedResponse("response without Content-Length")
         }

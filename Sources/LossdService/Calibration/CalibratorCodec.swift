@@ -1,5 +1,6 @@
 import LossdJSON
 import LossdKernels
+import LossdStore
 
 #if canImport(Glibc)
     import Glibc
@@ -29,11 +30,11 @@ struct CalibratorRecord: Sendable, Equatable {
         return .object(members)
     }
 
-    /// The row the store keeps.
-    var stored: StoredCalibrator {
-        StoredCalibrator(
-            name: name ?? "", method: model.method, classes: model.classes, createdAt: createdAt,
-            document: String(decoding: json.bytes, as: UTF8.self))
+    /// The document the store keeps.
+    var stored: StoredDocument {
+        StoredDocument(
+            name: name ?? "", kind: model.method, size: model.classes, createdAt: createdAt,
+            json: String(decoding: json.bytes, as: UTF8.self))
     }
 }
 
@@ -41,31 +42,6 @@ struct CalibratorRecord: Sendable, Equatable {
 /// strings, 1-D arrays, 2-D arrays (matrices) and ragged rows; JSON cannot tell a
 /// rectangular `rows` value from a matrix, so read them through `CalibratorValue.rowArrays`.
 enum CalibratorCodec {
-    /// Names of stored calibrators: `[A-Za-z0-9._-]{1,64}`.
-    /// Names a calibrator cannot have: dot-segments and the literal segments of routes
-    /// beside `/v1/calibrators/{name}`.
-    static let reservedNames: Set<String> = [".", "..", "fit"]
-
-    static func isValidName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard (1...64).contains(bytes.count) else { return false }
-        // `.` and `..` are path dot-segments: a client resolves /v1/calibrators/.. to another
-        // path. `fit` is the fit route's own segment (the more specific route wins).
-        guard !reservedNames.contains(name) else { return false }
-        return bytes.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
-                || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
-        }
-    }
-
-    static func checkName(_ name: String, field: String?) throws(ServiceError) {
-        guard isValidName(name) else {
-            let shown = name.utf8.count > 80 ? String(decoding: Array(name.utf8.prefix(80)), as: UTF8.self) + "…" : name
-            throw ServiceError.invalid(
-                .invalidParam, field: field, "calibrator name `\(shown)` must match [A-Za-z0-9._-]{1,64} and not be `.`, `..` or `fit`")
-        }
-    }
-
     // MARK: Encoding
 
     static func encode(_ parameters: [String: CalibratorValue]) -> JSONValue {
@@ -188,14 +164,8 @@ enum CalibratorCodec {
     }
 
     /// A stored calibrator's document back as a record.
-    static func decodeStored(_ stored: StoredCalibrator) throws(ServiceError) -> CalibratorRecord {
-        let node: JSONNode
-        do {
-            node = try JSONReader.parse(Array(stored.document.utf8))
-        } catch {
-            throw storedError(stored.name, "its stored document is not valid JSON")
-        }
-        guard case .object(let object) = node else { throw storedError(stored.name, "its stored document is not an object") }
+    static func decodeStored(_ stored: StoredDocument) throws(ServiceError) -> CalibratorRecord {
+        let object = try CalibratorResource.object(of: stored)
         let model: CalibratorModel
         do {
             model = try decodeModel(object, pointer: "").0
@@ -208,30 +178,11 @@ enum CalibratorCodec {
         return CalibratorRecord(name: stored.name, model: model, fittedOn: fittedOn, createdAt: stored.createdAt)
     }
 
-    private static func storedError(_ name: String, _ detail: String) -> ServiceError {
-        ServiceError(status: .internalServerError, code: "internal", detail: "calibrator `\(name)` cannot be read: \(detail)")
-    }
-
     private static func lastComponent(_ field: String) -> Substring {
         field.split(separator: "/").last ?? Substring(field)
     }
 
     // MARK: Time
-
-    /// Now, as RFC 3339 UTC with milliseconds: `2026-11-29T21:13:05.123Z`.
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let text = String(v)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
-    }
 }
 
 extension CalibratorValue {

@@ -1,67 +1,23 @@
-import Dispatch
 import LossdHTTP
 import LossdJSON
 import LossdKernels
-import Logging
-import Synchronization
+import LossdStore
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Holds the service's calibrator store (SQLite or PostgreSQL) once start-up has opened it.
-final class CalibratorStoreSlot: Sendable {
-    private let store = Mutex<(any CalibratorStorage)?>(nil)
-
-    func attach(_ store: any CalibratorStorage) { self.store.withLock { $0 = store } }
-
-    var isAttached: Bool { store.withLock { $0 != nil } }
-
-    /// Whether an attached store says it cannot serve now (a PostgreSQL store whose
-    /// database is unreachable). Never blocks: `/readyz` runs on the I/O thread.
-    var attachedStoreIsUnavailable: Bool { (store.withLock { $0 }).map { !$0.isAvailable } ?? false }
-
-    /// Whether the attached store's writes fail for want of space (never blocks).
-    var attachedStoreIsFull: Bool { (store.withLock { $0 })?.isFull ?? false }
-
-    /// The attached store's count for `/metrics` (never blocks on a network).
-    func sampledCount() -> Int? { store.withLock { $0 }?.sampledCount() }
-
-    /// The store, or 503 while none is open.
-    func current() throws(ServiceError) -> any CalibratorStorage {
-        guard let store = store.withLock({ $0 }) else {
-            var error = ServiceError(status: .serviceUnavailable, code: "not_ready", detail: "the calibrator store is not open")
-            error.headers = [("Retry-After", "1")]
-            throw error
-        }
-        return store
-    }
-}
-
 /// `POST /v1/calibrators/fit`, `POST /v1/calibrate`, `GET /v1/calibrators`,
 /// `GET|PUT|DELETE /v1/calibrators/{name}` and `POST /v1/calibrators/{name}/apply`.
 enum CalibratorEndpoints {
-    private static let logger = Logger(label: "lossd.calibrators")
-
-    static func register(on router: inout Router, slot: CalibratorStoreSlot) {
+    static func register(on router: inout Router, slot: StoreSlot) {
         router.add("POST", "/v1/calibrators/fit") { route throws(ServiceError) in
             try fit(route, slot: slot)
         }
         router.add("POST", "/v1/calibrate") { route throws(ServiceError) in
             try calibrate(route, slot: slot)
         }
-        router.add("GET", "/v1/calibrators") { _ throws(ServiceError) in
-            try list(slot: slot)
-        }
-        router.add("GET", "/v1/calibrators/{name}") { route throws(ServiceError) in
-            try show(route.parameters["name"] ?? "", route.request, slot: slot)
-        }
-        router.add("PUT", "/v1/calibrators/{name}") { route throws(ServiceError) in
-            try put(route.parameters["name"] ?? "", route, slot: slot)
-        }
-        router.add("DELETE", "/v1/calibrators/{name}") { route throws(ServiceError) in
-            try delete(route.parameters["name"] ?? "", route.request, slot: slot)
-        }
+        StoredRoutes<CalibratorResource>.register(on: &router, slot: slot)
         router.add("POST", "/v1/calibrators/{name}/apply") { route throws(ServiceError) in
             try apply(route.parameters["name"] ?? "", route, slot: slot)
         }
@@ -69,7 +25,7 @@ enum CalibratorEndpoints {
 
     // MARK: Fit
 
-    static func fit(_ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
+    static func fit(_ route: RouteRequest, slot: StoreSlot) throws(ServiceError) -> HTTPResponse {
         let request = route.request
         let body = try RequestBody.object(route)
         try StrictFields.check(
@@ -77,15 +33,7 @@ enum CalibratorEndpoints {
             place: "a calibrator fit")
         // Validation order: method, name, params, inputs, then the method's own checks.
         let definition = try CalibratorCodec.definition(body["method"], field: "/method")
-        var name: String?
-        switch body["name"] {
-        case nil, .null?: name = nil
-        case .string(let text)?:
-            try CalibratorCodec.checkName(text, field: "/name")
-            name = text
-        case let other?:
-            throw ServiceError.invalid(.invalidParam, field: "/name", "`name` must be a string (got \(ResolvedParameters.text(other)))")
-        }
+        let name = try CalibratorResource.optionalName(in: body)
         let store = name == nil ? nil : try slot.current()
         let paramsObject: JSONObject?
         switch body["params"] {
@@ -111,7 +59,7 @@ enum CalibratorEndpoints {
         let before = baseline(input, definition: definition)
 
         let record = CalibratorRecord(
-            name: name, model: model, fittedOn: labels.count, createdAt: CalibratorCodec.timestamp())
+            name: name, model: model, fittedOn: labels.count, createdAt: CalibratorResource.timestamp())
         var fitMembers: [(String, JSONValue)] = [
             ("iterations", .int(report.iterations)),
             ("converged", .bool(report.converged)),
@@ -131,18 +79,8 @@ enum CalibratorEndpoints {
         }
         let answer: JSONValue = ["calibrator": record.json, "fit": .object(fitMembers)]
         guard let name, let store else { return LossdService.json(answer) }
-        // `If-Match` / `If-None-Match: *` make storing the fit conditional, as for a PUT.
-        let preconditions = preconditions(of: request)
-        let written = try perform("put") { () throws(CalibratorStoreError) in try store.put(record.stored, preconditions: preconditions) }
-        let revision: Int64
-        switch written {
-        case .written(_, let stored): revision = stored
-        case .preconditionFailed(let current): throw preconditionFailed(name, current: current)
-        }
-        var response = LossdService.json(answer, status: .created)
-        response.headers.add(name: "Location", value: location(name))
-        response.headers.add(name: "ETag", value: EntityTag.header(for: revision))
-        return response
+        return try StoredRoutes<CalibratorResource>.storeFitted(
+            record.stored, answer: LossdService.json(answer), request: request, store: store)
     }
 
     /// Uncalibrated probabilities of the fit data, for `nll_before` and `ece_before`:
@@ -169,7 +107,7 @@ enum CalibratorEndpoints {
 
     // MARK: Apply
 
-    static func calibrate(_ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
+    static func calibrate(_ route: RouteRequest, slot: StoreSlot) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
         try StrictFields.check(
             body, allowed: ["calibrator", "name", "logits", "scores", "views_logits"] + OutputEncoding.fields, pointer: "",
@@ -184,7 +122,7 @@ enum CalibratorEndpoints {
             guard case .string(let name)? = body["name"] else {
                 throw ServiceError.invalid(.invalidParam, field: "/name", "`name` must be a string")
             }
-            try CalibratorCodec.checkName(name, field: "/name")
+            try CalibratorResource.checkName(name, field: "/name")
             return try apply(record: try load(name, slot: slot), body: body, route: route)
         }
         guard let node = body["calibrator"], hasInline else { throw ServiceError.missing("calibrator") }
@@ -201,8 +139,8 @@ enum CalibratorEndpoints {
         return try respond(definition.apply(model, try checked(input, against: model)), output: try OutputEncoding(body, for: route))
     }
 
-    static func apply(_ name: String, _ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
-        try CalibratorCodec.checkName(name, field: nil)
+    static func apply(_ name: String, _ route: RouteRequest, slot: StoreSlot) throws(ServiceError) -> HTTPResponse {
+        try CalibratorResource.checkName(name, field: nil)
         let record = try load(name, slot: slot)
         let body = try RequestBody.object(route)
         try StrictFields.check(
@@ -290,174 +228,9 @@ enum CalibratorEndpoints {
             ], output: output)
     }
 
-    // MARK: Stored calibrators
-
-    static func list(slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
-        let store = try slot.current()
-        let summaries = try perform("list") { () throws(CalibratorStoreError) in try store.list() }
-        let items: [JSONValue] = summaries.map {
-            ["name": .string($0.name), "method": .string($0.method), "classes": .int($0.classes), "created_at": .string($0.createdAt)]
-        }
-        return LossdService.json(["calibrators": .array(items)])
+    private static func load(_ name: String, slot: StoreSlot) throws(ServiceError) -> CalibratorRecord {
+        try CalibratorCodec.decodeStored(try StoredRoutes<CalibratorResource>.load(name, slot: slot))
     }
-
-    static func show(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
-        try CalibratorCodec.checkName(name, field: nil)
-        let store = try slot.current()
-        guard let stored = try perform("get", { () throws(CalibratorStoreError) in try store.fetch(name) }) else {
-            throw notFound(name)
-        }
-        let etag = EntityTag.header(for: stored.revision)
-        // A client holding this revision already gets 304 without the body (RFC 9110 §13.1.2:
-        // weak comparison, as `If-None-Match` always uses).
-        if let condition = EntityTagCondition.parse(request.headers.values(named: "If-None-Match")),
-            !WritePreconditions(ifNoneMatch: condition).allow(current: stored.revision)
-        {
-            return HTTPResponse(status: .notModified, headers: ["ETag": etag])
-        }
-        return HTTPResponse(status: .ok, headers: ["Content-Type": "application/json", "ETag": etag], body: Array(stored.calibrator.document.utf8))
-    }
-
-    /// The `If-Match` / `If-None-Match` conditions of a write request.
-    private static func preconditions(of request: HTTPRequest) -> WritePreconditions {
-        WritePreconditions(
-            ifMatch: EntityTagCondition.parse(request.headers.values(named: "If-Match")),
-            ifNoneMatch: EntityTagCondition.parse(request.headers.values(named: "If-None-Match")))
-    }
-
-    static func put(_ name: String, _ route: RouteRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
-        let request = route.request
-        try CalibratorCodec.checkName(name, field: nil)
-        let store = try slot.current()
-        let body = try RequestBody.object(route)
-        // A `name` member (as in a GET's answer) is ignored: the path names the calibrator,
-        // so a GET's answer can be PUT back under another name; so is `created_at`.
-        try StrictFields.check(
-            body, allowed: CalibratorRecord.fields, nullable: ["fitted_on"], pointer: "", place: "a calibrator")
-        let (model, definition) = try CalibratorCodec.decodeModel(body, pointer: "")
-        do {
-            try definition.validate(model)
-        } catch {
-            // The body is the model itself: `/params/...`, not `/calibrator/params/...`.
-            throw error.rebasingField(from: "/calibrator", onto: "")
-        }
-        var fittedOn: Int?
-        switch body["fitted_on"] {
-        case nil, .null?: fittedOn = nil
-        case .number(let v)? where v.isFinite && v == v.rounded() && v >= 0 && v < 9e15: fittedOn = Int(v)
-        case let other?:
-            throw ServiceError.invalid(
-                .invalidParam, field: "/fitted_on", "`fitted_on` must be a non-negative integer (got \(ResolvedParameters.text(other)))")
-        }
-        let record = CalibratorRecord(name: name, model: model, fittedOn: fittedOn, createdAt: CalibratorCodec.timestamp())
-        let preconditions = preconditions(of: request)
-        let result = try perform("put") { () throws(CalibratorStoreError) in try store.put(record.stored, preconditions: preconditions) }
-        switch result {
-        case .preconditionFailed(let current):
-            throw preconditionFailed(name, current: current)
-        case let .written(outcome, revision):
-            var response = LossdService.json(record.json, status: outcome == .created ? .created : .ok)
-            if outcome == .created { response.headers.add(name: "Location", value: location(name)) }
-            response.headers.add(name: "ETag", value: EntityTag.header(for: revision))
-            return response
-        }
-    }
-
-    static func delete(_ name: String, _ request: HTTPRequest, slot: CalibratorStoreSlot) throws(ServiceError) -> HTTPResponse {
-        try CalibratorCodec.checkName(name, field: nil)
-        let store = try slot.current()
-        let preconditions = preconditions(of: request)
-        switch try perform("delete", { () throws(CalibratorStoreError) in try store.delete(name, preconditions: preconditions) }) {
-        case .deleted: return HTTPResponse(status: .noContent)
-        case .notFound: throw notFound(name)
-        case .preconditionFailed(let current): throw preconditionFailed(name, current: current)
-        }
-    }
-
-    /// 412: the `If-Match` / `If-None-Match` of a write did not hold for the stored
-    /// revision; nothing was written.
-    private static func preconditionFailed(_ name: String, current: Int64?) -> ServiceError {
-        let state = current.map { "is at ETag \(EntityTag.header(for: $0))" } ?? "does not exist"
-        return ServiceError(
-            status: HTTPStatus(code: 412), code: "precondition_failed",
-            detail: "the preconditions of the request do not hold: calibrator `\(name)` \(state)")
-    }
-
-    private static func load(_ name: String, slot: CalibratorStoreSlot) throws(ServiceError) -> CalibratorRecord {
-        let store = try slot.current()
-        guard let stored = try perform("get", { () throws(CalibratorStoreError) in try store.get(name) }) else {
-            throw notFound(name)
-        }
-        return try CalibratorCodec.decodeStored(stored)
-    }
-
-    // MARK: Helpers
-
-    /// The calibrator's path, its name percent-encoded (RFC 3986 unreserved bytes stay;
-    /// valid names never need it, but the header must never carry a raw path character).
-    static func location(_ name: String) -> String {
-        var encoded = ""
-        for byte in name.utf8 {
-            let unreserved = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
-                || (byte == UInt8(ascii: ".") && name != "." && name != "..")
-            if unreserved {
-                encoded.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                encoded += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xF, radix: 16, uppercase: true)
-            }
-        }
-        return "/v1/calibrators/" + encoded
-    }
-
-    private static func notFound(_ name: String) -> ServiceError {
-        ServiceError.notFound("no calibrator named `\(name)`")
-    }
-
-    /// Runs a store operation; a store failure is logged in full and answered as a 503
-    /// without internals (the client may retry; nothing was half-written).
-    private static func perform<T>(_ operation: String, _ body: () throws(CalibratorStoreError) -> T) throws(ServiceError) -> T {
-        do {
-            return try body()
-        } catch {
-            if let note = failureLogNote() { logger.error("calibrator store \(operation) failed: \(error)\(note)") }
-            if case .full = error {
-                // Retrying will not help until space is freed (DELETE still works).
-                throw ServiceError(
-                    status: .insufficientStorage, code: "store_full",
-                    detail: "the calibrator store's disk is full; delete calibrators or free space, then retry the \(operation)")
-            }
-            var failure = ServiceError(
-                status: .serviceUnavailable, code: "store_unavailable", detail: "the calibrator store could not complete the \(operation)")
-            failure.headers = [("Retry-After", "1")]
-            throw failure
-        }
-    }
-
-    /// Store failures are logged at most once a second: while a database is down every
-    /// store request fails, and a line for each would flood the log. Nil means "skip this
-    /// one"; otherwise the suffix says how many were skipped since the last line.
-    private static func failureLogNote() -> String? {
-        let now = DispatchTime.now().uptimeNanoseconds
-        return failureLog.withLock { state -> String? in
-            guard now >= state.nextLine else {
-                state.skipped += 1
-                return nil
-            }
-            defer {
-                state.skipped = 0
-                state.nextLine = now + 1_000_000_000
-            }
-            return state.skipped > 0 ? " (and \(state.skipped) more store failures in the last second, not logged)" : ""
-        }
-    }
-
-    private struct FailureLogState {
-        var nextLine: UInt64 = 0
-        var skipped = 0
-    }
-
-    private static let failureLog = Mutex(FailureLogState())
 
     private static func sigmoid(_ x: Double) -> Double {
         x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))

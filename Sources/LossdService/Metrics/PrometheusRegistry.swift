@@ -192,7 +192,8 @@ final class ServiceMetrics: Sendable {
             "lossd_inflight_body_bytes", .gauge,
             help: "Bytes requests hold against the memory budget now (bodies and estimated working sets).")
         registry.declare("lossd_inflight_limit_bytes", .gauge, help: "The memory budget for requests (--max-inflight-bytes).")
-        registry.declare("lossd_calibrator_store_entries", .gauge, help: "Calibrators in the store.")
+        registry.declare(
+            "lossd_store_entries", .gauge, help: "Documents in the store, by collection (calibrators, scaling_laws).", labels: ["collection"])
         registry.declare(
             "lossd_loss_evaluations_total", .counter, help: "Losses evaluated (each entry of a losses list counts), by loss.",
             labels: ["loss"])
@@ -225,14 +226,20 @@ final class ServiceMetrics: Sendable {
     var currentGauges: ServerGauges? { gauges.withLock({ $0 })?() }
 
     /// The exposition text, gauges refreshed first.
-    func render(storeEntries: Int?) -> String {
+    /// The exposition; `storeEntries` (nil: unknown, the store is unreachable) gives a
+    /// `lossd_store_entries` sample for each of `collections`.
+    func render(storeEntries: [String: Int]?, collections: [String]) -> String {
         if let now = currentGauges {
             registry.set("lossd_open_connections", [], Double(now.openConnections))
             registry.set("lossd_queue_depth", [], Double(now.queueDepth))
             registry.set("lossd_inflight_body_bytes", [], Double(now.inflightBytes))
             registry.set("lossd_inflight_limit_bytes", [], Double(now.inflightLimit))
         }
-        if let storeEntries { registry.set("lossd_calibrator_store_entries", [], Double(storeEntries)) }
+        if let storeEntries {
+            for collection in collections {
+                registry.set("lossd_store_entries", [collection], Double(storeEntries[collection] ?? 0))
+            }
+        }
         return registry.render() + (ProcessMetrics.sample()?.exposition ?? "")
     }
 }

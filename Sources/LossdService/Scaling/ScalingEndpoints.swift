@@ -1,30 +1,32 @@
 import LossdHTTP
 import LossdJSON
 import LossdKernels
+import LossdStore
 
 /// `POST /v1/scaling/fit` and `POST /v1/scaling/predict` (docs/scaling.md): fitting a
 /// scaling law to posted runs, with bootstrap intervals, and predicting from a fitted law
-/// with its derived quantities. The numerics are the kernels' `ScalingFit`,
+/// (inline or stored by name) with its derived quantities; the stored laws' own routes
+/// are `StoredRoutes<ScalingLawResource>`. The numerics are the kernels' `ScalingFit`,
 /// `ScalingBootstrap`, `ScalingModel.predict` and `ScalingDerived`.
 enum ScalingEndpoints {
-    static func register(on router: inout Router) {
-        router.add("POST", "/v1/scaling/fit") { route throws(ServiceError) in try fit(route) }
-        router.add("POST", "/v1/scaling/predict") { route throws(ServiceError) in try predict(route) }
+    static func register(on router: inout Router, slot: StoreSlot) {
+        router.add("POST", "/v1/scaling/fit") { route throws(ServiceError) in try fit(route, slot: slot) }
+        router.add("POST", "/v1/scaling/predict") { route throws(ServiceError) in try predict(route, slot: slot) }
+        StoredRoutes<ScalingLawResource>.register(on: &router, slot: slot)
     }
 
     // MARK: Fit
 
     static let fitFields = ["law", "data", "params", "weights", "bootstrap", "name"]
 
-    static func fit(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
+    static func fit(_ route: RouteRequest, slot: StoreSlot) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
         try StrictFields.check(body, allowed: fitFields, pointer: "", place: "a scaling fit")
         try WorkingSet.reserve(WorkingSet.typical(for: body, factor: 8), for: "this scaling fit", in: route.context)
         let kind = try ScalingRequest.law(body)
-        if body["name"] != nil {
-            throw ServiceError.invalid(
-                .invalidInput, field: "/name", "storing scaling laws is not available yet; fit without `name` and keep the answer's params")
-        }
+        let name = try ScalingLawResource.optionalName(in: body)
+        // Checked before the fit: no point fitting what cannot be stored.
+        let store = name == nil ? nil : try slot.current()
         let params = try ScalingRequest.params(
             body, allowed: ScalingRequest.optionNames(kind) + ["huber_delta"], place: "the options of \(kind.rawValue)")
         let options = try ScalingRequest.options(params, kind: kind, fitting: true)
@@ -44,19 +46,21 @@ enum ScalingEndpoints {
             throw ServiceError(error.rebased("/params/bootstrap", as: "/bootstrap"))
         }
         let model = result.model
+        let report = result.report
         guard model.values.allFinite, result.report.objective.isFinite else {
             throw ServiceError.invalid(.valueOverflow, field: "/data", "the fitted law is not representable in float64")
         }
         if svg {
             // The plot's band is the bootstrap interval of the law at every plotted size.
             let options = bootstrap.map { ScalingSVG.Bootstrap(samples: $0.samples, seed: $0.seed, level: $0.level) }
+            let drawn: String
             do {
-                return svgAnswer(try ScalingSVG.fit(result, data: data, bootstrap: options))
+                drawn = try ScalingSVG.fit(result, data: data, bootstrap: options)
             } catch {
                 throw ServiceError(error.rebased("/params/bootstrap", as: "/bootstrap"))
             }
+            return try stored(model, fittedOn: report.nPoints, answer: svgAnswer(drawn), as: name, in: store, route: route)
         }
-        let report = result.report
         var members: [(String, JSONValue)] = [
             ("law", .string(kind.rawValue)),
             ("params", .object(model.named.map { ($0.name, .double($0.value)) })),
@@ -81,7 +85,17 @@ enum ScalingEndpoints {
             ))
         }
         if let derived = try derivedOnOwnData(model, data: data) { members.append(("derived", derived)) }
-        return try jsonAnswer(members, for: route)
+        return try stored(model, fittedOn: report.nPoints, answer: jsonAnswer(members, for: route), as: name, in: store, route: route)
+    }
+
+    /// The fit's answer, after storing the law when the request named it: then 201 with
+    /// `Location` and `ETag` (`If-Match` / `If-None-Match: *` make the store conditional).
+    static func stored(
+        _ model: ScalingModel, fittedOn: Int, answer: HTTPResponse, as name: String?, in store: (any DocumentStore)?, route: RouteRequest
+    ) throws(ServiceError) -> HTTPResponse {
+        guard let name, let store else { return answer }
+        let record = ScalingLawRecord(name: name, model: model, fittedOn: fittedOn, createdAt: ScalingLawResource.timestamp())
+        return try StoredRoutes<ScalingLawResource>.storeFitted(record.stored, answer: answer, request: route.request, store: store)
     }
 
     /// What a fit says about its own data: power_law's reducible loss at each posted x,
@@ -155,33 +169,49 @@ enum ScalingEndpoints {
         }
     }
 
-    static func predict(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
+    static func predict(_ route: RouteRequest, slot: StoreSlot) throws(ServiceError) -> HTTPResponse {
         let body = try RequestBody.object(route)
-        if body["name"] != nil {
-            throw ServiceError.invalid(
-                .invalidInput, field: "/name", "stored scaling laws are not available yet; send `law` and `params`")
+        // The law: stored under `name`, or inline as `law` and `params` (fitted parameters
+        // and options in one object).
+        let storedModel: ScalingModel?
+        let kind: ScalingLawKind
+        if let name = try ScalingLawResource.optionalName(in: body) {
+            if body["law"] != nil || body["params"] != nil {
+                throw ServiceError.invalid(
+                    .invalidInput, field: "/name", "send either `name` (a stored law) or `law` and `params`, not both")
+            }
+            let model = try ScalingLawResource.model(named: name, slot: slot)
+            (storedModel, kind) = (model, model.law.kind)
+        } else {
+            storedModel = nil
+            kind = try ScalingRequest.law(body)
         }
-        let kind = try ScalingRequest.law(body)
         try StrictFields.check(body, allowed: predictFields(kind), pointer: "", place: "a \(kind.rawValue) prediction")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this prediction", in: route.context)
-        guard body["params"] != nil else { throw ServiceError.missing("params") }
-        let params = try ScalingRequest.params(
-            body, allowed: kind.parameterNames + ScalingRequest.optionNames(kind), place: "a \(kind.rawValue) law")
-        let options = try ScalingRequest.options(params, kind: kind, fitting: false)
-        var named: [String: Double] = [:]
-        for name in kind.parameterNames {
-            if let value = try ScalingRequest.number(params, name) { named[name] = value }
+        let model: ScalingModel
+        if let storedModel {
+            model = storedModel
+        } else {
+            guard body["params"] != nil else { throw ServiceError.missing("params") }
+            let params = try ScalingRequest.params(
+                body, allowed: kind.parameterNames + ScalingRequest.optionNames(kind), place: "a \(kind.rawValue) law")
+            let options = try ScalingRequest.options(params, kind: kind, fitting: false)
+            var named: [String: Double] = [:]
+            for name in kind.parameterNames {
+                if let value = try ScalingRequest.number(params, name) { named[name] = value }
+            }
+            do {
+                model = try ScalingModel(law: try ScalingLaw.resolve(kind, options: options, data: nil), named: named)
+            } catch {
+                throw ServiceError(error)
+            }
         }
 
         var members: [(String, JSONValue)] = [("law", .string(kind.rawValue))]
         var derived: [(String, JSONValue)] = []
         // What the SVG answer plots (Accept: image/svg+xml).
         var plot = ScalingSVG.PredictInput()
-        var plotModel: ScalingModel?
         do {
-            let law = try ScalingLaw.resolve(kind, options: options, data: nil)
-            let model = try ScalingModel(law: law, named: named)
-            plotModel = model
             switch kind {
             case .powerLaw:
                 if let x = try ScalingRequest.vector(body, "x", pointer: "") {
@@ -224,10 +254,11 @@ enum ScalingEndpoints {
                 try StrictFields.check(curve, allowed: ["lr", "steps"], pointer: "/curve", place: "`curve`")
                 let lr = try ScalingRequest.vector(curve, "lr", pointer: "/curve", required: true) ?? []
                 let steps = try ScalingRequest.integers(curve, "steps", pointer: "/curve")
-                guard lr.count > options.warmupSteps else {
+                let warmupSteps = if case .lrAnnealing(_, let warmup) = model.law { warmup } else { 0 }
+                guard lr.count > warmupSteps else {
                     throw ServiceError.invalid(
                         .invalidInput, field: "/curve/lr",
-                        "the schedule has \(lr.count) steps, none after the \(options.warmupSteps) warm-up steps")
+                        "the schedule has \(lr.count) steps, none after the \(warmupSteps) warm-up steps")
                 }
                 let predicted: PredictedCurve
                 do {
@@ -253,10 +284,10 @@ enum ScalingEndpoints {
             throw ServiceError.invalid(.valueOverflow, field: nil, "the predicted loss is not representable in float64")
         }
         if !derived.isEmpty { members.append(("derived", .object(derived))) }
-        if AcceptHeader.prefers("image/svg+xml", route.request.headers["accept"]), let plotModel {
+        if AcceptHeader.prefers("image/svg+xml", route.request.headers["accept"]) {
             let drawn: String?
             do {
-                drawn = try ScalingSVG.predict(plotModel, plot)
+                drawn = try ScalingSVG.predict(model, plot)
             } catch {
                 throw ServiceError(error)
             }

@@ -30,7 +30,7 @@ final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    init(parameters: Parameters, location: String) throws(CalibratorStoreError) {
+    init(parameters: Parameters, location: String) throws(StoreError) {
         // Later entries override earlier ones; `dbname` (expanded from the URL) comes last
         // so that the URL's own settings win over these defaults.
         let pairs: [(String, String)] = [
@@ -83,7 +83,7 @@ final class PostgresConnection: @unchecked Sendable {
 
     /// Runs `sql` with text parameters `$1...` (never interpolated into the SQL) and
     /// returns every row as text (nil for NULL).
-    func query(_ sql: String, _ parameters: [String?], operation: String) throws(CalibratorStoreError) -> [[String?]] {
+    func query(_ sql: String, _ parameters: [String?], operation: String) throws(StoreError) -> [[String?]] {
         let copies = parameters.map { $0.flatMap { strdup($0) } }
         defer { copies.forEach { free($0) } }
         let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
@@ -117,9 +117,9 @@ final class PostgresConnection: @unchecked Sendable {
     }
 
     /// `BEGIN`, `body`, `COMMIT`; `ROLLBACK` when `body` throws.
-    func transaction<T>(_ operation: String, _ body: () throws(CalibratorStoreError) -> T) throws(CalibratorStoreError) -> T {
+    func transaction<T>(_ operation: String, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
         _ = try query("BEGIN", [], operation: operation)
-        do throws(CalibratorStoreError) {
+        do throws(StoreError) {
             let value = try body()
             _ = try query("COMMIT", [], operation: operation)
             return value

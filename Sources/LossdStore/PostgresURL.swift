@@ -16,7 +16,7 @@ public enum PostgresURL {
 
     /// Throws `.invalidLocation` (with libpq's reason, without the URL) unless libpq
     /// accepts `url` as a connection URI.
-    public static func validate(_ url: String) throws(CalibratorStoreError) {
+    public static func validate(_ url: String) throws(StoreError) {
         guard isPostgres(url) else {
             throw .invalidLocation(detail: "the PostgreSQL store needs a postgres:// or postgresql:// URL")
         }

@@ -32,8 +32,8 @@ final class PostgresConnectionPool: Sendable {
     /// because a reused connection had died (the server restarted since) runs once more
     /// on a fresh connection: nothing of it reached the database.
     func withConnection<T>(
-        _ operation: String, _ body: (PostgresConnection) throws(CalibratorStoreError) -> T
-    ) throws(CalibratorStoreError) -> T {
+        _ operation: String, _ body: (PostgresConnection) throws(StoreError) -> T
+    ) throws(StoreError) -> T {
         guard permits.wait(timeout: .now() + parameters.acquireTimeout) == .success else {
             throw .failed(operation: operation, detail: "no database connection was free within \(parameters.acquireTimeout) s")
         }
@@ -48,7 +48,7 @@ final class PostgresConnectionPool: Sendable {
                 connection = try open(operation)
             }
             connection.statementsSucceeded = 0
-            do throws(CalibratorStoreError) {
+            do throws(StoreError) {
                 let value = try body(connection)
                 release(connection)
                 return value
@@ -73,13 +73,13 @@ final class PostgresConnectionPool: Sendable {
     }
 
     /// A new connection, unless a recent connect failed and the backoff has not passed.
-    private func open(_ operation: String) throws(CalibratorStoreError) -> PostgresConnection {
+    private func open(_ operation: String) throws(StoreError) -> PostgresConnection {
         let now = Monotonic.now()
         let wait = backoff.withLock { $0.nextAttempt - now }
         if wait > 0 {
             throw .unreachable(location: location, detail: "the last connection attempt failed; next attempt in \(Int(wait * 1000)) ms")
         }
-        do throws(CalibratorStoreError) {
+        do throws(StoreError) {
             let connection = try PostgresConnection(parameters: parameters, location: location)
             reachable()
             return connection
@@ -111,7 +111,7 @@ final class PostgresConnectionPool: Sendable {
         dropIdle()
     }
 
-    private static func detail(of error: CalibratorStoreError) -> String {
+    private static func detail(of error: StoreError) -> String {
         switch error {
         case let .failed(_, detail), let .unreachable(_, detail): detail
         default: "\(error)"

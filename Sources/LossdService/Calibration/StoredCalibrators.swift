@@ -1,0 +1,41 @@
+import LossdJSON
+import LossdStore
+
+/// Fitted calibrators in the store: `GET /v1/calibrators`, `GET|PUT|DELETE
+/// /v1/calibrators/{name}` (the routes are `StoredRoutes`'); fits store theirs with
+/// `name`, `POST /v1/calibrate` and `/v1/calibrators/{name}/apply` read them back.
+enum CalibratorResource: StoredResource {
+    static let collection = "calibrators"
+    static let noun = "calibrator"
+    static let path = "/v1/calibrators"
+    static let listMember = "calibrators"
+    /// `fit` is the segment of `POST /v1/calibrators/fit` (the more specific route wins).
+    static let reservedNames: Set<String> = ["fit"]
+
+    static func summary(_ summary: DocumentSummary) -> JSONValue {
+        ["name": .string(summary.name), "method": .string(summary.kind), "classes": .int(summary.size), "created_at": .string(summary.createdAt)]
+    }
+
+    /// A PUT's body is a calibrator object as a GET answers it. A `name` member is
+    /// ignored (the path names the calibrator, so a GET's answer can be PUT back under
+    /// another name); so is `created_at`.
+    static func document(named name: String, from body: JSONObject) throws(ServiceError) -> StoredDocument {
+        try StrictFields.check(body, allowed: CalibratorRecord.fields, nullable: ["fitted_on"], pointer: "", place: "a calibrator")
+        let (model, definition) = try CalibratorCodec.decodeModel(body, pointer: "")
+        do {
+            try definition.validate(model)
+        } catch {
+            // The body is the model itself: `/params/...`, not `/calibrator/params/...`.
+            throw error.rebasingField(from: "/calibrator", onto: "")
+        }
+        var fittedOn: Int?
+        switch body["fitted_on"] {
+        case nil, .null?: fittedOn = nil
+        case .number(let v)? where v.isFinite && v == v.rounded() && v >= 0 && v < 9e15: fittedOn = Int(v)
+        case let other?:
+            throw ServiceError.invalid(
+                .invalidParam, field: "/fitted_on", "`fitted_on` must be a non-negative integer (got \(ResolvedParameters.text(other)))")
+        }
+        return CalibratorRecord(name: name, model: model, fittedOn: fittedOn, createdAt: CalibratorResource.timestamp()).stored
+    }
+}

@@ -35,7 +35,10 @@ So, for a positive case only (one schemathesis expects the server to accept),
 * scaling fits get points (or curves) of a known law in the generated count and layout,
   enough for the law, `weights` one per fitted point and at most 10 bootstrap samples;
   scaling predictions get parameters that agree with `irreducible`, point lists of one
-  length and schedule steps after the warm-up;
+  length and schedule steps after the warm-up; a stored law PUT gets an `L_inf` that
+  agrees with `options.irreducible`; a prediction from a stored law (`name`) keeps only
+  the queries of the law the server holds under that name (read with GET; none: the
+  404 stands), repaired as an inline one;
 * a multipart `/v1/loss` case gets a valid `request` part and no other part: the
   generator draws any JSON text for `request`, and schemathesis never counts a body with
   binary data (the `.npy` parts) as positive, so those are left to the integration tests
@@ -45,7 +48,10 @@ Where the generated parameters themselves break a relation (`bins.max` <= `bins.
 `d_max` <= `d_min`, `t_max` <= `t_min`, a `log_beta_bounds` with lower >= upper, a
 `sigma` the histogram underflows with) or would make the request too large or too slow
 for a CI run (soft_topk `k` or `bins.count` over 256, a 10^6-class vector calibrator, a
-MACE run of 10^12 steps), `filter_case` drops the case rather than change the parameter.
+MACE run of 10^12 steps, an lr_annealing fit with a momentum `decay` below 0.9, whose
+annealing term on the CI curve the fit's start grid does not reach, an nmt fit with a
+reference size outside (1e-30, 1e30), where its factor overflows at every start), `filter_case` drops
+the case rather than change the parameter.
 Negative cases are never touched. Every repaired JSON body is validated against the
 request schema of openapi.yaml before it is sent, and the run stops with an error if it
 does not conform: a repair can never make the document look right.
@@ -62,7 +68,7 @@ the magnitudes of the data and the parameters together, which no request schema 
 bound.
 
 Loaded by scripts/schemathesis/config.toml (`hooks`); LOSSD_API_KEY is the API key of the
-run (the hooks read stored calibrators with it).
+run (the hooks read stored calibrators and laws with it).
 """
 
 from __future__ import annotations
@@ -554,7 +560,12 @@ def repair_inline_calibrate(body: dict) -> dict:
 
 def stored_calibrator(case: Any, name: str) -> dict | None:
     """The stored calibrator `name` as the server has it now, or None (absent, or no server)."""
-    url = case.operation.schema.get_base_url() + "/v1/calibrators/" + name
+    return stored_document(case, "/v1/calibrators/" + name)
+
+
+def stored_document(case: Any, path: str) -> dict | None:
+    """What a GET of `path` answers now, or None (absent, or no server)."""
+    url = case.operation.schema.get_base_url() + path
     headers = {}
     key = os.environ.get("LOSSD_API_KEY")
     if key:
@@ -728,13 +739,20 @@ def repair_scaling_fit(body: dict) -> dict:
     params = body.get("params") or {}
     data = body.get("data") or []
     if law == "lr_annealing":
-        warmup = params.get("warmup_steps", 0)
+        warmup = int(params.get("warmup_steps", 0))
         if warmup > 64:
             raise Unrepairable("a warm-up longer than a CI curve")
+        if params.get("decay", 0.999) < 0.9:
+            # The CI curve's law with a short momentum memory has an annealing term the
+            # deterministic start grid does not reach (422 "no start of the grid ...").
+            raise Unrepairable("a momentum decay the CI curve is not fitted from")
         curves = [scaling_curve(warmup, params.get("decay", 0.999)) for _ in data[:4]]
         body["data"] = curves
         fitted = 24 * len(curves)
     else:
+        if any(not 1e-30 < params.get(ref, 1e8) < 1e30 for ref in ("n_encoder_ref", "n_decoder_ref")):
+            # The law's factor (ref / size)^p overflows or vanishes at every start.
+            raise Unrepairable("nmt reference sizes far outside the CI points' range")
         minimum = SCALING_MIN_POINTS[law] - (1 if law == "power_law" and params.get("irreducible") is False else 0)
         count = min(max(len(data), minimum), 64)
         body["data"] = scaling_points(law, count)
@@ -768,7 +786,7 @@ def repair_scaling_predict(body: dict) -> dict:
         curve = body.get("curve") or {}
         lr = [v if v > 0 else 1e-3 for v in curve.get("lr", [])][:4096] or [1e-3]
         curve["lr"] = lr
-        warmup = min(params.get("warmup_steps", 0), len(lr) - 1)
+        warmup = min(int(params.get("warmup_steps", 0)), len(lr) - 1)
         params["warmup_steps"] = warmup
         if "steps" in curve:
             steps = list(range(warmup + 1, len(lr) + 1))[: max(len(curve["steps"]), 1)]
@@ -776,6 +794,49 @@ def repair_scaling_predict(body: dict) -> dict:
         body["curve"] = curve
     body["params"] = params
     return body
+
+
+SCALING_QUERIES = {
+    "power_law": ["x", "target_loss"],
+    "chinchilla": ["n", "d", "compute"],
+    "nmt": ["n_encoder", "n_decoder", "n_total"],
+    "lr_annealing": ["curve"],
+}
+
+
+def repair_scaling_put(body: dict) -> dict:
+    """`L_inf` that agrees with `options.irreducible` (as for predictions)."""
+    body = copy.deepcopy(body)
+    if body.get("law") == "power_law":
+        options = body.get("options") or {}
+        if options.get("irreducible") is False:
+            body["params"].pop("L_inf", None)
+        else:
+            body["params"].setdefault("L_inf", 1.0)
+    return body
+
+
+def repair_stored_predict(case: Any, body: dict) -> dict:
+    """A prediction from a stored law gets the queries of that law only, repaired as an
+    inline prediction's (none stored: the 404 stands)."""
+    stored = stored_document(case, "/v1/scaling/laws/" + str(body["name"]))
+    if stored is None:
+        return body
+    law = stored["law"]
+    inline = {key: value for key, value in body.items() if key in SCALING_QUERIES[law]}
+    inline["law"], inline["params"] = law, {**stored["params"], **stored["options"]}
+    if law == "lr_annealing" and "curve" not in inline:
+        inline["curve"] = {"lr": [1e-3]}
+    if law == "chinchilla" and ("n" in inline) != ("d" in inline):
+        inline.pop("n", None), inline.pop("d", None)
+    if law == "nmt" and ("n_encoder" in inline) != ("n_decoder" in inline):
+        inline.pop("n_encoder", None), inline.pop("n_decoder", None)
+    repaired = repair_scaling_predict(inline)
+    if law == "lr_annealing" and len(repaired["curve"]["lr"]) <= int(stored["options"].get("warmup_steps", 0)):
+        raise Unrepairable("a stored law's warm-up longer than the generated schedule")
+    answer = {key: value for key, value in repaired.items() if key not in ("law", "params")}
+    answer["name"] = body["name"]
+    return answer
 
 
 def validator(key: str, schema: dict) -> Any:
@@ -840,7 +901,11 @@ def repaired(case: Any) -> Any:
     if route == ("POST", "/v1/scaling/fit"):
         return repair_scaling_fit(body)
     if route == ("POST", "/v1/scaling/predict"):
+        if "name" in body:
+            return repair_stored_predict(case, body)
         return repair_scaling_predict(body)
+    if route == ("PUT", "/v1/scaling/laws/{name}"):
+        return repair_scaling_put(body)
     return body
 
 

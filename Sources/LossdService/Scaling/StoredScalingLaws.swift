@@ -47,6 +47,7 @@ struct ScalingLawRecord {
             try StrictFields.check(
                 given, allowed: ScalingRequest.optionNames(kind) + ["huber_delta"], pointer: "/options",
                 place: "the options of \(kind.rawValue)")
+            _ = try ScalingRequest.number(given, "huber_delta", pointer: "/options")
             optionsObject = given
         default: throw ServiceError.invalid(.invalidParam, field: "/options", "`options` must be an object")
         }

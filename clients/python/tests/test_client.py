@@ -236,3 +236,16 @@ def test_scaling_law_fit_and_prediction(client):
     with pytest.raises(lossd.LossdError) as error:
         client.fit_scaling_law("power_law", points, params={"irreducable": False})
     assert error.value.code == "unknown_field" and error.value.field == "/params/irreducable"
+
+
+def test_stored_scaling_law_by_name(client):
+    """A fit stored under a name predicts by that name exactly as the inline law does."""
+    x = np.logspace(6, 10, 9)
+    points = [{"x": float(v), "loss": 1.69 + (8.8e6 / v) ** 0.34} for v in x]
+    fit = client.fit_scaling_law("power_law", points, name="client-kaplan")
+    by_name = client.predict_scaling_law(name="client-kaplan", x=[1e11, 1e12])
+    inline = client.predict_scaling_law("power_law", {**fit["params"], **fit["options"]}, x=[1e11, 1e12])
+    assert np.allclose(by_name["loss"], inline["loss"], rtol=1e-12, atol=0)
+    with pytest.raises(lossd.LossdError) as error:
+        client.predict_scaling_law(name="no-such-law", x=[1e9])
+    assert error.value.status == 404

@@ -390,31 +390,38 @@ class Client:
     # -- scaling laws ----------------------------------------------------------------
 
     def fit_scaling_law(self, law: str, data: Any, *, params: Optional[Json] = None,
-                        weights: Optional[ArrayLike] = None, bootstrap: Optional[Json] = None) -> Json:
+                        weights: Optional[ArrayLike] = None, bootstrap: Optional[Json] = None,
+                        name: Optional[str] = None) -> Json:
         """``/v1/scaling/fit``: ``data`` is a list of points (``{"x", "loss"}``,
         ``{"n", "d", "loss"}``, ``{"n_encoder", "n_decoder", "loss"}``), a pandas DataFrame
         with those columns, or for ``lr_annealing`` a list of curves ``{"lr", "loss",
         "steps"?}`` (arrays welcome). Answers the fitted ``params``, ``options``, ``fit``
         report, ``fitted`` losses and, with ``bootstrap={"samples": B, "seed": s}``,
-        ``intervals``."""
+        ``intervals``. With ``name`` the law is also stored under
+        ``/v1/scaling/laws/{name}`` (``predict_scaling_law(name=...)`` reads it)."""
         if hasattr(data, "to_dict") and hasattr(data, "columns"):
             data = data.to_dict("records")
         body = {"law": law, "data": _plain_json(data), "params": params, "bootstrap": bootstrap,
-                "weights": None if weights is None else _plain_json(weights)}
+                "weights": None if weights is None else _plain_json(weights), "name": name}
         answer = self.request("POST", "/v1/scaling/fit", {k: v for k, v in body.items() if v is not None},
                               binary_answer=True)
         if isinstance(answer, dict) and "fitted" in answer:
             answer["fitted"] = np.asarray(answer["fitted"], dtype=np.float64)
         return answer
 
-    def predict_scaling_law(self, law: str, params: Json, **where: Any) -> Json:
-        """``/v1/scaling/predict`` from a fitted law: ``params`` holds the fitted
-        parameters and the law's options (a fit's ``{**fit["params"], **fit["options"]}``
-        without ``huber_delta``); ``where`` is ``x=``, ``target_loss=``, ``n=``/``d=``,
-        ``compute=``, ``n_encoder=``/``n_decoder=``, ``n_total=`` or ``curve={"lr": ...,
-        "steps": ...}``."""
-        params = {k: v for k, v in params.items() if k != "huber_delta"}
-        body = {"law": law, "params": _plain_json(params), **{k: _plain_json(v) for k, v in where.items() if v is not None}}
+    def predict_scaling_law(self, law: Optional[str] = None, params: Optional[Json] = None, *,
+                            name: Optional[str] = None, **where: Any) -> Json:
+        """``/v1/scaling/predict`` from a fitted law: ``law`` and ``params`` (the fitted
+        parameters and the law's options, a fit's ``{**fit["params"], **fit["options"]}``
+        without ``huber_delta``), or ``name``, a law stored by a fit or a PUT; ``where`` is
+        ``x=``, ``target_loss=``, ``n=``/``d=``, ``compute=``, ``n_encoder=``/``n_decoder=``,
+        ``n_total=`` or ``curve={"lr": ..., "steps": ...}``."""
+        queries = {k: _plain_json(v) for k, v in where.items() if v is not None}
+        if name is not None:
+            body = {"name": name, **queries}
+        else:
+            params = {k: v for k, v in (params or {}).items() if k != "huber_delta"}
+            body = {"law": law, "params": _plain_json(params), **queries}
         answer = self.request("POST", "/v1/scaling/predict", body, binary_answer=True)
         if isinstance(answer, dict) and "loss" in answer:
             answer["loss"] = np.asarray(answer["loss"], dtype=np.float64)

@@ -22,7 +22,7 @@ import urllib.request
 import yaml
 
 # Members of a single-loss request that are not inputs of the loss.
-COMMON = {"loss", "params", "reduction", "return_grad", "output_encoding", "output_dtype"}
+COMMON = {"loss", "params", "reduction", "return_grad", "output_encoding", "output_dtype", "groups"}
 # |v| < 1e15 for every integer parameter (ResolvedParameters).
 INTEGER_LIMIT = 999999999999999
 

@@ -39,6 +39,8 @@ So, for a positive case only (one schemathesis expects the server to accept),
   agrees with `options.irreducible`; a prediction from a stored law (`name`) keeps only
   the queries of the law the server holds under that name (read with GET; none: the
   404 stands), repaired as an inline one;
+* a composite `/v1/loss` entry's `columns` become the whole head `[0, C)` (labels stay in
+  range), and `groups` (sent, or needed by a `group_mean` reduction) one id per row;
 * a multipart `/v1/loss` case gets a valid `request` part and no other part: the
   generator draws any JSON text for `request`, and schemathesis never counts a body with
   binary data (the `.npy` parts) as positive, so those are left to the integration tests
@@ -385,6 +387,14 @@ def repair_loss(body: dict) -> dict:
             continue  # taken but not read: any value passes, keep the generated one
         nested, integers = loss_values(name, c, entries)
         body[name] = encode_like(body.get(name), nested, integers=integers)
+    # Composite members: a slice is the whole head (labels stay in range), and group_mean
+    # gets one group id per row.
+    for entry in body.get("losses", []):
+        if "columns" in entry:
+            entry["columns"] = [0, c]
+    reductions = [e.get("reduction") for e in body.get("losses", [])] + [body.get("reduction")]
+    if "group_mean" in reductions or "groups" in body:
+        body["groups"] = encode_like(body.get("groups"), [i % 2 for i in range(N)], integers=True)
     return body
 
 

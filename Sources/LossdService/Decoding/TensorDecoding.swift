@@ -19,7 +19,7 @@ struct TensorLimits {
 /// `{shape, dtype, base64}`), checking rank, rectangularity, sizes and finiteness, with the
 /// messages of docs/losses.md §1.4 and a JSON pointer to the offending field or element.
 struct TensorReader {
-    let object: JSONObject
+    var object: JSONObject
     var limits = TensorLimits()
 
     func contains(_ name: String) -> Bool {
@@ -27,11 +27,12 @@ struct TensorReader {
         return object[name] != nil
     }
 
-    /// A required or optional float tensor of the given rank.
-    func tensor(_ name: String, rank: Int) throws(ServiceError) -> DecodedTensor? {
+    /// A required or optional float tensor of the given rank (any rank when nil).
+    func tensor(_ name: String, rank: Int?) throws(ServiceError) -> DecodedTensor? {
         guard let node = object[name] else { return nil }
         if case .null = node { return nil }
-        let expected = "`\(name)` must be a rectangular \(rank)-D array of numbers with every dimension >= 1"
+        let dimensions = rank.map { "\($0)-D " } ?? ""
+        let expected = "`\(name)` must be a rectangular \(dimensions)array of numbers with every dimension >= 1"
         let shapeError = ServiceError.invalid(.invalidShape, field: "/\(name)", expected)
         var decoded: DecodedTensor
         switch node {
@@ -44,7 +45,7 @@ struct TensorReader {
             let (pointer, arrived) = ShapeDescription.fault(of: node, name: name)
             throw ServiceError.invalid(.invalidShape, field: "/\(name)" + pointer, "\(expected); \(arrived)")
         }
-        guard decoded.shape.count == rank, decoded.shape.allSatisfy({ $0 >= 1 }) else {
+        guard rank.map({ decoded.shape.count == $0 }) ?? !decoded.shape.isEmpty, decoded.shape.allSatisfy({ $0 >= 1 }) else {
             throw ServiceError.invalid(
                 .invalidShape, field: "/\(name)", "\(expected); got \(ShapeDescription.describe(shape: decoded.shape))")
         }
@@ -61,6 +62,25 @@ struct TensorReader {
                 "`\(name)\(index.map { "[\($0)]" }.joined())` is not a finite number")
         }
         return decoded
+    }
+
+    /// This reader with the last axis of each of `names` that is `width` wide cut to
+    /// `columns` (a composite entry's slice of one head); other members as they are.
+    func slicingLastAxis(of names: [String], width: Int, to columns: Range<Int>) throws(ServiceError) -> TensorReader {
+        var sliced = self
+        for name in names {
+            guard let tensor = try tensor(name, rank: nil), tensor.shape.last == width else { continue }
+            let rows = tensor.values.count / width
+            var values: [Double] = []
+            values.reserveCapacity(rows * columns.count)
+            tensor.values.withUnsafeBufferPointer { all in
+                for r in 0..<rows { values.append(contentsOf: all[(r * width + columns.lowerBound)..<(r * width + columns.upperBound)]) }
+            }
+            let shape = tensor.shape.dropLast() + [columns.count]
+            let node = JSONNode.numbers(NumericArray(shape: Array(shape), values: values))
+            if let i = sliced.object.members.firstIndex(where: { $0.key == name }) { sliced.object.members[i].value = node }
+        }
+        return sliced
     }
 
     func requiredTensor(_ name: String, rank: Int) throws(ServiceError) -> DecodedTensor {

@@ -11,18 +11,25 @@ enum LossEndpoint {
         HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: catalogue)
     }
 
-    /// One entry of the request: a loss with its params and reduction, and where its fields live.
+    /// One entry of the request: a loss with its params and reduction, and where its fields
+    /// live; inside `losses`, also its `weight` and `columns` (docs/losses.md, "Composite
+    /// requests").
     struct Entry {
         let lossNode: JSONNode?
         let params: JSONNode?
         let reduction: JSONNode?
+        var weight: JSONNode? = nil
+        var columns: JSONNode? = nil
         let pointer: String  // "" for the top level, "/losses/i" inside `losses`
     }
 
-    /// Members every `/v1/loss` request may have besides the inputs of its losses.
-    static let commonFields = ["return_grad", "sample_weights"] + OutputEncoding.fields
-    /// Members of a single-loss request, and of each `losses[]` entry.
+    /// Members every `/v1/loss` request may have besides the inputs of its losses
+    /// (`groups` is read only by a `group_mean` reduction).
+    static let commonFields = ["return_grad", "sample_weights", "groups"] + OutputEncoding.fields
+    /// Members of a single-loss request.
     static let entryFields = ["loss", "params", "reduction"]
+    /// Members of each `losses[]` entry.
+    static let listEntryFields = entryFields + ["weight", "columns"]
 
     /// Applies the strict-field rules once the losses are known: the top level may hold
     /// the common fields, the entry fields (without `losses`) or `losses`, and the inputs
@@ -33,7 +40,7 @@ enum LossEndpoint {
         if case .array(let items)? = body["losses"] {
             for (i, item) in items.enumerated() {
                 guard case .object(let entry) = item else { return }
-                try StrictFields.check(entry, allowed: entryFields, pointer: "/losses/\(i)", place: "`losses[\(i)]`")
+                try StrictFields.check(entry, allowed: listEntryFields, pointer: "/losses/\(i)", place: "`losses[\(i)]`")
                 guard case .string(let name)? = entry["loss"], let definition = LossCatalogue.byName[name] else { return }
                 definitions.append(definition)
             }
@@ -75,30 +82,40 @@ enum LossEndpoint {
                 WorkingSet.product(lossCount, WorkingSet.similarityEntries(body), 4 * WorkingSet.valueBytes)),
             for: "this loss evaluation", in: route.context)
 
+        // `groups` is checked whenever it is sent, and read by group_mean reductions.
+        let groups = try tensors.integers("groups")
         if let list = body["losses"] {
             guard case .array(let items) = list, !items.isEmpty, items.count <= 64 else {
                 throw ServiceError.invalid(.invalidShape, field: "/losses", "`losses` must be an array of 1 to 64 objects")
             }
             var results: [JSONValue] = []
+            var total = CompositeTotal()
             for (i, item) in items.enumerated() {
                 guard case .object(let object) = item else {
                     throw ServiceError.invalid(.invalidShape, field: "/losses/\(i)", "`losses[\(i)]` must be an object")
                 }
                 let entry = Entry(
-                    lossNode: object["loss"], params: object["params"], reduction: object["reduction"], pointer: "/losses/\(i)")
-                results.append(try evaluate(entry, tensors: tensors, gradient: wantGradient, metrics: metrics))
+                    lossNode: object["loss"], params: object["params"], reduction: object["reduction"], weight: object["weight"],
+                    columns: object["columns"], pointer: "/losses/\(i)")
+                let evaluated = try evaluate(entry, tensors: tensors, groups: groups, gradient: wantGradient, metrics: metrics)
+                results.append(evaluated.answer)
+                total.add(evaluated)
             }
-            return LossdService.json(["results": .array(results)], output: output)
+            var members: [(String, JSONValue)] = [("results", .array(results))]
+            if let rendered = try total.rendered(gradient: wantGradient) { members.append(("total", rendered)) }
+            return LossdService.json(.object(members), output: output)
         }
         let entry = Entry(lossNode: body["loss"], params: body["params"], reduction: body["reduction"], pointer: "")
-        return LossdService.json(try evaluate(entry, tensors: tensors, gradient: wantGradient, metrics: metrics), output: output)
+        let evaluated = try evaluate(entry, tensors: tensors, groups: groups, gradient: wantGradient, metrics: metrics)
+        return LossdService.json(evaluated.answer, output: output)
     }
 
     /// Evaluates one entry; the evaluation and its batch rows are counted in `metrics`.
     private static func evaluate(
-        _ entry: Entry, tensors: TensorReader, gradient: Bool, metrics: ServiceMetrics?
-    ) throws(ServiceError) -> JSONValue {
-        // Validation order (docs/losses.md §1.4): loss name, reduction, then the loss's own checks.
+        _ entry: Entry, tensors: TensorReader, groups: [Int]?, gradient: Bool, metrics: ServiceMetrics?
+    ) throws(ServiceError) -> EvaluatedEntry {
+        // Validation order (docs/losses.md §1.4): loss name, reduction (and `groups` for
+        // group_mean), params, an entry's weight and columns, then the loss's own checks.
         guard let lossNode = entry.lossNode else { throw ServiceError.missing("loss", pointer: "\(entry.pointer)/loss") }
         guard case .string(let name) = lossNode, let definition = LossCatalogue.byName[name] else {
             let given = ResolvedParameters.plain(lossNode)
@@ -106,15 +123,8 @@ enum LossEndpoint {
                 .unknownLoss, field: "\(entry.pointer)/loss",
                 "unknown loss `\(given)`" + StrictFields.suggestion(for: given, among: LossCatalogue.names))
         }
-        let reduction: Reduction
-        switch entry.reduction {
-        case nil, .null?: reduction = .mean
-        case .string(let text)? where Reduction(rawValue: text) != nil: reduction = Reduction(rawValue: text)!
-        case let other?:
-            throw ServiceError.invalid(
-                .invalidParam, field: "\(entry.pointer)/reduction",
-                "`reduction` must be one of mean, sum, none (got \(ResolvedParameters.text(other)))")
-        }
+        let reduction = try EntryReduction(entry.reduction, pointer: "\(entry.pointer)/reduction", definition: definition)
+        if reduction == .byGroup && groups == nil { throw ServiceError.missing("groups") }
         let paramsPointer = "\(entry.pointer)/params"
         var paramsObject: JSONObject?
         switch entry.params {
@@ -124,11 +134,14 @@ enum LossEndpoint {
         }
         let parameters = try ResolvedParameters(
             paramsObject, specs: definition.parameters, pointer: paramsPointer, owner: "loss `\(definition.name)`")
+        let weight = try CompositeTotal.weight(entry.weight, pointer: "\(entry.pointer)/weight")
+        let slice = try ColumnSlice(entry.columns, pointer: "\(entry.pointer)/columns", tensors: tensors)
         if tensors.contains("sample_weights") && !definition.acceptsSampleWeights {
             throw ServiceError.invalid(
                 .invalidInput, field: "/sample_weights", "`sample_weights` is not supported by loss `\(definition.name)`")
         }
-        let context = LossContext(tensors: tensors, parameters: parameters, gradient: gradient, parametersPointer: paramsPointer)
+        let entryTensors = try slice?.apply(to: tensors) ?? tensors
+        let context = LossContext(tensors: entryTensors, parameters: parameters, gradient: gradient, parametersPointer: paramsPointer)
         var output = try definition.evaluate(context)
 
         let sampleWeights = try tensors.vector("sample_weights")
@@ -139,23 +152,44 @@ enum LossEndpoint {
                 throw ServiceError(error)
             }
         }
-        let reduced: ReducedLoss
+        // The reduced value, the per-row values (`none`), the mean for mean-based extras
+        // and, for group_mean, each group's mean.
+        let value: Double?, values: [Double]?, mean: Double
+        var groupValues: [Double]?
         do {
-            reduced = try output.reduce(reduction, sampleWeights: sampleWeights)
-        } catch {
+            switch reduction {
+            case .standard(let standard):
+                let reduced = try output.reduce(standard, sampleWeights: sampleWeights)
+                (value, values, mean) = (reduced.value, reduced.values, reduced.mean)
+            case .byGroup:
+                guard let groups, groups.count == output.values.count else {
+                    throw ServiceError.invalid(
+                        .invalidShape, field: "/groups",
+                        "`groups` has \(groups?.count ?? 0) ids but loss `\(definition.name)` has \(output.values.count) rows")
+                }
+                guard output.rowSeparable else { throw EntryReduction.notSeparable(definition, pointer: "\(entry.pointer)/reduction") }
+                let reduced = try output.reduceByGroup(groups, sampleWeights: sampleWeights)
+                (value, values, mean, groupValues) = (reduced.value, nil, reduced.value, reduced.groupValues)
+            }
+        } catch let error as LossInputError {
             throw ServiceError(error)
+        } catch let error as ServiceError {
+            throw error
+        } catch {
+            throw ServiceError(status: .internalServerError, code: "internal", detail: "\(error)")
         }
+        if let slice { slice.placeBack(&output.gradients) }
 
         metrics?.recordLoss(definition.name, rows: output.values.count)
         var members: [(String, JSONValue)] = [
             ("loss", .string(definition.name)),
-            ("reduction", .string(reduction.rawValue)),
+            ("reduction", .string(reduction.name)),
             ("n", .int(output.values.count)),
         ]
-        if let values = reduced.values {
+        if let values {
             members.append(("values", .doubles(values)))
         } else {
-            members.append(("value", .double(reduced.value ?? 0)))
+            members.append(("value", .double(value ?? 0)))
         }
         if gradient {
             var grads: [(String, JSONValue)] = []
@@ -167,8 +201,9 @@ enum LossEndpoint {
         }
         var extras = output.extras
         if let meanExtras = definition.meanExtras {
-            for (key, value) in meanExtras(output, reduced.mean) { extras[key] = value }
+            for (key, value) in meanExtras(output, mean) { extras[key] = value }
         }
+        if let groupValues { extras["group_values"] = .vector(groupValues) }
         if !extras.isEmpty {
             var rendered: [(String, JSONValue)] = []
             for key in extras.keys.sorted() {
@@ -180,7 +215,7 @@ enum LossEndpoint {
             }
             members.append(("extras", .object(rendered)))
         }
-        return .object(members)
+        return EvaluatedEntry(answer: .object(members), value: value, weight: weight, gradients: output.gradients)
     }
 }
 

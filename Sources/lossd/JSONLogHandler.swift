@@ -1,3 +1,4 @@
+import LossdHTTP
 import Logging
 import LossdService
 import Synchronization
@@ -97,16 +98,5 @@ struct JSONLogHandler: LogHandler {
     }
 
     /// RFC 3339 UTC with milliseconds, e.g. 2026-12-06T07:40:01.123Z.
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        var buffer = [CChar](repeating: 0, count: 32)
-        let n = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
-        let base = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let millis = Int(now.tv_nsec / 1_000_000)
-        return base + "." + (millis < 10 ? "00" : millis < 100 ? "0" : "") + String(millis) + "Z"
-    }
+    static func timestamp() -> String { RFC3339.now() }
 }

@@ -28,14 +28,7 @@ enum CalibratorResource: StoredResource {
             // The body is the model itself: `/params/...`, not `/calibrator/params/...`.
             throw error.rebasingField(from: "/calibrator", onto: "")
         }
-        var fittedOn: Int?
-        switch body["fitted_on"] {
-        case nil, .null?: fittedOn = nil
-        case .number(let v)? where v.isFinite && v == v.rounded() && v >= 0 && v < 9e15: fittedOn = Int(v)
-        case let other?:
-            throw ServiceError.invalid(
-                .invalidParam, field: "/fitted_on", "`fitted_on` must be a non-negative integer (got \(ResolvedParameters.text(other)))")
-        }
+        let fittedOn = try fittedOn(in: body)
         return CalibratorRecord(name: name, model: model, fittedOn: fittedOn, createdAt: CalibratorResource.timestamp()).stored
     }
 }

@@ -96,14 +96,7 @@ enum ScalingLawResource: StoredResource {
     static func document(named name: String, from body: JSONObject) throws(ServiceError) -> StoredDocument {
         try StrictFields.check(body, allowed: ScalingLawRecord.fields, nullable: ["fitted_on", "options"], pointer: "", place: "a scaling law")
         let model = try ScalingLawRecord.model(from: body)
-        var fittedOn: Int?
-        switch body["fitted_on"] {
-        case nil, .null?: fittedOn = nil
-        case .number(let v)? where v.isFinite && v == v.rounded() && v >= 0 && v < 9e15: fittedOn = Int(v)
-        case let other?:
-            throw ServiceError.invalid(
-                .invalidParam, field: "/fitted_on", "`fitted_on` must be a non-negative integer (got \(ResolvedParameters.text(other)))")
-        }
+        let fittedOn = try fittedOn(in: body)
         return ScalingLawRecord(name: name, model: model, fittedOn: fittedOn, createdAt: timestamp()).stored
     }
 

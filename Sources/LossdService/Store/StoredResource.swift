@@ -2,10 +2,6 @@ import LossdJSON
 import LossdHTTP
 import LossdStore
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// A kind of document clients keep in the store by name: fitted calibrators, fitted
 /// scaling laws. One conformance gives a kind its routes (`StoredRoutes`): `GET {path}`
 /// lists, `GET|PUT|DELETE {path}/{name}` read, write and delete with the store's ETag
@@ -86,18 +82,17 @@ extension StoredResource {
     }
 
     /// Now, as RFC 3339 UTC with milliseconds: `2026-11-29T21:13:05.123Z`.
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let text = String(v)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+    static func timestamp() -> String { RFC3339.now() }
+
+    /// A PUT body's optional `fitted_on`: the rows (or points) the document was fitted to.
+    static func fittedOn(in body: JSONObject) throws(ServiceError) -> Int? {
+        switch body["fitted_on"] {
+        case nil, .null?: return nil
+        case .number(let v)? where v.isFinite && v == v.rounded() && v >= 0 && v < 9e15: return Int(v)
+        case let other?:
+            throw ServiceError.invalid(
+                .invalidParam, field: "/fitted_on", "`fitted_on` must be a non-negative integer (got \(ResolvedParameters.text(other)))")
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
     }
 
     static func notFound(_ name: String) -> ServiceError {

@@ -42,6 +42,8 @@ enum LossEndpoint {
             definitions = [definition]
         }
         var allowed = commonFields + (body["losses"] == nil ? entryFields : ["losses"])
+        // `groups` is the input of `reduction: group_mean`, which a loss answers or rejects itself.
+        if case .string("group_mean")? = body["reduction"] { allowed.append("groups") }
         for definition in definitions {
             for input in definition.inputs where !allowed.contains(input.name) { allowed.append(input.name) }
         }
@@ -105,6 +107,11 @@ enum LossEndpoint {
             throw ServiceError.invalid(
                 .unknownLoss, field: "\(entry.pointer)/loss",
                 "unknown loss `\(given)`" + StrictFields.suggestion(for: given, among: LossCatalogue.names))
+        }
+        if definition.batchValue, case .string(let text)? = entry.reduction, text == "none" || text == "group_mean" {
+            throw ServiceError.invalid(
+                .invalidInput, field: "\(entry.pointer)/reduction",
+                "loss `\(definition.name)` is one number for the batch: `reduction` must be mean or sum (got \"\(text)\")")
         }
         let reduction: Reduction
         switch entry.reduction {

@@ -1,5 +1,5 @@
 /// Normalised softmax (cosine classifier with scale, CosFace's additive cosine margin) and
-/// its UNPG form with in-batch negatives (Minsoo Jung et al., "Unified Negative Pair
+/// its UNPG form with in-batch negatives (Jung et al., "Unified Negative Pair
 /// Generation toward Well-discriminative Feature Space for Face Recognition", 2022;
 /// docs/losses.md §16.5).
 ///

@@ -31,9 +31,18 @@ func benchLossCosts() {
         "predictions": vector((0..<n).map { _ in Double.random(in: -1...1, using: &random) }),
         "bags": vector((0..<n).map { Double($0 / 16) }),
         "bag_responses": vector((0..<(n / 16)).map { _ in Double.random(in: -1...1, using: &random) }),
+        // Second wave: soft target rows, adversarial logits, token log-probabilities [N][T = C],
+        // 0/1 outcomes, class prototypes [C][D = C].
+        "targets:soft": .numbers(NumericArray(shape: [n, c], values: softRows(n, c, &random))),
+        "adv_logits": matrix(n, c, -4...4),
+        "log_probs:tokens": matrix(n, c, -4...(-0.01)),
+        "ref_log_probs": matrix(n, c, -4...(-0.01)),
+        "outcomes": vector((0..<n).map { Double($0 % 2) }),
+        "prototypes": matrix(c, c, -1...1),
     ]
     let bins: JSONNode = .object(JSONObject(members: [("min", .number(-1)), ("max", .number(1)), ("count", .number(Double(c)))]))
     // Which inputs (and params) each loss is timed with; the rest take logits and labels.
+    // A pool key `name:variant` is sent as the member `name`.
     let recipes: [String: (inputs: [String], params: [(String, JSONNode)])] = [
         "log_z_penalty": (["logits"], []),
         "binary_cross_entropy": (["logits", "targets"], []),
@@ -49,6 +58,11 @@ func benchLossCosts() {
         "nt_xent": (["queries", "keys"], []),
         "cacr": (["queries", "keys"], []),
         "supcon": (["embeddings", "labels"], []),
+        "tcm": (["embeddings", "labels"], []),
+        "implicit_prm": (["log_probs:tokens", "ref_log_probs", "outcomes"], []),
+        "kl_div": (["logits", "targets:soft"], []),
+        "comp_sum_adversarial": (["logits", "adv_logits", "labels"], []),
+        "normalized_softmax": (["embeddings", "prototypes", "labels"], []),
     ]
 
     print("== cost of each loss (value + gradient) relative to cross_entropy, \(n)x\(c), 1 thread")
@@ -59,7 +73,7 @@ func benchLossCosts() {
     var rows: [(String, Double)] = []
     for name in LossTiming.lossNames {
         let recipe = recipes[name] ?? (["logits", "labels"], [])
-        var members: [(key: String, value: JSONNode)] = recipe.inputs.map { ($0, pool[$0]!) }
+        var members: [(key: String, value: JSONNode)] = recipe.inputs.map { (String($0.prefix { $0 != ":" }), pool[$0]!) }
         if !recipe.params.isEmpty { members.append(("params", .object(JSONObject(members: recipe.params)))) }
         let request = JSONObject(members: members)
         var failure: String?
@@ -84,6 +98,16 @@ func benchLossCosts() {
         let ratio = baseline > 0 ? ms / baseline : 0
         print("\(pad(name, 26)) \(pad(format3(ms), 10)) \(format3(ratio))")
     }
+}
+
+/// `rows` random probability rows of `cols` entries (each summing to 1).
+func softRows(_ rows: Int, _ cols: Int, _ random: inout Generator) -> [Double] {
+    var values = (0..<(rows * cols)).map { _ in Double.random(in: 0.01...1, using: &random) }
+    for r in 0..<rows {
+        let total = values[(r * cols)..<((r + 1) * cols)].reduce(0, +)
+        for k in (r * cols)..<((r + 1) * cols) { values[k] /= total }
+    }
+    return values
 }
 
 func pad(_ text: String, _ width: Int) -> String {

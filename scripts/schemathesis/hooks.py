@@ -207,8 +207,16 @@ TAKES = {
     "nt_xent": {"queries", "keys"},
     "supcon": {"embeddings", "labels"},
     "cacr": {"queries", "keys", "embeddings"},
+    "tcm": {"embeddings", "labels"},
+    "implicit_prm": {"log_probs", "ref_log_probs", "outcomes", "mask", "step_ends", SW},
+    "kl_div": {"logits", "targets", SW},
+    "comp_sum_adversarial": {"logits", "adv_logits", "labels", SW},
+    "normalized_softmax": {"embeddings", "prototypes", "labels", SW},
 }
-NO_SAMPLE_WEIGHTS = {"aggregate_response", "info_nce", "nt_xent", "supcon", "cacr"}
+NO_SAMPLE_WEIGHTS = {"aggregate_response", "info_nce", "nt_xent", "supcon", "cacr", "tcm"}
+# Losses whose `embeddings` are [N][D] (cacr's views form is [N][V][D]).
+FLAT_EMBEDDINGS = {"supcon", "tcm", "normalized_softmax"}
+T = 4  # tokens per row of implicit_prm's [N][T] inputs
 
 
 def loss_forms(loss: str, params: dict) -> list[tuple[set, set, set]]:
@@ -247,6 +255,11 @@ def loss_forms(loss: str, params: dict) -> list[tuple[set, set, set]]:
         "info_nce": {"queries", "keys"},
         "nt_xent": {"queries", "keys"},
         "supcon": {"embeddings", "labels"},
+        "tcm": {"embeddings", "labels"},
+        "implicit_prm": {"log_probs", "ref_log_probs", "outcomes"},
+        "kl_div": {"logits", "targets"},
+        "comp_sum_adversarial": {"logits", "adv_logits", "labels"},
+        "normalized_softmax": {"embeddings", "prototypes", "labels"},
     }.get(loss, {"logits", "labels"})
     return [(required, set(), set(TAKES[loss]) - ({SW} - sw))]
 
@@ -299,10 +312,14 @@ def loss_inputs(entries: list[tuple[str, dict]], present: set) -> tuple[set, set
             forbidden.add(SW)
         if required & forbidden:
             continue
-        if "embeddings" in required and any(l == "supcon" for l, _ in entries) and any(
+        if "embeddings" in required and any(l in FLAT_EMBEDDINGS for l, _ in entries) and any(
             l == "cacr" and f[0] == {"embeddings"} for (l, *_), f in zip(keys, combo)
         ):
-            continue  # supcon's embeddings are 2-D, cacr's 3-D
+            continue  # supcon's, tcm's and normalized_softmax's embeddings are 2-D, cacr's 3-D
+        if "log_probs" in required and any(l == "pass_at_n" for l, _ in entries) and any(
+            l == "implicit_prm" for l, _ in entries
+        ):
+            continue  # pass_at_n's log_probs are [N], implicit_prm's [N][T]
         send = required | ((present & takes) - forbidden)
         reads = set().union(*(f[2] for f in combo)) & send
         cost = len(send ^ present)
@@ -353,13 +370,27 @@ def loss_values(name: str, c: int, entries: list[tuple[str, dict]]) -> tuple[lis
                 return [bins["min"] / 2 + bins["max"] / 2] * N, False
         return [0.5] * N, False
     if name == "log_probs":
+        if any(loss == "implicit_prm" for loss, _ in entries):
+            return [[-0.5 - 0.25 * ((i + t) % 3) for t in range(T)] for i in range(N)], False
         return [-0.5, -1.25, -2.0][:N], False
+    if name == "ref_log_probs":
+        return [[-0.75 - 0.5 * ((i * t) % 2) for t in range(T)] for i in range(N)], False
+    if name == "outcomes":
+        return [i % 2 for i in range(N)], True
+    if name == "mask":
+        return [[1.0 if t < T - (i % 2) else 0.0 for t in range(T)] for i in range(N)], False
+    if name == "step_ends":
+        return [[1, T - 1], [0, -1], [T - 1, -1]][:N], False
+    if name == "adv_logits":
+        return matrix(N, c, seed=3), False
+    if name == "prototypes":
+        return matrix(c, D, seed=4), False
     if name == "lambda_prev":
         return [1.0, 2.0, 4.0][:N], False
     if name in ("queries", "keys"):
         return matrix(N, D, seed=2 if name == "keys" else 0), False
     if name == "embeddings":
-        if any(loss == "cacr" for loss, _ in entries) and not any(loss == "supcon" for loss, _ in entries):
+        if any(loss == "cacr" for loss, _ in entries) and not any(loss in FLAT_EMBEDDINGS for loss, _ in entries):
             return [matrix(2, D, seed=i) for i in range(N)], False
         return matrix(N, D), False
     if name == "predictions":

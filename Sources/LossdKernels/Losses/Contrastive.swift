@@ -33,10 +33,10 @@ public enum Contrastive {
     }
 
     /// Normalises every row (docs/losses.md §14.1: divide by the row's max |entry|, then by the L2
-    /// norm). A zero row is `invalid_input` at `field` and the index `index(r)` gives (e.g. `[i]`,
-    /// `[i, v]`).
+    /// norm). A zero row, or one whose norm is below `minimumNorm` (the second-wave losses use
+    /// 1e-12), is `invalid_input` at `field` and the index `index(r)` gives (e.g. `[i]`, `[i, v]`).
     public static func unitRows(
-        _ e: [Double], rows: Int, width: Int, field: String, index: (Int) -> [Int]
+        _ e: [Double], rows: Int, width: Int, field: String, minimumNorm: Double = 0, index: (Int) -> [Int]
     ) throws(LossInputError) -> UnitRows {
         var u = [Double](repeating: 0, count: rows * width)
         var norms = [Double](repeating: 0, count: rows)
@@ -44,18 +44,15 @@ public enum Contrastive {
             let base = r * width
             var m = 0.0
             for k in base..<(base + width) { m = max(m, abs(e[k])) }
-            guard m > 0 else {
+            var ss = 0.0
+            if m > 0 { for k in base..<(base + width) { ss += (e[k] / m) * (e[k] / m) } }
+            guard m > 0, ss.squareRoot() * m >= minimumNorm else {
                 let idx = index(r)
                 throw LossInputError(
                     .invalidInput, field: "/\(field)" + idx.map { "/\($0)" }.joined(),
                     "`\(field)\(idx.map { "[\($0)]" }.joined())` has zero norm and cannot be normalized")
             }
-            var ss = 0.0
-            for k in base..<(base + width) {
-                let s = e[k] / m
-                u[k] = s
-                ss += s * s
-            }
+            for k in base..<(base + width) { u[k] = e[k] / m }
             let n = ss.squareRoot()
             for k in base..<(base + width) { u[k] /= n }
             norms[r] = n * m
@@ -143,6 +140,18 @@ public enum Contrastive {
         gemm(.none, .none, m: n, n: d, k: n, alpha: 1 / temperature, a: s, b: u, c: &g)
         gemm(.transpose, .none, m: n, n: d, k: n, alpha: 1 / temperature, a: s, b: u, beta: 1, c: &g)
         return (values, g)
+    }
+
+    /// The Gram matrix `u·uᵀ` [rows][rows] of row-major `u` [rows][width], exactly symmetric
+    /// (the upper triangle mirrored onto the lower), so that a pair's cosine, and with it the
+    /// pair's membership in a threshold set, does not depend on the pair's order.
+    public static func symmetricGram(_ u: [Double], rows: Int, width: Int) -> [Double] {
+        var g = [Double](repeating: 0, count: rows * rows)
+        gemm(.none, .transpose, m: rows, n: rows, k: width, alpha: 1, a: u, b: u, c: &g)
+        for i in 0..<rows {
+            for j in (i + 1)..<rows { g[j * rows + i] = g[i * rows + j] }
+        }
+        return g
     }
 
     /// Every value finite, else `value_overflow` (docs/losses.md §1.4).

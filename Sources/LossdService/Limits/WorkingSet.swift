@@ -110,6 +110,8 @@ extension WorkingSet {
         if let embeddings = rows("embeddings"), let n = embeddings.first {
             let views = embeddings.count >= 3 ? embeddings[1] : 1
             entries = sum(entries, product(n, views, n, views))
+            // normalized_softmax: embeddings against the class prototypes.
+            if let prototypes = rows("prototypes"), let c = prototypes.first { entries = sum(entries, product(n, c)) }
         }
         return entries
     }

@@ -50,6 +50,10 @@ struct LossDefinition: Sendable {
     let parameters: [ParameterSpec]
     /// Whether `sample_weights` [R] is accepted (docs/losses.md §1.3).
     var acceptsSampleWeights = true
+    /// Whether the loss is one number for the whole batch (`tcm`): `reduction` `mean` and
+    /// `sum` both answer it, and a per-row reduction (`none`, `group_mean`) is
+    /// `invalid_input` at `/reduction`.
+    var batchValue = false
     /// Runs the kernel; errors already carry their code, field and message (docs/losses.md §1.4).
     let evaluate: @Sendable (LossContext) throws(ServiceError) -> LossOutput
     /// Extras that depend on the reduced mean (e.g. cross-entropy's bits and perplexity).

@@ -26,7 +26,8 @@ So, for a positive case only (one schemathesis expects the server to accept),
 * segmentation losses (`dice`, `cldice`, `skeleton_recall`) get a [3][3][4][4] batch
   ([3][3][4][4][4] when the generated logits are 5-D): logits, a class map (`labels`,
   `skeleton`) below C, or one-hot `targets`; a `losses` list that mixes them with other
-  losses cannot be made consistent and is dropped (the document forbids it too);
+  losses cannot be made consistent (the server refuses it: the logits' rank differs)
+  and is dropped;
 * calibrator parameters that must match `classes` (vectors, matrices, isotonic maps,
   histogram bins, the correctness-aware network) are rebuilt for it; scalars (`a`, `b`,
   `temperature`, `k`, `t_min`, ...) are kept;
@@ -214,7 +215,7 @@ TAKES = {
     "skeleton_recall": {"logits", "skeleton", SW},
 }
 # Segmentation losses: logits [N][C][H][W](…), class maps [N][H][W](…); a list holding
-# one holds only these (the document says so), since their shapes differ from the others'.
+# one can hold only these, since their shapes differ from the others'.
 SEGMENTATION = {"dice", "cldice", "skeleton_recall"}
 SEG_SIZE = 4  # H = W (= Z) of every repaired segmentation batch
 NO_SAMPLE_WEIGHTS = {"aggregate_response", "info_nce", "nt_xent", "supcon", "cacr"}

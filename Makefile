@@ -1,5 +1,5 @@
 # lossd — see README.md. Every target installs missing Debian packages first when run as root.
-.PHONY: run build test lint bench bench-http bench-kernels bench-loss bench-tls bench-store bench-fairness bench-client bench-scaling fuzz clean
+.PHONY: run build test lint bench bench-http bench-kernels bench-loss bench-tls bench-store bench-fairness bench-client bench-scaling bench-cldice fuzz clean
 
 FUZZ_SECONDS ?= 60
 
@@ -16,7 +16,7 @@ test:           ## every test: swift test (unit + real-binary integration) and t
 lint:           ## openapi.yaml, Dockerfile and deploy/ manifests
 	bash scripts/lint.sh
 
-bench: bench-kernels bench-http bench-loss bench-tls bench-store bench-fairness bench-client bench-scaling  ## all benchmarks, printing figures
+bench: bench-kernels bench-http bench-loss bench-tls bench-store bench-fairness bench-client bench-scaling bench-cldice  ## all benchmarks, printing figures
 
 bench-kernels:  ## cross-entropy kernel and JSON tensor parsing, beside NumPy
 	bash bench/kernels/run.sh
@@ -38,6 +38,9 @@ bench-client:   ## one 256x1000 training step through the Python client beside N
 
 bench-scaling:  ## scaling-law fits (1000-point chinchilla, 100,000-step lr_annealing) through lossd beside SciPy in-process
 	bash bench/scaling/run.sh
+
+bench-cldice:   ## cldice value + gradient on a 4x2x256x256 batch through lossd beside NumPy in-process
+	bash bench/cldice/run.sh
 
 bench-store:    ## wrk on calibrate-by-name: one lossd on SQLite, one and two on a throwaway PostgreSQL
 	bash bench/store/run.sh

@@ -4,8 +4,9 @@ import LossdKernels
 import LossdService
 
 /// The cost of every catalogue loss (value + gradient) relative to cross_entropy, on
-/// N = 4096 rows of C = 1000 classes (embedding losses: N = 4096 vectors of D = 1000),
-/// timed from parsed tensors to the kernel's output, 1 thread.
+/// N = 4096 rows of C = 1000 classes (embedding losses: N = 4096 vectors of D = 1000;
+/// segmentation losses: logits [4][4][512][512], as many values), timed from parsed tensors
+/// to the kernel's output, 1 thread.
 func benchLossCosts() {
     let n = 4096, c = 1000
     var random = Generator(state: 11)
@@ -39,6 +40,28 @@ func benchLossCosts() {
         "ref_log_probs": matrix(n, c, -4...(-0.01)),
         "outcomes": vector((0..<n).map { Double($0 % 2) }),
         "prototypes": matrix(c, c, -1...1),
+    ]
+    // Segmentation: 4 samples of 4 classes on 512x512, the class map a few blobs (stripes of
+    // noise-free bands), the logits agreeing with it plus noise.
+    let side = 512, segClasses = 4, segSamples = 4
+    var classMap = [Double](repeating: 0, count: segSamples * side * side)
+    for i in classMap.indices {
+        let x = i % side, y = (i / side) % side
+        classMap[i] = Double(((x / 37) + (y / 53)) % segClasses)
+    }
+    var segLogits = [Double](repeating: 0, count: segSamples * segClasses * side * side)
+    for sample in 0..<segSamples {
+        for c in 0..<segClasses {
+            for s in 0..<(side * side) {
+                let hit = classMap[sample * side * side + s] == Double(c)
+                segLogits[(sample * segClasses + c) * side * side + s] = (hit ? 2 : 0) + Double.random(in: -1.5...1.5, using: &random)
+            }
+        }
+    }
+    let segmentation: [String: JSONNode] = [
+        "logits": .numbers(NumericArray(shape: [segSamples, segClasses, side, side], values: segLogits)),
+        "labels": .numbers(NumericArray(shape: [segSamples, side, side], values: classMap)),
+        "skeleton": .numbers(NumericArray(shape: [segSamples, side, side], values: classMap.map { $0 == 1 ? 1 : 0 })),
     ]
     let bins: JSONNode = .object(JSONObject(members: [("min", .number(-1)), ("max", .number(1)), ("count", .number(Double(c)))]))
     // Which inputs (and params) each loss is timed with; the rest take logits and labels.
@@ -74,6 +97,9 @@ func benchLossCosts() {
     for name in LossTiming.lossNames {
         let recipe = recipes[name] ?? (["logits", "labels"], [])
         var members: [(key: String, value: JSONNode)] = recipe.inputs.map { (String($0.prefix { $0 != ":" }), pool[$0]!) }
+        if ["dice", "cldice", "skeleton_recall"].contains(name) {
+            members = [("logits", segmentation["logits"]!), name == "skeleton_recall" ? ("skeleton", segmentation["skeleton"]!) : ("labels", segmentation["labels"]!)]
+        }
         if !recipe.params.isEmpty { members.append(("params", .object(JSONObject(members: recipe.params)))) }
         let request = JSONObject(members: members)
         var failure: String?

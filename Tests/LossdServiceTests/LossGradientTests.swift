@@ -11,7 +11,7 @@ enum SampleInputs {
 
     static var all: [String: Generator] {
         marginFamily.merging(robustAndDistillation) { a, _ in a }.merging(multilabelAndRegression) { a, _ in a }
-            .merging(embedding) { a, _ in a }.merging(secondWave) { a, _ in a }
+            .merging(embedding) { a, _ in a }.merging(secondWave) { a, _ in a }.merging(segmentation) { a, _ in a }
     }
 }
 

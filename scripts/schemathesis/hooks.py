@@ -23,6 +23,11 @@ So, for a positive case only (one schemathesis expects the server to accept),
   dtype); inputs a loss takes but does not read are left as generated;
 * with `losses`, the inputs the entries need are added and those none of them takes
   are dropped;
+* segmentation losses (`dice`, `cldice`, `skeleton_recall`) get a [3][3][4][4] batch
+  ([3][3][4][4][4] when the generated logits are 5-D): logits, a class map (`labels`,
+  `skeleton`) below C, or one-hot `targets`; a `losses` list that mixes them with other
+  losses cannot be made consistent (the server refuses it: the logits' rank differs)
+  and is dropped;
 * calibrator parameters that must match `classes` (vectors, matrices, isotonic maps,
   histogram bins, the correctness-aware network) are rebuilt for it; scalars (`a`, `b`,
   `temperature`, `k`, `t_min`, ...) are kept;
@@ -212,7 +217,14 @@ TAKES = {
     "kl_div": {"logits", "targets", SW},
     "comp_sum_adversarial": {"logits", "adv_logits", "labels", SW},
     "normalized_softmax": {"embeddings", "prototypes", "labels", SW},
+    "dice": {"logits", "labels", "targets", SW},
+    "cldice": {"logits", "labels", "targets", SW},
+    "skeleton_recall": {"logits", "skeleton", SW},
 }
+# Segmentation losses: logits [N][C][H][W](…), class maps [N][H][W](…); a list holding
+# one can hold only these, since their shapes differ from the others'.
+SEGMENTATION = {"dice", "cldice", "skeleton_recall"}
+SEG_SIZE = 4  # H = W (= Z) of every repaired segmentation batch
 NO_SAMPLE_WEIGHTS = {"aggregate_response", "info_nce", "nt_xent", "supcon", "cacr", "tcm"}
 # Losses whose `embeddings` are [N][D] (cacr's views form is [N][V][D]).
 FLAT_EMBEDDINGS = {"supcon", "tcm", "normalized_softmax"}
@@ -222,6 +234,11 @@ T = 4  # tokens per row of implicit_prm's [N][T] inputs
 def loss_forms(loss: str, params: dict) -> list[tuple[set, set, set]]:
     """(required, forbidden, reads) alternatives of one entry."""
     sw = set() if loss in NO_SAMPLE_WEIGHTS else {SW}
+    if loss in ("dice", "cldice"):
+        return [
+            ({"logits", "labels"}, {"targets"}, {"logits", "labels", SW}),
+            ({"logits", "targets"}, {"labels"}, {"logits", "targets", SW}),
+        ]
     if loss in ("cross_entropy", "poly1"):
         extra = {"class_weights"} if loss == "cross_entropy" else set()
         return [
@@ -260,6 +277,7 @@ def loss_forms(loss: str, params: dict) -> list[tuple[set, set, set]]:
         "kl_div": {"logits", "targets"},
         "comp_sum_adversarial": {"logits", "adv_logits", "labels"},
         "normalized_softmax": {"embeddings", "prototypes", "labels"},
+        "skeleton_recall": {"logits", "skeleton"},
     }.get(loss, {"logits", "labels"})
     return [(required, set(), set(TAKES[loss]) - ({SW} - sw))]
 
@@ -295,6 +313,9 @@ def histogram_columns(params: dict, loss: str) -> int | None:
 
 def loss_inputs(entries: list[tuple[str, dict]], present: set) -> tuple[set, set, int]:
     """The inputs to send (required + kept), the inputs the server reads, and C."""
+    segmentation = {loss in SEGMENTATION for loss, _ in entries}
+    if len(segmentation) > 1:
+        raise Unrepairable("segmentation and other losses need different logits")
     groups: dict[tuple, list] = {}
     for loss, params in entries:
         key = (loss, params.get("mode") == "sigmoid", params.get("alpha", 0.9) < 1 if loss == "kd_kl" else None)
@@ -349,6 +370,38 @@ def loss_inputs(entries: list[tuple[str, dict]], present: set) -> tuple[set, set
     if c < low:
         raise Unrepairable("bins.count below what the losses need")
     return send, reads, c
+
+
+def segmentation_values(name: str, c: int, rank: int) -> tuple[list, bool]:
+    """Input `name` of a segmentation batch: logits [N][C][S]...[S] of `rank`, class maps
+    (labels, skeleton) [N][S]...[S] with classes below C, one-hot targets."""
+    spatial = [SEG_SIZE] * (rank - 2)
+
+    def build(shape, leaf):
+        def walk(prefix):
+            if len(prefix) == len(shape):
+                return leaf(prefix)
+            return [walk(prefix + [i]) for i in range(shape[len(prefix)])]
+        return walk([])
+
+    def cls(ix):  # a blobby class map: the class of pixel (n, spatial...)
+        return (ix[0] + sum(ix[1:]) // 2) % c
+    if name == "logits":
+        return build([N, c] + spatial, lambda ix: (2.0 if cls([ix[0]] + ix[2:]) == ix[1] else 0.0) + ((sum(ix) * 7) % 5 - 2) / 8), False
+    if name in ("labels", "skeleton"):
+        return build([N] + spatial, cls), True
+    if name == "targets":
+        return build([N, c] + spatial, lambda ix: 1.0 if cls([ix[0]] + ix[2:]) == ix[1] else 0.0), False
+    if name == SW:
+        return [1.0, 0.5, 2.0][:N], False
+    raise KeyError(name)
+
+
+def segmentation_rank(body: dict) -> int:
+    """5 when the generated logits are 5-D (nested or encoded), else 4."""
+    logits = body.get("logits")
+    shape = logits.get("shape") if isinstance(logits, dict) else shape_of(logits)
+    return 5 if isinstance(shape, list) and len(shape) == 5 else 4
 
 
 def loss_values(name: str, c: int, entries: list[tuple[str, dict]]) -> tuple[list, bool]:
@@ -410,19 +463,26 @@ def repair_loss(body: dict) -> dict:
         entries = [(canonical_loss(body["loss"]), body.get("params", {}))]
     present = {k for k in body if k in set().union(*TAKES.values())}
     send, reads, c = loss_inputs(entries, present)
+    rank = segmentation_rank(body) if any(loss in SEGMENTATION for loss, _ in entries) else None
     for name in list(body):
         if name in present and name not in send:
             del body[name]
     for name in sorted(send):
         if name in body and name not in reads:
             continue  # taken but not read: any value passes, keep the generated one
-        nested, integers = loss_values(name, c, entries)
+        if rank is not None:
+            nested, integers = segmentation_values(name, c, rank)
+        else:
+            nested, integers = loss_values(name, c, entries)
         body[name] = encode_like(body.get(name), nested, integers=integers)
     # Composite members: a slice is the whole head (labels stay in range), and group_mean
     # gets one group id per row.
     for entry in body.get("losses", []):
         if "columns" in entry:
-            entry["columns"] = [0, c]
+            if canonical_loss(entry["loss"]) in SEGMENTATION:
+                del entry["columns"]  # columns slice 2-D logits only
+            else:
+                entry["columns"] = [0, c]
     reductions = [e.get("reduction") for e in body.get("losses", [])] + [body.get("reduction")]
     if "group_mean" in reductions or "groups" in body:
         body["groups"] = encode_like(body.get("groups"), [i % 2 for i in range(N)], integers=True)

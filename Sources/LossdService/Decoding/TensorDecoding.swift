@@ -27,12 +27,18 @@ struct TensorReader {
         return object[name] != nil
     }
 
-    /// A required or optional float tensor of the given rank (any rank when nil).
-    func tensor(_ name: String, rank: Int?) throws(ServiceError) -> DecodedTensor? {
+    /// A required or optional float tensor of the given rank.
+    func tensor(_ name: String, rank: Int) throws(ServiceError) -> DecodedTensor? {
+        try tensor(name, ranks: rank...rank)
+    }
+
+    /// A required or optional float tensor whose rank lies in `ranks` (the segmentation
+    /// losses' logits are 4-D or 5-D). Every encoding carries any rank: nested arrays,
+    /// `{shape, data}`, `{shape, dtype, base64}` and `.npy` parts.
+    func tensor(_ name: String, ranks: ClosedRange<Int>, of noun: String = "numbers") throws(ServiceError) -> DecodedTensor? {
         guard let node = object[name] else { return nil }
         if case .null = node { return nil }
-        let dimensions = rank.map { "\($0)-D " } ?? ""
-        let expected = "`\(name)` must be a rectangular \(dimensions)array of numbers with every dimension >= 1"
+        let expected = "`\(name)` must be a rectangular \(Self.rankText(ranks)) array of \(noun) with every dimension >= 1"
         let shapeError = ServiceError.invalid(.invalidShape, field: "/\(name)", expected)
         var decoded: DecodedTensor
         switch node {
@@ -45,7 +51,7 @@ struct TensorReader {
             let (pointer, arrived) = ShapeDescription.fault(of: node, name: name)
             throw ServiceError.invalid(.invalidShape, field: "/\(name)" + pointer, "\(expected); \(arrived)")
         }
-        guard rank.map({ decoded.shape.count == $0 }) ?? !decoded.shape.isEmpty, decoded.shape.allSatisfy({ $0 >= 1 }) else {
+        guard ranks.contains(decoded.shape.count), decoded.shape.allSatisfy({ $0 >= 1 }) else {
             throw ServiceError.invalid(
                 .invalidShape, field: "/\(name)", "\(expected); got \(ShapeDescription.describe(shape: decoded.shape))")
         }
@@ -69,7 +75,7 @@ struct TensorReader {
     func slicingLastAxis(of names: [String], width: Int, to columns: Range<Int>) throws(ServiceError) -> TensorReader {
         var sliced = self
         for name in names {
-            guard let tensor = try tensor(name, rank: nil), tensor.shape.last == width else { continue }
+            guard let tensor = try tensor(name, ranks: 1...16), tensor.shape.last == width else { continue }
             let rows = tensor.values.count / width
             var values: [Double] = []
             values.reserveCapacity(rows * columns.count)
@@ -81,6 +87,55 @@ struct TensorReader {
             if let i = sliced.object.members.firstIndex(where: { $0.key == name }) { sliced.object.members[i].value = node }
         }
         return sliced
+    }
+
+    /// "2-D", "4-D or 5-D", "2-D to 4-D".
+    static func rankText(_ ranks: ClosedRange<Int>) -> String {
+        switch ranks.count {
+        case 1: "\(ranks.lowerBound)-D"
+        case 2: "\(ranks.lowerBound)-D or \(ranks.upperBound)-D"
+        default: "\(ranks.lowerBound)-D to \(ranks.upperBound)-D"
+        }
+    }
+
+    /// An integer tensor of the given rank (the segmentation losses' class maps, [N][H][W] or
+    /// [N][H][W][Z]), in any encoding of a float tensor: nested arrays, `{shape, data}`,
+    /// `{shape, dtype, base64}` (float32 holds every class index below 2^24 exactly) or an
+    /// `.npy` part (int32/int64 too). Integral values only (`2.0` is 2), else `invalid_label`
+    /// pointing at the element, as for the 1-D `integers`.
+    func integerTensor(_ name: String, rank: Int) throws(ServiceError) -> ClassMap? {
+        guard let node = object[name] else { return nil }
+        if case .null = node { return nil }
+        if case .array(let items) = node, let path = Self.firstNonNumber(items, path: []) {
+            throw ServiceError.invalid(
+                .invalidLabel, field: "/\(name)" + path.map { "/\($0)" }.joined(),
+                "`\(name)\(path.map { "[\($0)]" }.joined())` must be an integer")
+        }
+        guard let decoded = try tensor(name, ranks: rank...rank, of: "integers") else { return nil }
+        var values = [Int](repeating: 0, count: decoded.values.count)
+        for (i, v) in decoded.values.enumerated() {
+            guard v == v.rounded(), abs(v) < 9.007_199_254_740_992e15 else {
+                let index = Self.multiIndex(i, shape: decoded.shape)
+                throw ServiceError.invalid(
+                    .invalidLabel, field: "/\(name)" + index.map { "/\($0)" }.joined(),
+                    "`\(name)\(index.map { "[\($0)]" }.joined())` must be an integer (got \(NumberText.format(v)))")
+            }
+            values[i] = Int(v)
+        }
+        return ClassMap(shape: decoded.shape, values: values)
+    }
+
+    /// The index path of the first element of a general (not all-number) nested array that is
+    /// neither a number nor an array, if any.
+    private static func firstNonNumber(_ items: [JSONNode], path: [Int]) -> [Int]? {
+        for (i, item) in items.enumerated() {
+            switch item {
+            case .number, .numbers: continue
+            case .array(let inner): if let found = firstNonNumber(inner, path: path + [i]) { return found }
+            default: return path + [i]
+            }
+        }
+        return nil
     }
 
     func requiredTensor(_ name: String, rank: Int) throws(ServiceError) -> DecodedTensor {

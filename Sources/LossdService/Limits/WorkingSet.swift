@@ -1,5 +1,6 @@
 import LossdHTTP
 import LossdJSON
+import LossdKernels
 
 /// Charges a request's estimated working set against the server's memory budget before
 /// its handler computes, so that a small body asking for gigabytes of work (a huge
@@ -90,18 +91,42 @@ extension WorkingSet {
         return sum(product(elements, factor, valueBytes), product(elements, replyBytesPerValue))
     }
 
+    /// The shape a tensor member declares: a nested array's, or `{shape, ...}`'s.
+    static func shape(of node: JSONNode?) -> [Int]? {
+        switch node {
+        case .numbers(let array)?: return array.shape
+        case .object(let encoded)?:
+            guard case .numbers(let shape)? = encoded["shape"] else { return nil }
+            return shape.values.map { $0.isFinite && $0 >= 0 && $0 < 1e12 ? Int($0) : 0 }
+        default: return nil
+        }
+    }
+
+    /// The soft-skeleton workspace of the `cldice` entries of a `/v1/loss` request
+    /// (`ClDice.workspaceBytes`: each map in flight holds its erosion chain), from the
+    /// shape of `logits` and each entry's `iterations`.
+    static func skeletonBytes(_ body: JSONObject, gradient: Bool) -> Int {
+        guard let shape = shape(of: body["logits"]), shape.count >= 3 else { return 0 }
+        var entries: [JSONObject] = [body]
+        if case .array(let items)? = body["losses"] {
+            entries = items.compactMap { if case .object(let entry) = $0 { entry } else { nil } }
+        }
+        var bytes = 0
+        for entry in entries {
+            guard case .string("cldice")? = entry["loss"] else { continue }
+            var iterations = 3
+            if case .object(let params)? = entry["params"], case .number(let k)? = params["iterations"], k >= 0, k <= 1e6 {
+                iterations = Int(k)
+            }
+            bytes = max(bytes, ClDice.workspaceBytes(logitsShape: shape, iterations: iterations, gradient: gradient))
+        }
+        return bytes
+    }
+
     /// Entries of the similarity matrices a contrastive loss builds: `queries` [N][D]
     /// against `keys` [M][D], or `embeddings` [N][D] (or [N][V][D]) against themselves.
     static func similarityEntries(_ body: JSONObject) -> Int {
-        func rows(_ name: String) -> [Int]? {
-            switch body[name] {
-            case .numbers(let array)?: return array.shape
-            case .object(let encoded)?:
-                guard case .numbers(let shape)? = encoded["shape"] else { return nil }
-                return shape.values.map { $0.isFinite && $0 >= 0 && $0 < 1e12 ? Int($0) : 0 }
-            default: return nil
-            }
-        }
+        func rows(_ name: String) -> [Int]? { shape(of: body[name]) }
         var entries = 0
         if let queries = rows("queries"), let n = queries.first {
             let m = rows("keys")?.first ?? n

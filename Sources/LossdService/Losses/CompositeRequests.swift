@@ -45,8 +45,8 @@ enum EntryReduction: Equatable {
     }
 }
 
-/// An entry's `columns: [lo, hi)`: the slice of the last axis of `logits` (and of `targets`
-/// when it is as wide) that the entry's loss sees, its labels relative to the slice; the
+/// An entry's `columns: [lo, hi)`: the slice of the class columns of 2-D `logits` (and of
+/// `targets` when it is as wide) that the entry's loss sees, its labels relative to the slice; the
 /// gradients go back in place, zeros elsewhere.
 struct ColumnSlice {
     let columns: Range<Int>
@@ -57,8 +57,12 @@ struct ColumnSlice {
     /// Nil when absent or null; 422 unless `[lo, hi]` integers with 0 ≤ lo < hi ≤ C.
     init?(_ node: JSONNode?, pointer: String, tensors: TensorReader) throws(ServiceError) {
         guard let node, !node.isNull else { return nil }
-        guard let logits = try tensors.tensor("logits", rank: nil), let width = logits.shape.last else {
+        guard let logits = try tensors.tensor("logits", ranks: 1...16), let width = logits.shape.last else {
             throw ServiceError.invalid(.invalidInput, field: pointer, "`columns` slices `logits`, which the request does not have")
+        }
+        guard logits.shape.count == 2 else {
+            throw ServiceError.invalid(
+                .invalidInput, field: pointer, "`columns` slices the class columns of 2-D `logits` [N][C]; these are \(logits.shape.count)-D")
         }
         let bounds: [Double]
         switch node {

@@ -6,7 +6,7 @@ enum LossCatalogue {
     /// Each family lives in its own file (`LossCatalogue+Family.swift`).
     static let all: [LossDefinition] =
         [crossEntropy, binaryCrossEntropy, focal] + marginFamily + robustAndDistillation + multilabelAndRegression
-        + embedding + secondWave
+        + embedding + secondWave + segmentation
 
     /// Every name and alias, in catalogue order (for "did you mean" suggestions).
     static let names: [String] = all.flatMap { [$0.name] + $0.aliases }

@@ -79,7 +79,8 @@ enum LossEndpoint {
                 WorkingSet.product(elements, WorkingSet.valueBytes, 2),
                 WorkingSet.product(lossCount, elements, wantGradient ? 6 * WorkingSet.valueBytes : 2 * WorkingSet.valueBytes),
                 WorkingSet.product(lossCount, elements, wantGradient ? WorkingSet.replyBytesPerValue : 0),
-                WorkingSet.product(lossCount, WorkingSet.similarityEntries(body), 4 * WorkingSet.valueBytes)),
+                WorkingSet.product(lossCount, WorkingSet.similarityEntries(body), 4 * WorkingSet.valueBytes),
+                WorkingSet.skeletonBytes(body, gradient: wantGradient)),
             for: "this loss evaluation", in: route.context)
 
         // `groups` is checked whenever it is sent, and read by group_mean reductions.

@@ -21,7 +21,7 @@
 /// finite value and a gradient of exactly 0.
 ///
 /// Memory: each map in flight holds its erosion chain and skeleton history,
-/// `(2k + 16)·H·W(·Z)` doubles with gradient (`workspaceBytes`).
+/// `(2k + 22)·H·W(·Z)` 8-byte values with gradient (`workspaceBytes`).
 public enum ClDice {
     public struct Parameters: Sendable {
         public var segmentation: Segmentation.Parameters
@@ -65,13 +65,8 @@ public enum ClDice {
             let stored = gradient ? w + layout.stored : nil
             skeleton.skeleton(map.g, into: skelG, work: forward, stored: nil)
             skeleton.skeleton(map.p, into: skelP, work: forward, stored: stored)
-            var sumSP = 0.0, hitSP = 0.0, sumSG = 0.0, hitSG = 0.0
-            for s in 0..<n {
-                sumSP += skelP[s]
-                hitSP += skelP[s] * map.g[s]
-                sumSG += skelG[s]
-                hitSG += skelG[s] * map.p[s]
-            }
+            let (hitSP, sumSP, _) = Segmentation.sums(skelP, map.g, n)
+            let (hitSG, sumSG, _) = Segmentation.sums(skelG, map.p, n)
             let tprec = Segmentation.ratio(hitSP + eps, sumSP + eps)
             let tsens = Segmentation.ratio(hitSG + eps, sumSG + eps)
             let total = tprec + tsens

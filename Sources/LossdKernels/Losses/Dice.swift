@@ -30,13 +30,7 @@ public enum Dice {
 
     /// The Dice value 1 − D of one map, the ratio D and its denominator Σp + Σg + ε.
     static func ratio(_ map: Segmentation.Map, eps: Double) -> (value: Double, dice: Double, denominator: Double) {
-        var intersection = 0.0, sumP = 0.0, sumG = 0.0
-        for s in 0..<map.count {
-            let p = map.p[s], g = map.g[s]
-            intersection += p * g
-            sumP += p
-            sumG += g
-        }
+        let (intersection, sumP, sumG) = Segmentation.sums(map.p, map.g, map.count)
         let denominator = sumP + sumG + eps
         let dice = Segmentation.ratio(2 * intersection + eps, denominator)
         return (1 - dice, dice, denominator)

@@ -57,7 +57,31 @@ public enum Segmentation {
         let gradient: UnsafeMutablePointer<Double>?
         /// The loss's workspace (`workspace` doubles, `indices` integers).
         let work: UnsafeMutablePointer<Double>
-        let indices: UnsafeMutablePointer<Int>
+        let indices: UnsafeMutablePointer<Int64>
+    }
+
+    /// (Σ a·b, Σ a, Σ b) over n values, in 8 SIMD lanes.
+    static func sums(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ n: Int) -> (product: Double, a: Double, b: Double) {
+        typealias Lanes = SIMD8<Double>
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        var ab = Lanes(repeating: 0), sa = Lanes(repeating: 0), sb = Lanes(repeating: 0)
+        var i = 0
+        while i + Lanes.scalarCount <= n {
+            let u = ra.loadUnaligned(fromByteOffset: i * 8, as: Lanes.self)
+            let v = rb.loadUnaligned(fromByteOffset: i * 8, as: Lanes.self)
+            ab = ab.addingProduct(u, v)
+            sa += u
+            sb += v
+            i += Lanes.scalarCount
+        }
+        var product = ab.sum(), sumA = sa.sum(), sumB = sb.sum()
+        while i < n {
+            product += a[i] * b[i]
+            sumA += a[i]
+            sumB += b[i]
+            i += 1
+        }
+        return (product, sumA, sumB)
     }
 
     /// ratio (a + ε)/(b + ε), taken as 1 when both are 0 (ε = 0 with an empty class: nothing
@@ -105,7 +129,7 @@ public enum Segmentation {
                     withTruth(truth) { labels, targets in
                         Parallel.forEachRange(n * kept, costPerRow: pixels * costPerPixel) { range in
                             let work = UnsafeMutablePointer<Double>.allocate(capacity: pixels + mapWork)
-                            let indexWork = UnsafeMutablePointer<Int>.allocate(capacity: max(1, mapIndices))
+                            let indexWork = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, mapIndices))
                             defer {
                                 work.deallocate()
                                 indexWork.deallocate()

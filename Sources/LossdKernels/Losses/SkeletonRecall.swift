@@ -20,11 +20,7 @@ public enum SkeletonRecall {
             logits: logits, truth: .labels(skeleton), truthName: "skeleton", parameters: parameters, gradient: gradient,
             workspace: { _ in 0 }, costPerPixel: 4
         ) { map in
-            var hit = 0.0, size = 0.0
-            for s in 0..<map.count {
-                hit += map.p[s] * map.g[s]
-                size += map.g[s]
-            }
+            let (hit, _, size) = Segmentation.sums(map.p, map.g, map.count)
             let denominator = size + eps
             if let out = map.gradient {
                 let factor = denominator > 0 ? -1 / denominator : 0

@@ -10,7 +10,8 @@
 ///
 /// Windows are clipped at the border (the code's padding never wins a min or a max). The
 /// erosion is the minimum of the axis pools, the dilation is separable (one 3-wide max pass
-/// per axis); every pass is a contiguous SIMD loop over blocks of the map.
+/// per axis); every pass is a contiguous SIMD loop (8 lanes) over slabs of the map, also
+/// the backward pass's, which carry the winners' indices in a second set of lanes.
 ///
 /// **Gradient** (subgradient): a min or max routes its incoming gradient to the element that
 /// won it, the first in window order on ties (plus window: centre, −axis0, +axis0, −axis1,
@@ -101,7 +102,7 @@ struct SoftSkeleton {
     /// `indices` `backwardIndices` values.
     func backward(
         _ gS: UnsafePointer<Double>, stored: UnsafePointer<Double>, into grad: UnsafeMutablePointer<Double>,
-        work: UnsafeMutablePointer<Double>, indices: UnsafeMutablePointer<Int>
+        work: UnsafeMutablePointer<Double>, indices: UnsafeMutablePointer<Int64>
     ) {
         let n = count, k = iterations
         func x(_ j: Int) -> UnsafePointer<Double> { stored + j * n }
@@ -136,7 +137,7 @@ struct SoftSkeleton {
                 // x_j = erode(x_{j−1}): route to x_{j−1}.
                 erode(x(j - 1), into: erodedScratch, source: erodePrevSrc)
                 gNext.update(repeating: 0, count: n)
-                for i in 0..<n { gNext[erodePrevSrc[i]] += gx[i] }
+                for i in 0..<n { gNext[Int(erodePrevSrc[i])] += gx[i] }
                 swap(&erodeSrc, &erodePrevSrc)
             }
         }
@@ -151,14 +152,14 @@ struct SoftSkeleton {
     /// The gradient of Σ g·open(x) with respect to x, given the winners of the dilation
     /// (indices into the eroded map) and of the erosion (indices into x).
     private func openBackward(
-        _ g: UnsafePointer<Double>, dilateSrc: UnsafePointer<Int>, erodeSrc: UnsafePointer<Int>,
+        _ g: UnsafePointer<Double>, dilateSrc: UnsafePointer<Int64>, erodeSrc: UnsafePointer<Int64>,
         scratch: UnsafeMutablePointer<Double>, into out: UnsafeMutablePointer<Double>
     ) {
         let n = count
         scratch.update(repeating: 0, count: n)
-        for i in 0..<n { scratch[dilateSrc[i]] += g[i] }
+        for i in 0..<n { scratch[Int(dilateSrc[i])] += g[i] }
         out.update(repeating: 0, count: n)
-        for i in 0..<n { out[erodeSrc[i]] += scratch[i] }
+        for i in 0..<n { out[Int(erodeSrc[i])] += scratch[i] }
     }
 
     // MARK: Pools
@@ -178,21 +179,16 @@ struct SoftSkeleton {
 
     /// Minimum over the plus-shaped window, with the flat index of each winner (first in
     /// window order on ties: centre, −axis0, +axis0, −axis1, …).
-    func erode(_ x: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, source: UnsafeMutablePointer<Int>) {
+    func erode(_ x: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, source: UnsafeMutablePointer<Int64>) {
         out.update(from: x, count: count)
-        for i in 0..<count { source[i] = i }
+        for i in 0..<count { source[i] = Int64(i) }
         for (outer, extent, inner) in axes where extent > 1 {
             let length = (extent - 1) * inner
             for o in 0..<outer {
                 let base = o * extent * inner
-                for i in (base + inner)..<(base + inner + length) where x[i - inner] < out[i] {
-                    out[i] = x[i - inner]
-                    source[i] = i - inner
-                }
-                for i in base..<(base + length) where x[i + inner] < out[i] {
-                    out[i] = x[i + inner]
-                    source[i] = i + inner
-                }
+                // Strictly smaller only: earlier candidates keep ties.
+                Self.select(.less, out + base + inner, source + base + inner, x + base, nil, first: base, length)
+                Self.select(.less, out + base, source + base, x + base + inner, nil, first: base + inner, length)
             }
         }
     }
@@ -223,10 +219,10 @@ struct SoftSkeleton {
     /// prefers −1 over 0 over +1 and the most significant axis goes last.
     func dilate(
         _ x: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>,
-        source: UnsafeMutablePointer<Int>, scratchSource: UnsafeMutablePointer<Int>
+        source: UnsafeMutablePointer<Int64>, scratchSource: UnsafeMutablePointer<Int64>
     ) {
         var input = x
-        var inputSource: UnsafePointer<Int>? = nil
+        var inputSource: UnsafePointer<Int64>? = nil
         var target = axes.count % 2 == 0 ? scratch : out
         var targetSource = axes.count % 2 == 0 ? scratchSource : source
         for a in axes.indices.reversed() {
@@ -235,22 +231,20 @@ struct SoftSkeleton {
             if let inputSource {
                 targetSource.update(from: inputSource, count: count)
             } else {
-                for i in 0..<count { targetSource[i] = i }
+                for i in 0..<count { targetSource[i] = Int64(i) }
             }
             if extent > 1 {
                 let length = (extent - 1) * inner
                 for o in 0..<outer {
                     let base = o * extent * inner
                     // −1 first: it wins ties against the centre.
-                    for i in (base + inner)..<(base + inner + length) where input[i - inner] >= target[i] {
-                        target[i] = input[i - inner]
-                        targetSource[i] = inputSource?[i - inner] ?? (i - inner)
-                    }
+                    Self.select(
+                        .greaterOrEqual, target + base + inner, targetSource + base + inner, input + base,
+                        inputSource.map { $0 + base }, first: base, length)
                     // +1 wins only when strictly larger than both.
-                    for i in base..<(base + length) where input[i + inner] > target[i] {
-                        target[i] = input[i + inner]
-                        targetSource[i] = inputSource?[i + inner] ?? (i + inner)
-                    }
+                    Self.select(
+                        .greater, target + base, targetSource + base, input + base + inner,
+                        inputSource.map { $0 + base + inner }, first: base + inner, length)
                 }
             }
             input = UnsafePointer(target)
@@ -261,6 +255,54 @@ struct SoftSkeleton {
     }
 
     // MARK: SIMD loops
+
+    enum Rule { case less, greater, greaterOrEqual }
+
+    /// Where `candidate[i]` beats `out[i]` by `rule`, for i < n: out[i] = candidate[i] and
+    /// outSource[i] = candidateSource[i] (or `first + i` when the candidates are the map itself).
+    @inline(__always)
+    private static func select(
+        _ rule: Rule, _ out: UnsafeMutablePointer<Double>, _ outSource: UnsafeMutablePointer<Int64>,
+        _ candidate: UnsafePointer<Double>, _ candidateSource: UnsafePointer<Int64>?, first: Int, _ n: Int
+    ) {
+        typealias Indices = SIMD8<Int64>
+        let o = UnsafeMutableRawPointer(out), c = UnsafeRawPointer(candidate)
+        let os = UnsafeMutableRawPointer(outSource), cs = candidateSource.map { UnsafeRawPointer($0) }
+        let step = Lanes.scalarCount, width = 8
+        let iota = Indices(0, 1, 2, 3, 4, 5, 6, 7)
+        var i = 0
+        while i + step <= n {
+            let u = o.loadUnaligned(fromByteOffset: i * width, as: Lanes.self)
+            let v = c.loadUnaligned(fromByteOffset: i * width, as: Lanes.self)
+            let wins: SIMDMask<Indices>
+            switch rule {
+            case .less: wins = v .< u
+            case .greater: wins = v .> u
+            case .greaterOrEqual: wins = v .>= u
+            }
+            if any(wins) {
+                o.storeBytes(of: u.replacing(with: v, where: wins), toByteOffset: i * width, as: Lanes.self)
+                let from = cs?.loadUnaligned(fromByteOffset: i * width, as: Indices.self) ?? (iota &+ Int64(first + i))
+                let was = os.loadUnaligned(fromByteOffset: i * width, as: Indices.self)
+                os.storeBytes(of: was.replacing(with: from, where: wins), toByteOffset: i * width, as: Indices.self)
+            }
+            i += step
+        }
+        while i < n {
+            let v = candidate[i], u = out[i]
+            let win: Bool
+            switch rule {
+            case .less: win = v < u
+            case .greater: win = v > u
+            case .greaterOrEqual: win = v >= u
+            }
+            if win {
+                out[i] = v
+                outSource[i] = candidateSource?[i] ?? Int64(first + i)
+            }
+            i += 1
+        }
+    }
 
     private typealias Lanes = SIMD8<Double>
 

@@ -6,11 +6,7 @@ import Testing
 
 /// The reference vectors of the losses (loss_vectors.json; docs/losses.md, docs/test-vectors.md).
 enum LossVectors {
-    /// Parsed on each use: `[String: Any]` is not Sendable, so it cannot be a shared static.
-    static var document: [String: Any] {
-        let url = Bundle.module.url(forResource: "Vectors/loss_vectors", withExtension: "json")!
-        return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-    }
+    static var document: [String: Any] { vectorFile("loss_vectors") }
 
     static var cases: [[String: Any]] { document["cases"] as! [[String: Any]] }
 
@@ -25,6 +21,13 @@ enum LossVectors {
     static var implementedNames: [String] { implemented.map { $0["name"] as! String } }
 
     static func named(_ name: String) -> [String: Any] { cases.first { $0["name"] as! String == name }! }
+}
+
+/// A vector file of Tests/LossdServiceTests/Vectors as a JSON object. Parsed on each use:
+/// `[String: Any]` is not Sendable, so it cannot be a shared static.
+func vectorFile(_ name: String) -> [String: Any] {
+    let url = Bundle.module.url(forResource: "Vectors/" + name, withExtension: "json")!
+    return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
 }
 
 /// Sends a JSON body to the service in-process and returns status and parsed body.

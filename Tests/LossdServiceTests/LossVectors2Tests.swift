@@ -7,11 +7,7 @@ import Testing
 /// The reference vectors of the second wave of losses and of composite requests
 /// (loss_vectors_2.json, written by scripts/reference-losses-2.py; docs/test-vectors.md).
 enum LossVectors2 {
-    /// Parsed on each use: `[String: Any]` is not Sendable, so it cannot be a shared static.
-    static var document: [String: Any] {
-        let url = Bundle.module.url(forResource: "Vectors/loss_vectors_2", withExtension: "json")!
-        return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-    }
+    static var document: [String: Any] { vectorFile("loss_vectors_2") }
 
     static var cases: [[String: Any]] { document["cases"] as! [[String: Any]] }
 

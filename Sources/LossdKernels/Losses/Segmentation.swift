@@ -206,8 +206,8 @@ public enum Segmentation {
 
     private static func text(_ shape: [Int]) -> String { shape.map { "[\($0)]" }.joined() }
 
-    /// The multi-dimensional index of a flat row-major offset.
-    static func multiIndex(_ flat: Int, shape: [Int]) -> [Int] {
+    /// The multi-dimensional index of a flat row-major offset (for error pointers).
+    public static func multiIndex(_ flat: Int, shape: [Int]) -> [Int] {
         var rest = flat
         var index = [Int](repeating: 0, count: shape.count)
         for d in stride(from: shape.count - 1, through: 0, by: -1) {

@@ -258,15 +258,7 @@ struct TensorReader {
     }
 
     /// The multi-dimensional index of a flat row-major offset.
-    static func multiIndex(_ flat: Int, shape: [Int]) -> [Int] {
-        var rest = flat
-        var index = [Int](repeating: 0, count: shape.count)
-        for d in stride(from: shape.count - 1, through: 0, by: -1) {
-            index[d] = rest % shape[d]
-            rest /= shape[d]
-        }
-        return index
-    }
+    static func multiIndex(_ flat: Int, shape: [Int]) -> [Int] { Segmentation.multiIndex(flat, shape: shape) }
 }
 
 /// What arrived where a tensor was expected, for shape errors that say what they got.

@@ -119,6 +119,8 @@ let package = Package(
             dependencies: ["LossdService", "LossdStore", "LossdHTTP", "LossdJSON"],
             resources: [.copy("Vectors")]
         ),
+        // The executable's settings: flags, environment, defaults.
+        .testTarget(name: "lossdTests", dependencies: ["lossd"]),
         .testTarget(
             name: "LossdIntegrationTests",
             dependencies: ["lossd", "LossdTestSupport"]

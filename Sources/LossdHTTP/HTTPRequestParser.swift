@@ -5,8 +5,10 @@ public struct HTTPParserLimits: Sendable {
     public var maxHeaderBytes: Int = 16 * 1024
     /// Number of header fields (431 beyond it).
     public var maxHeaderCount: Int = 128
+    /// The default largest body: 64 MiB.
+    public static let defaultMaxBodyBytes = 64 << 20
     /// Decoded body size (413 beyond it).
-    public var maxBodyBytes: Int = 64 * 1024 * 1024
+    public var maxBodyBytes: Int = defaultMaxBodyBytes
     /// One chunk-size line, extensions included (400 beyond it).
     public var maxChunkLineBytes: Int = 1024
     /// Trailer section of a chunked body (431 beyond it).
@@ -14,7 +16,7 @@ public struct HTTPParserLimits: Sendable {
     /// Empty lines tolerated before a request line (RFC 9112 section 2.2).
     public var maxLeadingEmptyLines: Int = 8
 
-    public init(maxHeaderBytes: Int = 16 * 1024, maxBodyBytes: Int = 64 * 1024 * 1024) {
+    public init(maxHeaderBytes: Int = 16 * 1024, maxBodyBytes: Int = defaultMaxBodyBytes) {
         self.maxHeaderBytes = maxHeaderBytes
         self.maxBodyBytes = maxBodyBytes
     }

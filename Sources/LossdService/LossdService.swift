@@ -12,11 +12,11 @@ public struct ServiceConfiguration: Sendable {
     public var apiKey: String?
     /// The largest body accepted (the server's `--max-body-bytes`); a gzip body may not
     /// inflate beyond it either (413).
-    public var maxBodyBytes: Int = 64 << 20
+    public var maxBodyBytes: Int = HTTPParserLimits.defaultMaxBodyBytes
     /// Which responses are gzip-encoded for clients that accept it.
     public var compression = CompressionPolicy()
 
-    public init(dataDirectory: String = "./data", apiKey: String? = nil, maxBodyBytes: Int = 64 << 20) {
+    public init(dataDirectory: String = "./data", apiKey: String? = nil, maxBodyBytes: Int = HTTPParserLimits.defaultMaxBodyBytes) {
         self.dataDirectory = dataDirectory
         self.apiKey = apiKey
         self.maxBodyBytes = maxBodyBytes

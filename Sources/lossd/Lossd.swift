@@ -151,7 +151,11 @@ struct Lossd: ParsableCommand {
     }
 }
 
-/// Resolved settings: flag, else environment variable, else default; validated.
+/// Resolved settings: flag, else environment variable, else the configuration types' own
+/// default (`HTTPServerConfiguration`, `ServiceConfiguration`, `CompressionPolicy`: the one
+/// place each default is written), except where the executable derives one (worker threads
+/// from the cores, the queue from the connection limit, the memory budget from the cgroup);
+/// validated.
 struct Settings: Sendable {
     var http = HTTPServerConfiguration()
     var service = ServiceConfiguration()
@@ -173,8 +177,8 @@ struct Settings: Sendable {
         }
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
-        http.host = try value(command.host, "LOSSD_HOST") { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
-        http.port = try value(command.port, "LOSSD_PORT") { Int($0) } ?? 8080
+        http.host = try value(command.host, "LOSSD_HOST") { $0.isEmpty ? nil : $0 } ?? http.host
+        http.port = try value(command.port, "LOSSD_PORT") { Int($0) } ?? http.port
         if let opsPort = try value(command.opsPort, "LOSSD_OPS_PORT", parse: { Int($0) }) {
             guard (0...65535).contains(opsPort) else { throw ValidationError("ops port must be in 0...65535 (got \(opsPort))") }
             let opsHost = try value(command.opsHost, "LOSSD_OPS_HOST") { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
@@ -187,33 +191,33 @@ struct Settings: Sendable {
             throw ValidationError("log format must be text or json (got \(format))")
         }
         logFormat = parsedFormat
-        http.parserLimits.maxBodyBytes = try value(command.maxBodyBytes, "LOSSD_MAX_BODY_BYTES") { Int($0) } ?? 64 << 20
-        http.parserLimits.maxHeaderBytes = try value(command.maxHeaderBytes, "LOSSD_MAX_HEADER_BYTES") { Int($0) } ?? 16 << 10
+        http.parserLimits.maxBodyBytes = try value(command.maxBodyBytes, "LOSSD_MAX_BODY_BYTES") { Int($0) } ?? http.parserLimits.maxBodyBytes
+        http.parserLimits.maxHeaderBytes = try value(command.maxHeaderBytes, "LOSSD_MAX_HEADER_BYTES") { Int($0) } ?? http.parserLimits.maxHeaderBytes
         http.workerThreads = try value(command.threads, "LOSSD_THREADS") { Int($0) } ?? max(1, cores)
-        http.maxConnections = try value(command.maxConnections, "LOSSD_MAX_CONNECTIONS") { Int($0) } ?? 1024
-        http.probeConnections = try value(command.probeConnections, "LOSSD_PROBE_CONNECTIONS") { Int($0) } ?? 8
+        http.maxConnections = try value(command.maxConnections, "LOSSD_MAX_CONNECTIONS") { Int($0) } ?? http.maxConnections
+        http.probeConnections = try value(command.probeConnections, "LOSSD_PROBE_CONNECTIONS") { Int($0) } ?? http.probeConnections
         // A connection has at most one request in flight, so a queue as deep as the connection
         // cap only refuses work when an operator asks for a shallower one.
         http.maxQueuedRequests = try value(command.queueDepth, "LOSSD_QUEUE_DEPTH") { Int($0) } ?? http.maxConnections
-        http.headerTimeout = try value(command.headerTimeout, "LOSSD_HEADER_TIMEOUT") { Double($0) } ?? 10
-        http.bodyTimeout = try value(command.bodyTimeout, "LOSSD_BODY_TIMEOUT") { Double($0) } ?? 30
-        http.keepAliveTimeout = try value(command.keepAliveTimeout, "LOSSD_KEEP_ALIVE_TIMEOUT") { Double($0) } ?? 60
-        http.shutdownGracePeriod = try value(command.shutdownGrace, "LOSSD_SHUTDOWN_GRACE") { Double($0) } ?? 10
-        http.readTimeout = try value(command.readTimeout, "LOSSD_READ_TIMEOUT") { Double($0) } ?? 120
-        http.writeTimeout = try value(command.writeTimeout, "LOSSD_WRITE_TIMEOUT") { Double($0) } ?? 30
-        http.requestTimeout = try value(command.requestTimeout, "LOSSD_REQUEST_TIMEOUT") { Double($0) } ?? 60
+        http.headerTimeout = try value(command.headerTimeout, "LOSSD_HEADER_TIMEOUT") { Double($0) } ?? http.headerTimeout
+        http.bodyTimeout = try value(command.bodyTimeout, "LOSSD_BODY_TIMEOUT") { Double($0) } ?? http.bodyTimeout
+        http.keepAliveTimeout = try value(command.keepAliveTimeout, "LOSSD_KEEP_ALIVE_TIMEOUT") { Double($0) } ?? http.keepAliveTimeout
+        http.shutdownGracePeriod = try value(command.shutdownGrace, "LOSSD_SHUTDOWN_GRACE") { Double($0) } ?? http.shutdownGracePeriod
+        http.readTimeout = try value(command.readTimeout, "LOSSD_READ_TIMEOUT") { Double($0) } ?? http.readTimeout
+        http.writeTimeout = try value(command.writeTimeout, "LOSSD_WRITE_TIMEOUT") { Double($0) } ?? http.writeTimeout
+        http.requestTimeout = try value(command.requestTimeout, "LOSSD_REQUEST_TIMEOUT") { Double($0) } ?? http.requestTimeout
         http.maxInflightBytes =
             try value(command.maxInflightBytes, "LOSSD_MAX_INFLIGHT_BYTES") { Int($0) } ?? MemoryLimit.defaultInflightBytes
-        http.reservedLightThreads = try value(command.lightThreads, "LOSSD_LIGHT_THREADS") { Int($0) } ?? 1
+        http.reservedLightThreads = try value(command.lightThreads, "LOSSD_LIGHT_THREADS") { Int($0) } ?? http.reservedLightThreads
         service.compression = CompressionPolicy(
-            level: try value(command.gzipLevel, "LOSSD_GZIP_LEVEL") { Int($0) } ?? 1,
-            minBytes: try value(command.gzipMinBytes, "LOSSD_GZIP_MIN_BYTES") { Int($0) } ?? 1024,
-            maxBytes: try value(command.gzipMaxBytes, "LOSSD_GZIP_MAX_BYTES") { Int($0) } ?? 1 << 20)
+            level: try value(command.gzipLevel, "LOSSD_GZIP_LEVEL") { Int($0) } ?? service.compression.level,
+            minBytes: try value(command.gzipMinBytes, "LOSSD_GZIP_MIN_BYTES") { Int($0) } ?? service.compression.minBytes,
+            maxBytes: try value(command.gzipMaxBytes, "LOSSD_GZIP_MAX_BYTES") { Int($0) } ?? service.compression.maxBytes)
         guard (0...9).contains(service.compression.level) else { throw ValidationError("gzip level must be in 0...9") }
         guard service.compression.minBytes >= 0, service.compression.maxBytes >= 0 else {
             throw ValidationError("gzip byte bounds must be >= 0")
         }
-        service.dataDirectory = try value(command.dataDir, "LOSSD_DATA_DIR") { $0.isEmpty ? nil : $0 } ?? "./data"
+        service.dataDirectory = try value(command.dataDir, "LOSSD_DATA_DIR") { $0.isEmpty ? nil : $0 } ?? service.dataDirectory
         store = try StoreSettings(
             store: command.store, poolSize: command.storePoolSize, startupWait: command.storeStartupWait,
             environment: environment, workerThreads: http.workerThreads)

@@ -11,7 +11,7 @@ enum RequestBody {
     static let jsonTypes = ["application/json", "application/x-www-form-urlencoded"]
     static let multipartType = "multipart/form-data"
     /// The most a gzip body may inflate to when no limit is configured: the server's default body limit.
-    static let maxInflatedBytes = 64 << 20
+    static let maxInflatedBytes = HTTPParserLimits.defaultMaxBodyBytes
 
     /// The JSON object of a routed request, whose content coding the service has undone.
     static func object(_ route: RouteRequest) throws(ServiceError) -> JSONObject {

@@ -185,6 +185,16 @@ bench_start_servers() {
   log "lossd on :$lossd_port (pid $lossd_pid), fastapi on :$fastapi_port (pid $fastapi_pid)"
 }
 
+# Starts "$lossd_bin" alone on a free port with its JSON log (the access log's `ms` is the
+# server-side time); sets lossd_pid and lossd_port. $1: what the peer runs in, for the log.
+bench_start_lossd_json() {
+  "$lossd_bin" --port 0 --data-dir "$tmp/data" --log-format json >"$tmp/lossd.stdout" 2>"$out/lossd.stderr.log" &
+  lossd_pid=$!
+  lossd_port=$(wait_for_port "$lossd_pid" "$tmp/lossd.stdout") \
+    || { tail -n 20 "$out/lossd.stderr.log" >&2; die "lossd did not start"; }
+  log "lossd $("$lossd_bin" --version 2>/dev/null || echo "?") on :$lossd_port (pid $lossd_pid); $1"
+}
+
 # Stops both servers after the measurements and compresses lossd's stderr
 # (one access-log line per request).
 bench_finish_servers() {

@@ -32,7 +32,9 @@ import numpy as np
 import urllib3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy_cldice  # noqa: E402
+from lossd_log import server_ms  # noqa: E402
 
 
 def blobs(rng, N, C, H, W):
@@ -47,10 +49,6 @@ def blobs(rng, N, C, H, W):
     return lab
 
 
-def server_ms(log_path, request_ids):
-    found = {}
-    if not log_path:
-        return found
     wanted = set(request_ids)
     with open(log_path) as f:
         for line in f:

@@ -32,11 +32,7 @@ bench_init
 bench_locate_lossd
 bench_setup_venv
 
-"$lossd_bin" --port 0 --data-dir "$tmp/data" --log-format json >"$tmp/lossd.stdout" 2>"$out/lossd.stderr.log" &
-lossd_pid=$!
-lossd_port=$(wait_for_port "$lossd_pid" "$tmp/lossd.stdout") \
-  || { tail -n 20 "$out/lossd.stderr.log" >&2; die "lossd did not start"; }
-log "lossd $("$lossd_bin" --version 2>/dev/null || echo "?") on :$lossd_port (pid $lossd_pid); NumPy in $venv"
+bench_start_lossd_json "NumPy in $venv"
 
 "$venv/bin/python" bench/cldice/bench.py --url "http://127.0.0.1:$lossd_port" --log "$out/lossd.stderr.log" \
   --repeats "${BENCH_REPEATS:-7}" --numpy-repeats "${BENCH_NUMPY_REPEATS:-3}" >"$out/table.md"

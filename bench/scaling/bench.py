@@ -38,6 +38,9 @@ import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lossd_log import server_ms  # noqa: E402
 import urllib3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -74,11 +77,6 @@ def lr_annealing_case(rng, steps, warmup, noise):
     return {"law": "lr_annealing", "data": data, "params": opts}, opts, f"{steps:,} steps (W {warmup})"
 
 
-def server_ms(log_path, request_ids):
-    """The access-log `ms` of each request id, from lossd's JSON log."""
-    found = {}
-    if not log_path:
-        return found
     wanted = set(request_ids)
     with open(log_path) as f:
         for line in f:

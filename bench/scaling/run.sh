@@ -36,11 +36,7 @@ bench_locate_lossd
 bench_setup_venv
 
 # lossd with its default threads (every core), its JSON log for the server-side times.
-"$lossd_bin" --port 0 --data-dir "$tmp/data" --log-format json >"$tmp/lossd.stdout" 2>"$out/lossd.stderr.log" &
-lossd_pid=$!
-lossd_port=$(wait_for_port "$lossd_pid" "$tmp/lossd.stdout") \
-  || { tail -n 20 "$out/lossd.stderr.log" >&2; die "lossd did not start"; }
-log "lossd $("$lossd_bin" --version 2>/dev/null || echo "?") on :$lossd_port (pid $lossd_pid); SciPy in $venv"
+bench_start_lossd_json "SciPy in $venv"
 
 "$venv/bin/python" bench/scaling/bench.py --url "http://127.0.0.1:$lossd_port" --log "$out/lossd.stderr.log" \
   --repeats "${BENCH_REPEATS:-5}" --scipy-repeats "${BENCH_SCIPY_REPEATS:-3}" >"$out/table.md"

@@ -72,10 +72,15 @@ struct TensorReader {
 
     /// This reader with the last axis of each of `names` that is `width` wide cut to
     /// `columns` (a composite entry's slice of one head); other members as they are.
-    func slicingLastAxis(of names: [String], width: Int, to columns: Range<Int>) throws(ServiceError) -> TensorReader {
+    /// `decoded` holds tensors the caller has already decoded, which are not decoded again.
+    func slicingLastAxis(
+        of names: [String], width: Int, to columns: Range<Int>, decoded: [String: DecodedTensor] = [:]
+    ) throws(ServiceError) -> TensorReader {
         var sliced = self
         for name in names {
-            guard let tensor = try tensor(name, ranks: 1...16), tensor.shape.last == width else { continue }
+            var found = decoded[name]
+            if found == nil { found = try tensor(name, ranks: 1...16) }
+            guard let tensor = found, tensor.shape.last == width else { continue }
             let rows = tensor.values.count / width
             var values: [Double] = []
             values.reserveCapacity(rows * columns.count)

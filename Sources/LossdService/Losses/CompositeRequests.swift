@@ -22,8 +22,14 @@ enum EntryReduction: Equatable {
     }
 
     /// The entry's `reduction` (absent or null: mean); `group_mean` only for a loss whose
-    /// rows are separable (the losses that take sample weights: the others' rows interact).
+    /// rows are separable (the losses that take sample weights: the others' rows interact);
+    /// a loss that is one number for the batch (`tcm`) takes only mean and sum.
     init(_ node: JSONNode?, pointer: String, definition: LossDefinition) throws(ServiceError) {
+        if definition.batchValue, case .string(let text)? = node, text == "none" || text == "group_mean" {
+            throw ServiceError.invalid(
+                .invalidInput, field: pointer,
+                "loss `\(definition.name)` is one number for the batch: `reduction` must be mean or sum (got \"\(text)\")")
+        }
         switch node {
         case nil, .null?: self = .standard(.mean)
         case .string("group_mean")?:
@@ -52,6 +58,8 @@ struct ColumnSlice {
     let columns: Range<Int>
     /// The full width of the last axis.
     let width: Int
+    /// `logits` as decoded to find the width, sliced from it (not decoded again).
+    private let logits: DecodedTensor
     static let slicedInputs = ["logits", "targets"]
 
     /// Nil when absent or null; 422 unless `[lo, hi]` integers with 0 ≤ lo < hi ≤ C.
@@ -78,10 +86,11 @@ struct ColumnSlice {
         }
         self.columns = Int(bounds[0])..<Int(bounds[1])
         self.width = width
+        self.logits = logits
     }
 
     func apply(to tensors: TensorReader) throws(ServiceError) -> TensorReader {
-        try tensors.slicingLastAxis(of: Self.slicedInputs, width: width, to: columns)
+        try tensors.slicingLastAxis(of: Self.slicedInputs, width: width, to: columns, decoded: ["logits": logits])
     }
 
     /// The sliced inputs' gradients at full width: the slice in place, zeros elsewhere.

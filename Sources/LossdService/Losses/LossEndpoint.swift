@@ -124,11 +124,6 @@ enum LossEndpoint {
                 .unknownLoss, field: "\(entry.pointer)/loss",
                 "unknown loss `\(given)`" + StrictFields.suggestion(for: given, among: LossCatalogue.names))
         }
-        if definition.batchValue, case .string(let text)? = entry.reduction, text == "none" || text == "group_mean" {
-            throw ServiceError.invalid(
-                .invalidInput, field: "\(entry.pointer)/reduction",
-                "loss `\(definition.name)` is one number for the batch: `reduction` must be mean or sum (got \"\(text)\")")
-        }
         let reduction = try EntryReduction(entry.reduction, pointer: "\(entry.pointer)/reduction", definition: definition)
         if reduction == .byGroup && groups == nil { throw ServiceError.missing("groups") }
         let paramsPointer = "\(entry.pointer)/params"

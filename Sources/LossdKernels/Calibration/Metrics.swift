@@ -193,6 +193,25 @@ public enum CalibrationMetrics {
         return weightedGap(s, total: p.rows)
     }
 
+    /// Root-mean-square calibration error, the ECE's L2 form:
+    /// `sqrt(Σ_b (n_b / N) (acc_b − conf_b)²)` over the same bins (torchmetrics' `norm="l2"`).
+    public static func rmsce(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> Double {
+        guard p.rows > 0 else { return 0 }
+        let t = topLabel(probabilities: p, labels: labels)
+        let s = binned(values: t.confidences, outcomes: t.correct, edges: edges(bins: bins), rule: binRule)
+        return weightedSquaredGap(s, total: p.rows).squareRoot()
+    }
+
+    /// Σ_b (n_b / N) (acc_b − conf_b)² over non-empty bins.
+    static func weightedSquaredGap(_ s: BinStats, total: Int) -> Double {
+        var sum = 0.0
+        for b in s.counts.indices where s.counts[b] > 0 {
+            let gap = s.meanOutcome[b] - s.meanValue[b]
+            sum += Double(s.counts[b]) / Double(total) * gap * gap
+        }
+        return sum
+    }
+
     /// Maximum calibration error: the largest |acc_b − conf_b| over non-empty bins
     /// (docs/calibration.md §2.5).
     public static func mce(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> Double {

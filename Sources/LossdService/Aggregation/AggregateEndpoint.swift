@@ -30,6 +30,14 @@ enum AggregateEndpoint {
         /// JSON text, for messages.
         var text: String { String(decoding: json.bytes, as: UTF8.self) }
 
+        /// The id as a reader writes it: a string without its quotes.
+        var plainText: String {
+            switch self {
+            case .int(let i): String(i)
+            case .string(let s): s
+            }
+        }
+
         // Strings compare by their bytes (no Unicode normalisation): distinct JSON strings
         // stay distinct ids, as in crowd-kit.
         static func == (lhs: ID, rhs: ID) -> Bool {
@@ -144,6 +152,12 @@ enum AggregateEndpoint {
                 "`num_classes` must be an integer in [2, \(maxClasses)] (got \(ResolvedParameters.text(kNode)))")
         }
         let k = Int(kValue)
+        let picture = AcceptHeader.prefers("image/svg+xml", route.request.headers["accept"])
+        if picture && k > AnnotatorConfusionSVG.maxClasses {
+            throw ServiceError.invalid(
+                .invalidInput, field: "/num_classes",
+                "the confusion-matrix picture draws at most \(AnnotatorConfusionSVG.maxClasses) classes (got \(k)); ask for JSON instead")
+        }
 
         var params: JSONObject?
         switch body["params"] {
@@ -182,7 +196,7 @@ enum AggregateEndpoint {
                 field: fixedItems != nil ? "/params/items" : "/annotations",
                 "\(itemCount) items × \(k) classes exceed the \(maxMatrixEntries)-entry limit on soft labels")
         }
-        if plan.methods.contains(.dawidSkene), annotatorCount * k * k > maxMatrixEntries {
+        if plan.methods.contains(.dawidSkene) || picture, annotatorCount * k * k > maxMatrixEntries {
             throw tooLarge(
                 field: "/annotations",
                 "\(annotatorCount) annotators × \(k)² classes exceed the \(maxMatrixEntries)-entry limit on confusion matrices")
@@ -221,8 +235,30 @@ enum AggregateEndpoint {
                 .valueOverflow, field: "/params",
                 "the aggregation is not representable in float64 with these parameters (a prior or temperature too close to 0)")
         }
+        if picture {
+            return confusionPicture(result.0, method: plan.method, data: data, annotators: annotatorTable.ids)
+        }
         return LossdService.json(
             render(result, plan: plan, data: data, items: itemTable.ids, annotators: annotatorTable.ids), output: output)
+    }
+
+    /// The annotators' confusion matrices as heat maps (AnnotatorConfusionSVG): Dawid–Skene's
+    /// as fitted, the others' estimated against the soft labels; ordered by the method's skill,
+    /// or by the agreement with the soft labels where the method has none.
+    static func confusionPicture(_ result: AggregationResult, method: AggregationMethod, data: CrowdAnnotations, annotators: [ID]) -> HTTPResponse {
+        let estimated = Aggregation.empiricalConfusion(data, soft: result.soft)
+        let confusion = result.confusion ?? estimated.confusion
+        let k = data.numClasses
+        let skill = result.skill ?? estimated.agreement
+        let panels = annotators.indices.map { w in
+            AnnotatorConfusionSVG.Panel(
+                id: annotators[w].plainText, skill: skill[w], annotations: data.annotatorStart[w + 1] - data.annotatorStart[w],
+                rows: confusion.values[(w * k * k)..<((w + 1) * k * k)])
+        }
+        let svg = AnnotatorConfusionSVG.render(
+            method: method.rawValue, fitted: result.confusion != nil, classes: k, panels: panels,
+            skillName: result.skill == nil ? "agreement" : "skill")
+        return HTTPResponse(status: .ok, headers: ["Content-Type": "image/svg+xml; charset=utf-8"], body: Array(svg.utf8))
     }
 
     static func tooLarge(field: String, _ detail: String) -> ServiceError {

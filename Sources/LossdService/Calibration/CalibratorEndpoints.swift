@@ -8,7 +8,8 @@ import LossdStore
 #endif
 
 /// `POST /v1/calibrators/fit`, `POST /v1/calibrate`, `GET /v1/calibrators`,
-/// `GET|PUT|DELETE /v1/calibrators/{name}` and `POST /v1/calibrators/{name}/apply`.
+/// `GET|PUT|DELETE /v1/calibrators/{name}`, `POST /v1/calibrators/{name}/apply` and
+/// `POST /v1/calibrators/{name}/reliability` (CalibratorReliability).
 enum CalibratorEndpoints {
     static func register(on router: inout Router, slot: StoreSlot) {
         router.add("POST", "/v1/calibrators/fit") { route throws(ServiceError) in
@@ -20,6 +21,9 @@ enum CalibratorEndpoints {
         StoredRoutes<CalibratorResource>.register(on: &router, slot: slot)
         router.add("POST", "/v1/calibrators/{name}/apply") { route throws(ServiceError) in
             try apply(route.parameters["name"] ?? "", route, slot: slot)
+        }
+        router.add("POST", "/v1/calibrators/{name}/reliability") { route throws(ServiceError) in
+            try CalibratorReliability.respond(route.parameters["name"] ?? "", route, slot: slot)
         }
     }
 
@@ -78,7 +82,7 @@ enum CalibratorEndpoints {
             fitMembers.append((key, CalibratorCodec.encode(report.notes[key]!)))
         }
         let answer: JSONValue = ["calibrator": record.json, "fit": .object(fitMembers)]
-        guard let name, let store else { return LossdService.json(answer) }
+        guard name != nil, let store else { return LossdService.json(answer) }
         return try StoredRoutes<CalibratorResource>.storeFitted(
             record.stored, answer: LossdService.json(answer), request: request, store: store)
     }
@@ -86,7 +90,7 @@ enum CalibratorEndpoints {
     /// Uncalibrated probabilities of the fit data, for `nll_before` and `ece_before`:
     /// softmax of the logits (of view 0 for correctness_aware); for `scores`, the sigmoid of
     /// the score (platt: a logit) or the score itself (beta: a probability).
-    private static func baseline(_ input: CalibrationInput, definition: CalibratorDefinition) -> Matrix? {
+    static func baseline(_ input: CalibrationInput, definition: CalibratorDefinition) -> Matrix? {
         if let logits = input.logits { return CalibrationMetrics.softmax(logits) }
         if let scores = input.scores {
             var values: [Double] = []
@@ -158,7 +162,7 @@ enum CalibratorEndpoints {
     }
 
     /// `logits`, `scores` (binary methods only) and `views_logits`, as sent.
-    private static func inputs(_ tensors: TensorReader, definition: CalibratorDefinition) throws(ServiceError) -> CalibrationInput {
+    static func inputs(_ tensors: TensorReader, definition: CalibratorDefinition) throws(ServiceError) -> CalibrationInput {
         var input = CalibrationInput()
         input.logits = try tensors.matrix("logits")
         if tensors.contains("scores") {
@@ -189,7 +193,7 @@ enum CalibratorEndpoints {
     }
 
     /// Applying with another C than the calibrator was fitted for is a 422.
-    private static func checked(_ input: CalibrationInput, against model: CalibratorModel) throws(ServiceError) -> CalibrationInput {
+    static func checked(_ input: CalibrationInput, against model: CalibratorModel) throws(ServiceError) -> CalibrationInput {
         let (field, c): (String, Int?) =
             if let logits = input.logits { ("/logits", logits.cols) }
             else if input.scores != nil { ("/scores", 2) }
@@ -228,7 +232,7 @@ enum CalibratorEndpoints {
             ], output: output)
     }
 
-    private static func load(_ name: String, slot: StoreSlot) throws(ServiceError) -> CalibratorRecord {
+    static func load(_ name: String, slot: StoreSlot) throws(ServiceError) -> CalibratorRecord {
         try CalibratorCodec.decodeStored(try StoredRoutes<CalibratorResource>.load(name, slot: slot))
     }
 

@@ -64,6 +64,7 @@ enum MetricsEndpoint {
         let body = try RequestBody.object(route)
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this reliability diagram", in: route.context)
         let parsed = try parse(body, forceReliability: true)
+        let title = try CalibratorReliability.readTitle(body["title"])
         guard AcceptHeader.prefers("image/svg+xml", request.headers["accept"]) else {
             return LossdService.json(evaluate(parsed), output: try OutputEncoding(body, for: route))
         }
@@ -74,7 +75,7 @@ enum MetricsEndpoint {
         let ece = CalibrationMetrics.ece(probabilities: p, labels: parsed.labels, bins: parsed.bins, binRule: parsed.binRule)
         let svg = ReliabilitySVG.render(
             bins: bins, ece: ece, accuracy: CalibrationMetrics.accuracy(scores: parsed.scores ?? p, labels: parsed.labels),
-            n: p.rows, binRule: parsed.binRule)
+            n: p.rows, binRule: parsed.binRule, title: title)
         return HTTPResponse(status: .ok, headers: ["Content-Type": "image/svg+xml; charset=utf-8"], body: Array(svg.utf8))
     }
 
@@ -85,7 +86,8 @@ enum MetricsEndpoint {
         ["metrics", "reliability", "params", "logits", "probs", "labels", "similarity", "distance"] + OutputEncoding.fields
 
     static func parse(_ body: JSONObject, forceReliability: Bool) throws(ServiceError) -> Request {
-        try StrictFields.check(body, allowed: fields, pointer: "", place: "a metrics request")
+        // `title` names the picture, so only the reliability route takes it.
+        try StrictFields.check(body, allowed: forceReliability ? fields + ["title"] : fields, pointer: "", place: "a metrics request")
         let tensors = TensorReader(object: body)
         // Validation order: metrics, reliability, params, inputs, labels, then opis's inputs.
         let metrics = try metricList(body["metrics"])

@@ -25,11 +25,9 @@ RUN swift package resolve
 # Tests/ is needed too: SwiftPM checks every target in the manifest.
 COPY . .
 
-# scripts/build-release.sh is `make build`: on x86-64 it compiles for AVX2
-# (haswell), so the image runs only on AVX2 hosts; --build-arg
-# LOSSD_GENERIC=1 builds for baseline x86-64. Other architectures build
-# generic. /v1/version reports which.
-ARG LOSSD_GENERIC=0
+# scripts/build-release.sh is `make build`: one binary for every CPU of the
+# architecture; the row kernels' instruction set (SSE2, AVX2, AVX-512 on x86-64)
+# is chosen at start-up and reported by /v1/version.
 RUN bash scripts/build-release.sh --static-swift-stdlib \
     && install -D -m 0755 "$(swift build -c release --show-bin-path)/lossd" /out/lossd
 

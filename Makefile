@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 run:            ## build (release) and start on 127.0.0.1:8080, store under ./data
 	bash scripts/run.sh
 
-build:          ## release build (AVX2 on x86-64; LOSSD_GENERIC=1 for baseline x86-64)
+build:          ## release build (one binary per architecture; kernel instruction set chosen at start-up)
 	bash scripts/install-deps.sh
 	bash scripts/build-release.sh
 

@@ -15,8 +15,8 @@
 #   bench_init                     mkdir $out, scratch folder $tmp, traps
 #   stop_servers                   stop lossd and fastapi (by pid), remove $tmp
 #   bench_check_system             scripts/install-deps.sh --test, wrk present
-#   bench_locate_lossd             build or find lossd (BENCH_BUILD, BENCH_LOSSD,
-#                                  LOSSD_GENERIC); sets lossd_bin
+#   bench_locate_lossd             build or find lossd (BENCH_BUILD, BENCH_LOSSD);
+#                                  sets lossd_bin
 #   bench_setup_venv               make $venv hold exactly $pins
 #   wait_for_port PID FILE         the port a server prints on stdout
 #   bench_start_servers APP.py     lossd --port 0 and the FastAPI app; sets
@@ -103,7 +103,7 @@ bench_check_system() {
   command -v wrk >/dev/null || die "wrk not found"
 }
 
-# The project's release build (AVX2 on x86-64 unless LOSSD_GENERIC=1), the
+# The project's release build (kernels' instruction set chosen at start-up), the
 # binary that `make run` starts.
 bench_locate_lossd() {
   if [ -n "${BENCH_LOSSD:-}" ]; then

@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
-# Release build of lossd. On x86-64 it targets AVX2 (Haswell, 2013, and later) unless
-# LOSSD_GENERIC=1, which builds for baseline x86-64. `lossd`'s /v1/version reports which.
+# Release build of lossd: one binary for every CPU of the architecture. The C row kernels
+# are compiled for each instruction-set level (x86-64: SSE2, AVX2+FMA, AVX-512) and the best
+# the CPU supports is chosen at start-up (LOSSD_SIMD=sse2|avx2|avx512 picks a lower one);
+# `lossd`'s /v1/version reports the choice. Extra arguments go to `swift build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-flags=()
-if [ "$(uname -m)" = "x86_64" ] && [ "${LOSSD_GENERIC:-0}" != "1" ]; then
-  flags=(-Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLOSSD_AVX2 -Xcc -mavx2 -Xcc -mfma)
-fi
-swift build -c release --product "${LOSSD_PRODUCT:-lossd}" "${flags[@]+"${flags[@]}"}" "$@"
+swift build -c release --product "${LOSSD_PRODUCT:-lossd}" "$@"

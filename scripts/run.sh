@@ -2,8 +2,8 @@
 # Builds lossd (release) and starts it on its defaults: http://127.0.0.1:8080, store under ./data.
 # Extra arguments are passed to lossd (see `scripts/run.sh --help`).
 #
-# Release builds target x86-64 with AVX2 (Haswell and later). For a binary that runs on
-# any x86-64 CPU: LOSSD_GENERIC=1 scripts/run.sh
+# The release binary runs on any CPU of its architecture; the row kernels' instruction set
+# is chosen at start-up (/v1/version reports it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh

@@ -40,6 +40,23 @@ echo "== swift test"
 swift test --skip-build 2>&1 | tee "$log" | grep -E '^(✘|✔ Suite|✔ Test run|Test Suite .All tests|Executed)|error:|Fatal error'
 swift_status=${PIPESTATUS[0]}
 
+# The C row kernels run at the best instruction-set level the CPU has; run the kernel
+# suite again at every lower level this machine supports (LOSSD_SIMD forces one).
+level_failed=0
+lower_levels=""
+if [ "$(uname -m)" = x86_64 ]; then
+  if grep -qw avx512f /proc/cpuinfo; then lower_levels="sse2 avx2"; elif grep -qw avx2 /proc/cpuinfo; then lower_levels="sse2"; fi
+fi
+for level in $lower_levels; do
+  echo "== swift test LossdKernelsTests with LOSSD_SIMD=$level"
+  level_log=$(mktemp)
+  LOSSD_SIMD=$level swift test --skip-build --filter LossdKernelsTests >"$level_log" 2>&1
+  level_status=$?
+  grep -E '^(✘|✔ Test run)|error:|Fatal error' "$level_log"
+  if [ $level_status -ne 0 ]; then level_failed=$(( level_failed + 1 )); swift_status=$level_status; fi
+  rm -f "$level_log"
+done
+
 echo "== lint"
 bash scripts/lint.sh
 lint_status=$?
@@ -75,6 +92,6 @@ if [ "$swift_status" -eq 0 ] && [ "$lint_status" -eq 0 ] && [ "$api_status" -eq 
   echo "tests: ${passed} passed, 0 failed"
   exit 0
 fi
-failed=$(( failed + ${client_failed:-0} ))
+failed=$(( failed + ${client_failed:-0} + level_failed ))
 echo "tests: $(( passed - failed )) passed, $failed failed (swift test exit $swift_status, python client exit $client_status, lint exit $lint_status, api-check exit $api_status, fuzz exit $fuzz_status)"
 exit 1

@@ -198,7 +198,8 @@ public final class LossdService: HTTPResponder {
                 "name": "lossd",
                 "version": .string(version),
                 "blas": .string(BLAS.libraryDescription),
-                "simd": .string(CompiledSIMD.description),
+                "simd": .string(KernelLevel.summary),
+                "kernels": .string(KernelLevel.current.name),
             ])
         }
         router.add("GET", "/v1/losses", inline: true) { _ throws(ServiceError) in
@@ -242,7 +243,7 @@ public final class LossdService: HTTPResponder {
 final class ServiceState: Sendable {
     let storeReady = Atomic<Bool>(false)
     let store = StoreSlot()
-    let metrics = ServiceMetrics(version: LossdService.version, blas: BLAS.libraryDescription, simd: CompiledSIMD.description)
+    let metrics = ServiceMetrics(version: LossdService.version, blas: BLAS.libraryDescription, simd: KernelLevel.summary)
     let acceptingWork: @Sendable () -> Bool
 
     init(acceptingWork: @escaping @Sendable () -> Bool) {

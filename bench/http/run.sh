@@ -25,7 +25,6 @@
 #   BENCH_VENV         Python venv for FastAPI (default .venv-bench, git-ignored)
 #   BENCH_BUILD        0: use the existing .build/release/lossd, do not build
 #   BENCH_LOSSD        a lossd binary to use instead (nothing is built)
-#   LOSSD_GENERIC      1: build lossd for baseline x86-64 (see scripts/build-release.sh)
 #   BENCH_OUT          folder for raw wrk output, logs and the table
 #                      (default bench/results/http-<UTC time>, git-ignored)
 # Prints the table last: route, conns, lossd req/s, lossd p99, fastapi req/s,

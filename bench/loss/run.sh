@@ -36,7 +36,6 @@
 #   BENCH_VENV         Python venv for FastAPI and NumPy (default .venv-bench, git-ignored)
 #   BENCH_BUILD        0: use the existing .build/release/lossd, do not build
 #   BENCH_LOSSD        a lossd binary to use instead (nothing is built)
-#   LOSSD_GENERIC      1: build lossd for baseline x86-64 (see scripts/build-release.sh)
 #   BENCH_OUT          folder for raw wrk output, logs and the table (and, if the
 #                      check fails, the body and both answers)
 #                      (default bench/results/loss-<UTC time>, git-ignored)

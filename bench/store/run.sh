@@ -36,7 +36,6 @@
 #   BENCH_CONNECTIONS  total connection counts, even numbers (default "16")
 #   BENCH_BUILD        0: use the existing release build, do not build
 #   BENCH_LOSSD        a lossd binary to use instead (nothing is built)
-#   LOSSD_GENERIC      1: build lossd for baseline x86-64 (see scripts/build-release.sh)
 #   BENCH_OUT          folder for raw wrk output, logs and the table
 #                      (default bench/results/store-<UTC time>, git-ignored)
 # Prints the table last: setup, processes, connections, req/s, p99, non-2xx.

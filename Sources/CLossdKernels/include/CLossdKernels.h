@@ -4,7 +4,33 @@
 // docs/ensembles.md §4), written with clang vector types so that the polynomial uses
 // fused multiply-adds: Swift's SIMD.addingProduct compiles to one scalar FMA per lane.
 // Pure functions on contiguous rows; LossdKernels wraps them with Swift types.
+//
+// One binary runs on every CPU of its architecture: the kernels are compiled for each
+// instruction-set level (x86-64: SSE2, AVX2+FMA, AVX-512; elsewhere one level) and the
+// best one the CPU supports is chosen when the library loads (LOSSD_SIMD=sse2|avx2|avx512
+// picks a lower one, e.g. to test it).
 #include <stdint.h>
+
+#if defined(__x86_64__)
+enum { LOSSD_LEVEL_SSE2 = 0, LOSSD_LEVEL_AVX2 = 1, LOSSD_LEVEL_AVX512 = 2, LOSSD_LEVEL_COUNT = 3 };
+#define LOSSD_LEVEL_BASELINE LOSSD_LEVEL_SSE2
+#else
+enum { LOSSD_LEVEL_COUNT = 1 };
+#define LOSSD_LEVEL_BASELINE 0
+#endif
+
+/// The level the kernels run at now, the best the CPU supports, and whether LOSSD_SIMD
+/// chose the current one.
+int lossd_kernel_level(void);
+int lossd_kernel_best_level(void);
+int lossd_kernel_level_from_environment(void);
+/// "sse2", "avx2", "avx512" (x86-64), "neon" (aarch64); "unknown" out of range.
+const char *lossd_kernel_level_name(int level);
+/// Benchmarks and tests only (the service uses the two-pass kernels below, at the chosen
+/// level): the softmax of a row at an explicit level, by the two-pass algorithm (three_pass 0) or the three-pass one with
+/// reloading (three_pass 1). Returns -1 for an unsupported level or n < 1.
+int lossd_bench_softmax_f32(int level, int three_pass, const float *x, int64_t n, float *y);
+int lossd_bench_softmax_f64(int level, int three_pass, const double *x, int64_t n, double *y);
 
 /// Pass 1 on a float32 row: sum(exp(x)) = *v * 2^*e, in one read, with 8 lanes x 2
 /// accumulators. Returns 0, or -1 when some |x| >= 2.9e6 (outside the float32 reduction's

@@ -1,0 +1,339 @@
+// The Two-Pass softmax row kernels (Dukhan & Ablavatski 2020, "The Two-Pass Softmax
+// Algorithm"; docs/ensembles.md §4), written once for every instruction set. A level file
+// (kernels_sse2.c, kernels_avx2.c, kernels_avx512.c) defines LEVEL (the name suffix), FL and
+// DL (float and double lanes per vector), applies its target attribute and includes this
+// file; dispatch.c picks one level at start-up. Not a public header.
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+// Contract a*b+c into a fused multiply-add where the level has one (AVX2+FMA, AVX-512).
+// The reductions below are written so that contraction only improves accuracy.
+#pragma clang fp contract(fast)
+// The vector helpers are static inline and always inlined: their calling convention never
+// crosses a boundary, so the wide-vector ABI warning of the SSE2 level does not apply.
+#pragma clang diagnostic ignored "-Wpsabi"
+
+#define GLUE2(a, b) a##_##b
+#define GLUE(a, b) GLUE2(a, b)
+#define NAME(base) GLUE(base, LEVEL)
+
+typedef float vf __attribute__((ext_vector_type(FL)));
+typedef int32_t vi __attribute__((ext_vector_type(FL)));
+typedef double vd __attribute__((ext_vector_type(DL)));
+typedef int64_t vl __attribute__((ext_vector_type(DL)));
+
+#define BITCAST(to_type, value) __builtin_bit_cast(to_type, value)
+
+static inline __attribute__((always_inline)) vf load_vf(const float *p) {
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) vd load_vd(const double *p) {
+    vd v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/// 0, 1, ..., lanes - 1 (folded to a constant).
+static inline __attribute__((always_inline)) vi iota_vi(void) {
+    vi v;
+    for (int k = 0; k < FL; k++) v[k] = k;
+    return v;
+}
+
+static inline __attribute__((always_inline)) vl iota_vl(void) {
+    vl v;
+    for (int k = 0; k < DL; k++) v[k] = k;
+    return v;
+}
+
+/// The lanes' sum, pairwise (the same tree for every input of one level).
+static inline __attribute__((always_inline)) double sum_vd(vd v) {
+    double lanes[DL];
+    memcpy(lanes, &v, sizeof lanes);
+    for (int width = DL / 2; width >= 1; width /= 2)
+        for (int k = 0; k < width; k++) lanes[k] = lanes[k] + lanes[k + width];
+    return lanes[0];
+}
+
+// ---- float32 (XNNPACK's constants) ----
+
+// exp(x) = p * 2^e: e = round(x log2 e) as an integer-valued float, p in [1/sqrt2, sqrt2].
+static inline __attribute__((always_inline)) vf ext_exp_f32(vf x, vf *e_out) {
+    const vf magic = 0x1.8p23f;
+    vf e = (x * 0x1.715476p+0f + magic) - magic;
+    vf t = x - e * 0x1.62E43p-1f;
+    t = t - e * -0x1.05C61p-29f;
+    vf p = t * 0x1.0F9F9Cp-7f + 0x1.573A1Ap-5f;
+    p = p * t + 0x1.555A80p-3f;
+    p = p * t + 0x1.FFFDC6p-2f;
+    p = p * t + 0x1.FFFFF6p-1f;
+    p = p * t + 1.0f;
+    *e_out = e;
+    return p;
+}
+
+// 2^d for integer-valued d <= 0; below -127 the result is +0 (the term underflows).
+static inline __attribute__((always_inline)) vf exp2_f32(vf d) {
+    d = d < -127.0f ? (vf)-127.0f : d;
+    vi bits = BITCAST(vi, d + 0x1.8000FEp23f) << 23;  // magic bias holds d + 127
+    return BITCAST(vf, bits);
+}
+
+int NAME(lossd_extsum_f32)(const float *x, int64_t n, float *v_out, float *e_out) {
+    const vf limit = 2.9e6f;
+    vf v0 = 0, v1 = 0, E0 = -INFINITY, E1 = -INFINITY;
+    vi bad = 0;
+    int64_t i = 0;
+    for (; i + 2 * FL <= n; i += 2 * FL) {
+        vf a = load_vf(x + i), b = load_vf(x + i + FL);
+        bad |= (a > limit) | (a < -limit) | (b > limit) | (b < -limit);
+        vf ea, eb;
+        vf pa = ext_exp_f32(a, &ea), pb = ext_exp_f32(b, &eb);
+        vf na = ea > E0 ? ea : E0, nb = eb > E1 ? eb : E1;
+        v0 = v0 * exp2_f32(E0 - na) + pa * exp2_f32(ea - na);
+        v1 = v1 * exp2_f32(E1 - nb) + pb * exp2_f32(eb - nb);
+        E0 = na;
+        E1 = nb;
+    }
+    for (; i < n; i += FL) {
+        // Partial vector: missing lanes add p = 0 at the lane's current exponent.
+        vf a = 0;
+        int64_t count = n - i < FL ? n - i : FL;
+        memcpy(&a, x + i, (size_t)count * sizeof(float));
+        vi present = iota_vi() < (int32_t)count;
+        bad |= present & ((a > limit) | (a < -limit));
+        vf ea;
+        vf pa = ext_exp_f32(a, &ea);
+        pa = present ? pa : (vf)0.0f;
+        ea = present ? ea : E0;
+        vf na = ea > E0 ? ea : E0;
+        v0 = v0 * exp2_f32(E0 - na) + pa * exp2_f32(ea - na);
+        E0 = na;
+    }
+    vf E = E1 > E0 ? E1 : E0;
+    vf v = v0 * exp2_f32(E0 - E) + v1 * exp2_f32(E1 - E);
+    float top = -INFINITY;
+    for (int k = 0; k < FL; k++) top = E[k] > top ? E[k] : top;
+    vf lanes = v * exp2_f32(E - top);
+    float total = 0;
+    for (int k = 0; k < FL; k++) total += lanes[k];
+    *v_out = total;
+    *e_out = top;
+    for (int k = 0; k < FL; k++) if (bad[k]) return -1;
+    return 0;
+}
+
+// ---- float64 (fdlibm's ln 2 split, Taylor polynomial of degree 13) ----
+
+static inline __attribute__((always_inline)) vd ext_exp_f64(vd x, vd *e_out) {
+    const vd magic = 0x1.8p52;
+    vd e = (x * 1.44269504088896338700e+00 + magic) - magic;
+    vd t = x - e * 6.93147180369123816490e-01;
+    t = t - e * 1.90821492927058770002e-10;
+    vd p = t * (1.0 / 6227020800.0) + (1.0 / 479001600.0);
+    p = p * t + (1.0 / 39916800.0);
+    p = p * t + (1.0 / 3628800.0);
+    p = p * t + (1.0 / 362880.0);
+    p = p * t + (1.0 / 40320.0);
+    p = p * t + (1.0 / 5040.0);
+    p = p * t + (1.0 / 720.0);
+    p = p * t + (1.0 / 120.0);
+    p = p * t + (1.0 / 24.0);
+    p = p * t + (1.0 / 6.0);
+    p = p * t + 0.5;
+    p = p * t + 1.0;
+    p = p * t + 1.0;
+    *e_out = e;
+    return p;
+}
+
+static inline __attribute__((always_inline)) vd exp2_f64(vd d) {
+    d = d < -1023.0 ? (vd)-1023.0 : d;
+    vl bits = BITCAST(vl, d + (0x1.8p52 + 1023.0)) << 52;
+    return BITCAST(vd, bits);
+}
+
+int NAME(lossd_extsum_f64)(const double *x, int64_t n, double *v_out, double *e_out, double *max_out) {
+    const vd limit = 1e15;
+    vd v0 = 0, v1 = 0, E0 = -INFINITY, E1 = -INFINITY, M = -INFINITY;
+    vl bad = 0;
+    int64_t i = 0;
+    for (; i + 2 * DL <= n; i += 2 * DL) {
+        vd a = load_vd(x + i), b = load_vd(x + i + DL);
+        bad |= (a > limit) | (a < -limit) | (b > limit) | (b < -limit);
+        M = a > M ? a : M;
+        M = b > M ? b : M;
+        vd ea, eb;
+        vd pa = ext_exp_f64(a, &ea), pb = ext_exp_f64(b, &eb);
+        vd na = ea > E0 ? ea : E0, nb = eb > E1 ? eb : E1;
+        v0 = v0 * exp2_f64(E0 - na) + pa * exp2_f64(ea - na);
+        v1 = v1 * exp2_f64(E1 - nb) + pb * exp2_f64(eb - nb);
+        E0 = na;
+        E1 = nb;
+    }
+    for (; i < n; i += DL) {
+        vd a = 0;
+        int64_t count = n - i < DL ? n - i : DL;
+        memcpy(&a, x + i, (size_t)count * sizeof(double));
+        vl present = iota_vl() < (int64_t)count;
+        bad |= present & ((a > limit) | (a < -limit));
+        M = (present & (a > M)) ? a : M;
+        vd ea;
+        vd pa = ext_exp_f64(a, &ea);
+        pa = present ? pa : (vd)0.0;
+        ea = present ? ea : E0;
+        vd na = ea > E0 ? ea : E0;
+        v0 = v0 * exp2_f64(E0 - na) + pa * exp2_f64(ea - na);
+        E0 = na;
+    }
+    vd E = E1 > E0 ? E1 : E0;
+    vd v = v0 * exp2_f64(E0 - E) + v1 * exp2_f64(E1 - E);
+    double top = -INFINITY;
+    for (int k = 0; k < DL; k++) top = E[k] > top ? E[k] : top;
+    vd lanes = v * exp2_f64(E - top);
+    *v_out = sum_vd(lanes);
+    *e_out = top;
+    double m = -INFINITY;
+    for (int k = 0; k < DL; k++) m = M[k] > m ? M[k] : m;
+    *max_out = m;
+    for (int k = 0; k < DL; k++) if (bad[k]) return -1;
+    return 0;
+}
+
+void NAME(lossd_exp_shifted_f64)(const double *x, int64_t n, double shift, double *y) {
+    int64_t i = 0;
+    for (; i + DL <= n; i += DL) {
+        vd e;
+        vd z = load_vd(x + i) - shift;
+        z = z < -746.0 ? (vd)-746.0 : z;  // exp underflows to 0 below; keeps e in range
+        vd p = ext_exp_f64(z, &e);
+        vd out = p * exp2_f64(e);
+        memcpy(y + i, &out, sizeof out);
+    }
+    for (; i < n; i++) y[i] = exp(x[i] - shift);
+}
+
+double NAME(lossd_exp_shifted_sum_f64)(const double *x, int64_t n, double shift, double *y) {
+    vd s0 = 0, s1 = 0;
+    int64_t i = 0;
+    for (; i + 2 * DL <= n; i += 2 * DL) {
+        vd ea, eb;
+        vd a = load_vd(x + i) - shift, b = load_vd(x + i + DL) - shift;
+        a = a < -746.0 ? (vd)-746.0 : a;
+        b = b < -746.0 ? (vd)-746.0 : b;
+        vd pa = ext_exp_f64(a, &ea), pb = ext_exp_f64(b, &eb);
+        vd oa = pa * exp2_f64(ea), ob = pb * exp2_f64(eb);
+        memcpy(y + i, &oa, sizeof oa);
+        memcpy(y + i + DL, &ob, sizeof ob);
+        s0 += oa;
+        s1 += ob;
+    }
+    vd lanes = s0 + s1;
+    double sum = sum_vd(lanes);
+    for (; i < n; i++) {
+        y[i] = exp(x[i] - shift);
+        sum += y[i];
+    }
+    return sum;
+}
+
+double NAME(lossd_max_f64)(const double *x, int64_t n) {
+    vd m0 = -INFINITY, m1 = -INFINITY;
+    int64_t i = 0;
+    for (; i + 2 * DL <= n; i += 2 * DL) {
+        vd a = load_vd(x + i), b = load_vd(x + i + DL);
+        m0 = a > m0 ? a : m0;
+        m1 = b > m1 ? b : m1;
+    }
+    vd m = m1 > m0 ? m1 : m0;
+    double top = -INFINITY;
+    for (int k = 0; k < DL; k++) top = m[k] > top ? m[k] : top;
+    for (; i < n; i++) top = x[i] > top ? x[i] : top;
+    return top;
+}
+
+// ---- Whole-row softmax, two-pass against three-pass (benchmark only) ----
+//
+// The comparison of Dukhan & Ablavatski's Table 1: the two-pass algorithm (pass 1 the
+// extended-range sum, pass 2 y = p·2^(e − E)/v) against the three-pass algorithm with
+// reloading (pass 1 the max, pass 2 y = exp(x − max) stored and summed, pass 3 y /= sum),
+// both with the same exponential polynomial. lossd's service computes softmax the
+// two-pass way; these exist so `lossd-bench` can measure the paper's claim.
+
+void NAME(lossd_softmax_two_pass_f32)(const float *x, int64_t n, float *y) {
+    float v, E;
+    if (NAME(lossd_extsum_f32)(x, n, &v, &E) != 0) return;
+    const vf scale = 1.0f / v;
+    int64_t i = 0;
+    for (; i + FL <= n; i += FL) {
+        vf e;
+        vf p = ext_exp_f32(load_vf(x + i), &e);
+        vf out = p * exp2_f32(e - E) * scale;
+        memcpy(y + i, &out, sizeof out);
+    }
+    for (; i < n; i++) y[i] = expf(x[i] - E * 0x1.62E43p-1f) / v;
+}
+
+void NAME(lossd_softmax_three_pass_f32)(const float *x, int64_t n, float *y) {
+    vf m0 = -INFINITY;
+    int64_t i = 0;
+    for (; i + FL <= n; i += FL) {
+        vf a = load_vf(x + i);
+        m0 = a > m0 ? a : m0;
+    }
+    float m = -INFINITY;
+    for (int k = 0; k < FL; k++) m = m0[k] > m ? m0[k] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    vf s0 = 0;
+    i = 0;
+    for (; i + FL <= n; i += FL) {
+        vf e;
+        vf p = ext_exp_f32(load_vf(x + i) - m, &e);
+        vf out = p * exp2_f32(e);
+        memcpy(y + i, &out, sizeof out);
+        s0 += out;
+    }
+    float sum = 0;
+    for (int k = 0; k < FL; k++) sum += s0[k];
+    for (; i < n; i++) {
+        y[i] = expf(x[i] - m);
+        sum += y[i];
+    }
+    const vf scale = 1.0f / sum;
+    i = 0;
+    for (; i + FL <= n; i += FL) {
+        vf out = load_vf(y + i) * scale;
+        memcpy(y + i, &out, sizeof out);
+    }
+    for (; i < n; i++) y[i] *= 1.0f / sum;
+}
+
+void NAME(lossd_softmax_two_pass_f64)(const double *x, int64_t n, double *y) {
+    double v, E, m;
+    if (NAME(lossd_extsum_f64)(x, n, &v, &E, &m) != 0) return;
+    const vd scale = 1.0 / v;
+    int64_t i = 0;
+    for (; i + DL <= n; i += DL) {
+        vd e;
+        vd p = ext_exp_f64(load_vd(x + i), &e);
+        vd out = p * exp2_f64(e - E) * scale;
+        memcpy(y + i, &out, sizeof out);
+    }
+    for (; i < n; i++) y[i] = exp(x[i] - E * 0.6931471805599453) / v;
+}
+
+void NAME(lossd_softmax_three_pass_f64)(const double *x, int64_t n, double *y) {
+    const double m = NAME(lossd_max_f64)(x, n);
+    const double sum = NAME(lossd_exp_shifted_sum_f64)(x, n, m, y);
+    const vd scale = 1.0 / sum;
+    int64_t i = 0;
+    for (; i + DL <= n; i += DL) {
+        vd out = load_vd(y + i) * scale;
+        memcpy(y + i, &out, sizeof out);
+    }
+    for (; i < n; i++) y[i] *= 1.0 / sum;
+}

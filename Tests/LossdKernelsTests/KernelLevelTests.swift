@@ -1,0 +1,137 @@
+import Foundation
+import LossdKernels
+import Testing
+
+/// The C row kernels (KernelLevel): the level chosen for this process against a scalar
+/// float64 reference (`scripts/test.sh` runs the kernel suite again with `LOSSD_SIMD`
+/// forced to each lower level the machine has), and every level's softmax, two-pass and
+/// three-pass, against the reference and each other.
+@Suite("Row kernels at every instruction-set level")
+struct KernelLevelTests {
+    /// Rows of lengths around every vector width and unroll (1…70), and long ones.
+    static let lengths = Array(1...70) + [127, 128, 129, 1000, 32000]
+
+    static func row(_ n: Int, seed: UInt64, spread: Double) -> [Double] {
+        var state = seed
+        return (0..<n).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return (Double(state >> 11) / Double(1 << 53) - 0.5) * spread
+        }
+    }
+
+    /// log Σ exp, max-shifted, in float64 with libm.
+    static func referenceLSE(_ x: [Double]) -> Double {
+        let m = x.max()!
+        return m + log(x.reduce(0.0) { $0 + exp($1 - m) })
+    }
+
+    /// Runs `body` once at the process's level (the entry points have no level argument).
+    func atEveryLevel(_ body: (KernelLevel) -> Void) { body(KernelLevel.current) }
+
+    @Test func levelsAreNamedAndTheBestIsDefault() {
+        #expect(!KernelLevel.supported.isEmpty)
+        #expect(KernelLevel.supported.last == KernelLevel.best)
+        for level in KernelLevel.supported { #expect(["sse2", "avx2", "avx512", "neon", "generic"].contains(level.name)) }
+        if ProcessInfo.processInfo.environment["LOSSD_SIMD"] == nil {
+            #expect(KernelLevel.current == KernelLevel.best)
+        }
+        if let forced = ProcessInfo.processInfo.environment["LOSSD_SIMD"], KernelLevel.supported.contains(where: { $0.name == forced }) {
+            #expect(KernelLevel.current.name == forced && KernelLevel.chosenByEnvironment)
+        }
+        let beyond = KernelLevel(rawValue: KernelLevel.best.rawValue + 1)
+        var y = [Double](repeating: 0, count: 3)
+        let refused = [1.0, 2, 3].withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { beyond.softmax(x, into: $0, threePass: false) } }
+        #expect(!refused, "a level beyond the CPU is refused")
+    }
+
+    @Test func logSumExpMatchesTheReferenceAtEveryLevel() {
+        atEveryLevel { level in
+            for (i, n) in Self.lengths.enumerated() {
+                for spread in [1.0, 60.0, 2000.0] {
+                    let x = Self.row(n, seed: UInt64(i) &* 7919 &+ UInt64(spread), spread: spread)
+                    let got = x.withUnsafeBufferPointer { TwoPassSoftmax.logSumExp($0) }
+                    let want = Self.referenceLSE(x)
+                    #expect(abs(got - want) <= 1e-13 * max(1, abs(want)), "\(level) n=\(n) spread=\(spread): \(got) vs \(want)")
+                }
+            }
+        }
+    }
+
+    @Test func float32LogSumExpAtEveryLevel() {
+        atEveryLevel { level in
+            for n in Self.lengths {
+                let x = Self.row(n, seed: UInt64(n), spread: 40).map(Float.init)
+                let got = Double(x.withUnsafeBufferPointer { TwoPassSoftmax.logSumExp($0) })
+                let want = Self.referenceLSE(x.map(Double.init))
+                #expect(abs(got - want) <= 2e-6 * max(1, abs(want)), "\(level) n=\(n): \(got) vs \(want)")
+            }
+        }
+    }
+
+    @Test func exponentialsAndMaxAtEveryLevel() {
+        atEveryLevel { level in
+            for n in Self.lengths {
+                let x = Self.row(n, seed: UInt64(n) &+ 99, spread: 80)
+                var y = [Double](repeating: .nan, count: n)
+                let (m, sum) = x.withUnsafeBufferPointer { xb in
+                    y.withUnsafeMutableBufferPointer { TwoPassSoftmax.expAboveMax(xb, into: $0) }
+                }
+                #expect(m == x.max()!, "\(level) n=\(n)")
+                var wantSum = 0.0
+                for k in 0..<n {
+                    let want = exp(x[k] - m)
+                    wantSum += want
+                    #expect(abs(y[k] - want) <= 2e-15 * max(want, 1e-300) + 1e-300, "\(level) n=\(n) k=\(k)")
+                }
+                #expect(abs(sum - wantSum) <= 1e-14 * wantSum, "\(level) n=\(n)")
+
+                let shift = Self.referenceLSE(x)
+                x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(xb, shift: shift, into: $0) } }
+                #expect(abs(y.reduce(0, +) - 1) <= 1e-13, "\(level) n=\(n): softmax sums to \(y.reduce(0, +))")
+            }
+        }
+    }
+
+    /// The edge rows of the float64 kernels: out of the exact range (|x| ≥ 1e15) falls back,
+    /// huge negative terms flush to zero, one element.
+    @Test func edgeRowsAtEveryLevel() {
+        let rows: [[Double]] = [[1e300, -1e300, 0], [0, -800, -1e5, 3], [42], [-1e4, -1e4 + 1, -1e4 - 2] + Array(repeating: -1e4, count: 20)]
+        atEveryLevel { level in
+            for x in rows {
+                let got = x.withUnsafeBufferPointer { TwoPassSoftmax.logSumExp($0) }
+                let want = Self.referenceLSE(x)
+                #expect(abs(got - want) <= 1e-13 * max(1, abs(want)), "\(level) \(x.prefix(4)): \(got) vs \(want)")
+            }
+        }
+    }
+
+    /// Every level's two-pass and three-pass softmax against softmax(x) = exp(x − LSE).
+    @Test(arguments: [1, 7, 16, 33, 1000, 32000])
+    func softmaxTwoAndThreePassAtEveryLevel(_ n: Int) {
+        let x = Self.row(n, seed: UInt64(n) &* 31, spread: 50)
+        let lse = Self.referenceLSE(x)
+        let xf = x.map(Float.init)
+        let lsef = Self.referenceLSE(xf.map(Double.init))
+        for level in KernelLevel.supported {
+            for threePass in [false, true] {
+                var y = [Double](repeating: .nan, count: n)
+                let ok = x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { level.softmax(xb, into: $0, threePass: threePass) } }
+                #expect(ok)
+                var worst = 0.0
+                for k in 0..<n { worst = max(worst, abs(y[k] - exp(x[k] - lse)) / max(exp(x[k] - lse), 1e-300)) }
+                #expect(worst <= 1e-13, "\(level) threePass=\(threePass) n=\(n): relative error \(worst)")
+
+                var yf = [Float](repeating: .nan, count: n)
+                let okf = xf.withUnsafeBufferPointer { xb in yf.withUnsafeMutableBufferPointer { level.softmax(xb, into: $0, threePass: threePass) } }
+                #expect(okf)
+                var worstf = 0.0
+                for k in 0..<n {
+                    let want = exp(Double(xf[k]) - lsef)
+                    guard want > 1e-30 else { continue }
+                    worstf = max(worstf, abs(Double(yf[k]) - want) / want)
+                }
+                #expect(worstf <= 2e-5, "\(level) float32 threePass=\(threePass) n=\(n): relative error \(worstf)")
+            }
+        }
+    }
+}

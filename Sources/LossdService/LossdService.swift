@@ -87,7 +87,8 @@ public final class LossdService: HTTPResponder {
     }
 
     /// Light work may run on the reserved light lane: a loss, metrics, ensemble or apply
-    /// over a body of at most 1 MiB, or a store read. Fits, aggregation and large bodies are heavy.
+    /// over a body of at most 1 MiB, or a store read. Fits, aggregation, embedding metrics (O(N²·D) from
+    /// a small body) and large bodies are heavy.
     public func workClass(_ head: HTTPRequestHead) -> WorkClass {
         guard case .found(let route, _) = router.match(method: head.method, path: head.path) else { return .light }
         guard !Self.heavyRoutes.contains(route.pattern) else { return .heavy }
@@ -98,7 +99,7 @@ public final class LossdService: HTTPResponder {
         }
     }
 
-    static let heavyRoutes: Set<String> = ["/v1/calibrators/fit", "/v1/aggregate", "/v1/scaling/fit"]
+    static let heavyRoutes: Set<String> = ["/v1/calibrators/fit", "/v1/aggregate", "/v1/scaling/fit", "/v1/embedding-metrics"]
     static let lightBodyBytes = 1 << 20
 
     public func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
@@ -210,6 +211,7 @@ public final class LossdService: HTTPResponder {
         }
         router.add("POST", "/v1/metrics") { route throws(ServiceError) in try MetricsEndpoint.metrics(route) }
         router.add("POST", "/v1/reliability") { route throws(ServiceError) in try MetricsEndpoint.reliability(route) }
+        EmbeddingMetricsEndpoint.register(on: &router)
         CalibratorEndpoints.register(on: &router, slot: state.store)
         router.add("POST", "/v1/aggregate") { route throws(ServiceError) in try AggregateEndpoint.respond(route) }
         router.add("POST", "/v1/ensemble") { route throws(ServiceError) in try EnsembleEndpoint.respond(route) }

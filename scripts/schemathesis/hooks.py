@@ -531,6 +531,23 @@ def repair_metrics(body: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------
+# POST /v1/embedding-metrics
+# ---------------------------------------------------------------------------------------
+
+
+def repair_embedding_metrics(body: dict) -> dict:
+    """N x 3 rows without a zero row (normalisation and cosines need a direction), `keys`
+    the shape of `queries`, and N labels of two classes (nc1 needs C >= 2)."""
+    body = copy.deepcopy(body)
+    for seed, name in enumerate(("embeddings", "queries", "keys")):
+        if name in body:
+            body[name] = encode_like(body[name], matrix(N, 3, seed))
+    if "labels" in body:
+        body["labels"] = encode_like(body["labels"], [i % 2 for i in range(N)], integers=True)
+    return body
+
+
+# ---------------------------------------------------------------------------------------
 # Calibrators
 # ---------------------------------------------------------------------------------------
 
@@ -985,6 +1002,8 @@ def repaired(case: Any) -> Any:
         return repair_loss(body)
     if route in (("POST", "/v1/metrics"), ("POST", "/v1/reliability")):
         return repair_metrics(body)
+    if route == ("POST", "/v1/embedding-metrics"):
+        return repair_embedding_metrics(body)
     if route == ("POST", "/v1/calibrators/fit"):
         return repair_fit(body)
     if route == ("PUT", "/v1/calibrators/{name}"):

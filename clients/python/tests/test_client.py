@@ -116,8 +116,12 @@ def test_metrics_with_soft_targets_binary_scores_and_calibrated_nll(client):
     binary = client.metrics(scores=s, labels=y, metrics=["nll", "brier"])
     two = client.metrics(probs=np.stack([1 - s, s], axis=1), labels=y, metrics=["nll", "brier"])
     assert binary == two
-    cal = client.metrics(logits=logits, labels=np.array([0, 2, 1, 0]), metrics=["calibrated_nll"], params={"repeats": 2})
-    assert cal["calibrated_nll"] > 0 and cal["calibrated_nll_std"] >= 0
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(60, 3))
+    y = np.where(rng.random(60) < 0.6, z.argmax(axis=1), rng.integers(0, 3, 60))
+    cal = client.metrics(logits=z, labels=y, metrics=["calibrated_nll", "nll"], params={"repeats": 2, "seed": 3})
+    assert 0 < cal["calibrated_nll"] < 2 and cal["calibrated_nll_std"] >= 0
+    assert cal == client.metrics(logits=z, labels=y, metrics=["calibrated_nll", "nll"], params={"repeats": 2, "seed": 3})
 
 def test_fit_store_apply_and_delete_a_calibrator(client):
     rng = np.random.default_rng(2)

@@ -106,6 +106,45 @@ struct MetricsEndpointTests {
         #expect(json.header("content-type") == "application/json")
     }
 
+    /// Soft targets, binary `scores`, rmsce and calibrated NLL through the real binary: one-hot
+    /// targets answer what labels answer, `scores` [N] what probs [N][2] answer, the same seed
+    /// the same calibrated NLL, and the diagram takes soft targets.
+    @Test func softTargetsBinaryInputAndCalibratedNLL() throws {
+        let lossd = try LossdProcess()
+        let all = #"["nll", "brier", "accuracy", "top_k_accuracy", "ece", "mce", "ace", "classwise_ece", "rmsce", "target_entropy", "kl"]"#
+        let oneHot = "[[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]]"
+        let hard = try post(lossd, "/v1/metrics", #"{"logits": \#(Self.logits), "labels": \#(Self.labels), "metrics": \#(all)}"#)
+        let soft = try post(lossd, "/v1/metrics", #"{"logits": \#(Self.logits), "targets": \#(oneHot), "metrics": \#(all)}"#)
+        #expect(hard.status == 200 && soft.status == 200, "\(hard.bodyText) \(soft.bodyText)")
+        #expect(hard.bodyText == soft.bodyText)
+        #expect(soft.json?["target_entropy"] as? Double == 0)
+        #expect(soft.json?["kl"] as? Double == soft.json?["nll"] as? Double)
+
+        let votes = "[[0.6, 0.2, 0.2], [0.1, 0.3, 0.6], [0, 0.9, 0.1], [0.5, 0.5, 0], [0, 0, 1], [0.4, 0.3, 0.3]]"
+        let crowd = try post(lossd, "/v1/metrics", #"{"logits": \#(Self.logits), "targets": \#(votes), "metrics": \#(all), "reliability": true}"#)
+        #expect(crowd.status == 200, "\(crowd.bodyText)")
+        let entropy = try #require(crowd.json?["target_entropy"] as? Double)
+        let nll = try #require(crowd.json?["nll"] as? Double), kl = try #require(crowd.json?["kl"] as? Double)
+        #expect(entropy > 0 && abs(kl - (nll - entropy)) < 1e-15 && kl >= 0)
+        let svg = try post(lossd, "/v1/reliability", #"{"logits": \#(Self.logits), "targets": \#(votes)}"#, accept: "image/svg+xml")
+        #expect(svg.status == 200 && svg.bodyText.contains("<svg"), "\(svg.bodyText)")
+
+        let s = "[0.9, 0.2, 0.65, 0.4, 0.5, 0.05]", y = "[1, 0, 1, 1, 0, 0]"
+        let twoColumns = "[[0.09999999999999998, 0.9], [0.8, 0.2], [0.35, 0.65], [0.6, 0.4], [0.5, 0.5], [0.95, 0.05]]"
+        let binary = try post(lossd, "/v1/metrics", #"{"scores": \#(s), "labels": \#(y), "metrics": ["nll", "brier", "ece", "rmsce"]}"#)
+        let matrix = try post(lossd, "/v1/metrics", #"{"probs": \#(twoColumns), "labels": \#(y), "metrics": ["nll", "brier", "ece", "rmsce"]}"#)
+        #expect(binary.status == 200 && binary.bodyText == matrix.bodyText, "\(binary.bodyText) \(matrix.bodyText)")
+
+        let body = #"{"logits": \#(Self.logits), "labels": \#(Self.labels), "metrics": ["calibrated_nll"], "params": {"repeats": 3, "seed": 11}}"#
+        let first = try post(lossd, "/v1/metrics", body), second = try post(lossd, "/v1/metrics", body)
+        #expect(first.status == 200, "\(first.bodyText)")
+        let value = try #require(first.json?["calibrated_nll"] as? Double)
+        #expect(value.isFinite && value > 0 && (first.json?["calibrated_nll_std"] as? Double ?? -1) >= 0)
+        #expect(first.bodyText == second.bodyText)
+        let refused = try post(lossd, "/v1/metrics", #"{"probs": \#(Self.probs), "labels": \#(Self.labels), "metrics": ["calibrated_nll"]}"#)
+        #expect(refused.status == 422 && refused.json?["field"] as? String == "/logits", "\(refused.bodyText)")
+    }
+
     @Test(arguments: [
         (#"{"logits": \#(logits), "probs": \#(probs), "labels": \#(labels)}"#, "/probs", "invalid_input"),
         (#"{"labels": \#(labels)}"#, "/logits", "missing_field"),

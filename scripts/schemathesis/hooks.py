@@ -28,6 +28,9 @@ So, for a positive case only (one schemathesis expects the server to accept),
   `skeleton`) below C, or one-hot `targets`; a `losses` list that mixes them with other
   losses cannot be made consistent (the server refuses it: the logits' rank differs)
   and is dropped;
+* a metrics request gets N rows and C = 3 columns, or C = 2 with binary input (`scores`,
+  or `probs` generated 1-D: values P(class 1) in [0, 1]); the one of `labels` and
+  `targets` it sends gets labels below C or rows on the simplex;
 * calibrator parameters that must match `classes` (vectors, matrices, isotonic maps,
   histogram bins, the correctness-aware network) are rebuilt for it; scalars (`a`, `b`,
   `temperature`, `k`, `t_min`, ...) are kept;
@@ -511,15 +514,34 @@ def repair_loss_multipart(body: dict) -> dict:
 # ---------------------------------------------------------------------------------------
 
 
+def generated_rank(like: Any) -> int:
+    """The rank of a generated tensor: a flat list of numbers or a one-extent `shape` is 1-D."""
+    if isinstance(like, dict):
+        shape = like.get("shape")
+        return len(shape) if isinstance(shape, list) else 2
+    if isinstance(like, list) and like and not any(isinstance(x, list) for x in like):
+        return 1
+    return 2
+
+
 def repair_metrics(body: dict) -> dict:
     body = copy.deepcopy(body)
     opis = "opis" in (body.get("metrics") or [])
-    n, c = (4 if opis else N), 3
+    # Binary input: `scores` [N], or `probs` generated 1-D, is P(class 1): C = 2.
+    binary = "scores" in body or ("probs" in body and generated_rank(body["probs"]) == 1)
+    n, c = (4 if opis else N), (2 if binary else 3)
     if "logits" in body:
         body["logits"] = encode_like(body["logits"], matrix(n, c))
+    ones = [0.25, 0.75, 0.5, 1.0][:n]
     if "probs" in body:
-        body["probs"] = encode_like(body["probs"], probability_rows(n, c))
-    body["labels"] = encode_like(body.get("labels"), [i % c for i in range(n)], integers=True)
+        body["probs"] = encode_like(body["probs"], ones if binary else probability_rows(n, c))
+    if "scores" in body:
+        body["scores"] = encode_like(body["scores"], ones)
+    # Exactly one of labels and targets (the schema's oneOf): repair the one sent.
+    if "targets" in body:
+        body["targets"] = encode_like(body["targets"], probability_rows(n, c))
+    else:
+        body["labels"] = encode_like(body.get("labels"), [i % c for i in range(n)], integers=True)
     if opis:
         params = body.get("params", {})
         if not params.get("d_min") < params.get("d_max"):

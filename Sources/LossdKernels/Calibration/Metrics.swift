@@ -129,7 +129,9 @@ public enum CalibrationMetrics {
     }
 
     /// Bins `values` and averages them and `outcomes` per bin (means are 0 for empty bins).
-    public static func binned(values: [Double], outcomes: [Bool], edges: [Double], rule: BinRule) -> BinStats {
+    /// An outcome is a weight in [0, 1]: 1 or 0 for a hit with hard labels, t_{i,j} for
+    /// soft targets (docs/calibration.md §2.10).
+    public static func binned(values: [Double], outcomes: [Double], edges: [Double], rule: BinRule) -> BinStats {
         let slots = rule.slots(bins: edges.count - 1)
         var counts = [Int](repeating: 0, count: slots)
         var sumValue = [Double](repeating: 0, count: slots)
@@ -138,13 +140,18 @@ public enum CalibrationMetrics {
             let b = binIndex(values[i], edges: edges, rule: rule)
             counts[b] += 1
             sumValue[b] += values[i]
-            if outcomes[i] { sumOutcome[b] += 1 }
+            sumOutcome[b] += outcomes[i]
         }
         for b in 0..<slots where counts[b] > 0 {
             sumValue[b] /= Double(counts[b])
             sumOutcome[b] /= Double(counts[b])
         }
         return BinStats(counts: counts, meanValue: sumValue, meanOutcome: sumOutcome)
+    }
+
+    /// `binned` with hit-or-miss outcomes (1 for true, 0 for false).
+    public static func binned(values: [Double], outcomes: [Bool], edges: [Double], rule: BinRule) -> BinStats {
+        binned(values: values, outcomes: outcomes.map { $0 ? 1.0 : 0.0 }, edges: edges, rule: rule)
     }
 
     /// Σ_b (n_b / N) |acc_b − conf_b| over non-empty bins.
@@ -187,19 +194,13 @@ public enum CalibrationMetrics {
 
     /// Expected calibration error of the top-label confidence (docs/calibration.md §2.5).
     public static func ece(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> Double {
-        guard p.rows > 0 else { return 0 }
-        let t = topLabel(probabilities: p, labels: labels)
-        let s = binned(values: t.confidences, outcomes: t.correct, edges: edges(bins: bins), rule: binRule)
-        return weightedGap(s, total: p.rows)
+        ece(topLabels(scores: p, probabilities: p, targets: .labels(labels)), bins: bins, binRule: binRule)
     }
 
     /// Root-mean-square calibration error, the ECE's L2 form:
     /// `sqrt(Σ_b (n_b / N) (acc_b − conf_b)²)` over the same bins (torchmetrics' `norm="l2"`).
     public static func rmsce(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> Double {
-        guard p.rows > 0 else { return 0 }
-        let t = topLabel(probabilities: p, labels: labels)
-        let s = binned(values: t.confidences, outcomes: t.correct, edges: edges(bins: bins), rule: binRule)
-        return weightedSquaredGap(s, total: p.rows).squareRoot()
+        rmsce(topLabels(scores: p, probabilities: p, targets: .labels(labels)), bins: bins, binRule: binRule)
     }
 
     /// Σ_b (n_b / N) (acc_b − conf_b)² over non-empty bins.
@@ -215,78 +216,31 @@ public enum CalibrationMetrics {
     /// Maximum calibration error: the largest |acc_b − conf_b| over non-empty bins
     /// (docs/calibration.md §2.5).
     public static func mce(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> Double {
-        let t = topLabel(probabilities: p, labels: labels)
-        let s = binned(values: t.confidences, outcomes: t.correct, edges: edges(bins: bins), rule: binRule)
-        var worst = 0.0
-        for b in s.counts.indices where s.counts[b] > 0 {
-            worst = max(worst, abs(s.meanOutcome[b] - s.meanValue[b]))
-        }
-        return worst
+        mce(topLabels(scores: p, probabilities: p, targets: .labels(labels)), bins: bins, binRule: binRule)
     }
 
     /// Adaptive (equal-mass) top-label ECE and its edges (docs/calibration.md §2.6): edges at the
     /// linear quantiles j/B of the confidences, with e_0 = 0 and e_B = 1, then the `left` rule.
     public static func ace(probabilities p: Matrix, labels: [Int], bins: Int = 15) -> (value: Double, edges: [Double]) {
-        guard p.rows > 0 else { return (0, edges(bins: bins)) }
-        let t = topLabel(probabilities: p, labels: labels)
-        let sorted = t.confidences.sorted()
-        let n = sorted.count
-        var e = edges(bins: bins).map { q -> Double in
-            let h = Double(n - 1) * q
-            let lo = Int(h.rounded(.down))
-            let hi = min(lo + 1, n - 1)
-            return sorted[lo] + (h - Double(lo)) * (sorted[hi] - sorted[lo])
-        }
-        e[0] = 0
-        e[bins] = 1
-        let s = binned(values: t.confidences, outcomes: t.correct, edges: e, rule: .left)
-        return (weightedGap(s, total: n), e)
+        ace(topLabels(scores: p, probabilities: p, targets: .labels(labels)), bins: bins)
     }
 
     /// Classwise ECE (Kull et al. 2019; docs/calibration.md §2.7): the mean over all C classes of
     /// the binned |freq − mean p| of column j against `[y = j]`, with the per-class terms.
     public static func classwiseECE(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> (value: Double, perClass: [Double]) {
-        guard p.rows > 0, p.cols > 0 else { return (0, []) }
-        let e = edges(bins: bins)
-        var perClass: [Double] = []
-        var column = [Double](repeating: 0, count: p.rows)
-        var hits = [Bool](repeating: false, count: p.rows)
-        var total = 0.0
-        for j in 0..<p.cols {
-            for i in 0..<p.rows {
-                column[i] = p.values[i * p.cols + j]
-                hits[i] = labels[i] == j
-            }
-            let term = weightedGap(binned(values: column, outcomes: hits, edges: e, rule: binRule), total: p.rows)
-            perClass.append(term)
-            total += term
-        }
-        return (total / Double(p.cols), perClass)
+        classwiseECE(probabilities: p, targets: .labels(labels), bins: bins, binRule: binRule)
     }
 
     /// Brier score (docs/calibration.md §2.4): mean over rows of Σ_j (p_ij − [y_i = j])², halved
     /// when `halve` is true; nil (`"auto"`) halves exactly when C = 2.
     public static func brier(probabilities p: Matrix, labels: [Int], halve: Bool? = nil) -> Double {
-        guard p.rows > 0 else { return 0 }
-        var total = 0.0
-        for i in 0..<p.rows {
-            var row = 0.0
-            for j in 0..<p.cols {
-                let d = p.values[i * p.cols + j] - (labels[i] == j ? 1 : 0)
-                row += d * d
-            }
-            total += row
-        }
-        let value = total / Double(p.rows)
-        return (halve ?? (p.cols < 3)) ? value / 2 : value
+        brier(probabilities: p, targets: .labels(labels), halve: halve)
     }
 
     /// Top-1 accuracy of `scores` (logits or probabilities): argmax, lowest index on ties
     /// (docs/calibration.md §2.2).
     public static func accuracy(scores: Matrix, labels: [Int]) -> Double {
-        guard scores.rows > 0 else { return 0 }
-        let t = topLabel(probabilities: scores, labels: labels)
-        return Double(t.correct.lazy.filter { $0 }.count) / Double(scores.rows)
+        accuracy(topLabels(scores: scores, probabilities: scores, targets: .labels(labels)))
     }
 
     /// Top-k accuracy (docs/calibration.md §2.2): y_i is among the k largest of row i, ties at the
@@ -333,14 +287,6 @@ public enum CalibrationMetrics {
     /// The bins `ece` uses, in order: B bins, or B + 1 under `torchmetrics` (the extra bin
     /// has lower = upper = 1).
     public static func reliability(probabilities p: Matrix, labels: [Int], bins: Int = 15, binRule: BinRule = .left) -> [ReliabilityBin] {
-        let t = topLabel(probabilities: p, labels: labels)
-        let e = edges(bins: bins)
-        let s = binned(values: t.confidences, outcomes: t.correct, edges: e, rule: binRule)
-        return s.counts.indices.map { b in
-            let filled = s.counts[b] > 0
-            return ReliabilityBin(
-                lower: b < bins ? e[b] : 1, upper: b < bins ? e[b + 1] : 1, count: s.counts[b],
-                confidence: filled ? s.meanValue[b] : nil, accuracy: filled ? s.meanOutcome[b] : nil)
-        }
+        reliability(topLabels(scores: p, probabilities: p, targets: .labels(labels)), bins: bins, binRule: binRule)
     }
 }

@@ -2,10 +2,15 @@ import LossdHTTP
 import LossdJSON
 import LossdKernels
 
-/// `POST /v1/metrics` and `POST /v1/reliability`: calibration metrics of `logits` or `probs`
-/// against `labels` (docs/calibration.md §1-§2), the reliability diagram's bins, and its SVG.
+/// `POST /v1/metrics` and `POST /v1/reliability`: calibration metrics of `logits`, `probs`
+/// or binary `probs`/`scores` against hard `labels` or soft `targets` (docs/calibration.md
+/// §1-§2), the reliability diagram's bins, and its SVG. Parsing is in
+/// MetricsEndpoint+Parsing.swift.
 enum MetricsEndpoint {
-    static let metricNames = ["ece", "ace", "mce", "classwise_ece", "brier", "nll", "accuracy", "top_k_accuracy", "opis"]
+    static let metricNames = [
+        "ece", "ace", "mce", "classwise_ece", "brier", "nll", "accuracy", "top_k_accuracy", "opis", "rmsce", "target_entropy", "kl",
+        "calibrated_nll",
+    ]
     static let defaultMetrics = ["ece", "nll", "brier", "accuracy"]
 
     /// `params` of both routes (`brier_scale_by_half`, which also takes `"auto"`, is read apart).
@@ -21,6 +26,8 @@ enum MetricsEndpoint {
         .choice(
             "utility", CalibrationMetrics.OPISUtility.allCases.map(\.rawValue), default: CalibrationMetrics.OPISUtility.hmeanTPRTNR.rawValue,
             "opis: utility per class and threshold"),
+        .integer("repeats", default: 5, min: 1, max: 1000, "calibrated_nll: random halvings of the rows (two temperature fits each)"),
+        .integer("seed", default: 0, min: 0, max: 9_007_199_254_740_991, "calibrated_nll: seed of the halvings (SplitMix64)"),
     ]
 
     /// A validated request.
@@ -31,14 +38,21 @@ enum MetricsEndpoint {
         var binRule: BinRule
         var k: Int
         var halveBrier: Bool?
+        /// calibrated_nll's halvings and their seed.
+        var repeats: Int
+        var seed: UInt64
         /// The matrix argmax-based metrics rank (logits or probs as sent); nil for an
         /// opis-only request.
         var scores: Matrix?
-        /// softmax(logits), or probs as sent.
+        /// softmax(logits), probs as sent, or [1 − s, s] for binary input.
         var probabilities: Matrix?
         var logits: Matrix?
-        var labels: [Int]
+        /// Hard labels or soft targets.
+        var targets: MetricTargets
         var opis: OPISInput?
+
+        /// The rows scored (the labels' count when only opis is asked for).
+        var rows: Int { targets.rows }
     }
 
     struct OPISInput {
@@ -54,7 +68,7 @@ enum MetricsEndpoint {
         let body = try RequestBody.object(route)
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "these metrics", in: route.context)
         let parsed = try parse(body, forceReliability: false)
-        return LossdService.json(evaluate(parsed), output: try OutputEncoding(body, for: route))
+        return LossdService.json(try evaluate(parsed), output: try OutputEncoding(body, for: route))
     }
 
     /// `/v1/reliability`: the SVG diagram when the client accepts `image/svg+xml`, else the
@@ -66,233 +80,81 @@ enum MetricsEndpoint {
         let parsed = try parse(body, forceReliability: true)
         let title = try CalibratorReliability.readTitle(body["title"])
         guard AcceptHeader.prefers("image/svg+xml", request.headers["accept"]) else {
-            return LossdService.json(evaluate(parsed), output: try OutputEncoding(body, for: route))
+            return LossdService.json(try evaluate(parsed), output: try OutputEncoding(body, for: route))
         }
         guard let p = parsed.probabilities else {
             throw ServiceError.invalid(.missingField, field: "/logits", "`logits` or `probs` is required for a reliability diagram")
         }
-        let bins = CalibrationMetrics.reliability(probabilities: p, labels: parsed.labels, bins: parsed.bins, binRule: parsed.binRule)
-        let ece = CalibrationMetrics.ece(probabilities: p, labels: parsed.labels, bins: parsed.bins, binRule: parsed.binRule)
+        let top = CalibrationMetrics.topLabels(scores: parsed.scores ?? p, probabilities: p, targets: parsed.targets)
+        let bins = CalibrationMetrics.reliability(top, bins: parsed.bins, binRule: parsed.binRule)
+        let ece = CalibrationMetrics.ece(top, bins: parsed.bins, binRule: parsed.binRule)
         let svg = ReliabilitySVG.render(
-            bins: bins, ece: ece, accuracy: CalibrationMetrics.accuracy(scores: parsed.scores ?? p, labels: parsed.labels),
-            n: p.rows, binRule: parsed.binRule, title: title)
+            bins: bins, ece: ece, accuracy: CalibrationMetrics.accuracy(top), n: p.rows, binRule: parsed.binRule, title: title)
         return HTTPResponse(status: .ok, headers: ["Content-Type": "image/svg+xml; charset=utf-8"], body: Array(svg.utf8))
-    }
-
-    // MARK: Parsing
-
-    /// The members a metrics or reliability request may have.
-    static let fields =
-        ["metrics", "reliability", "params", "logits", "probs", "labels", "similarity", "distance"] + OutputEncoding.fields
-
-    static func parse(_ body: JSONObject, forceReliability: Bool) throws(ServiceError) -> Request {
-        // `title` names the picture, so only the reliability route takes it.
-        try StrictFields.check(body, allowed: forceReliability ? fields + ["title"] : fields, pointer: "", place: "a metrics request")
-        let tensors = TensorReader(object: body)
-        // Validation order: metrics, reliability, params, inputs, labels, then opis's inputs.
-        let metrics = try metricList(body["metrics"])
-        var reliability = forceReliability
-        switch body["reliability"] {
-        case nil, .null?: break
-        case .bool(let b)?: reliability = reliability || b
-        case let other?:
-            throw ServiceError.invalid(
-                .invalidParam, field: "/reliability", "`reliability` must be true or false (got \(ResolvedParameters.text(other)))")
-        }
-        var paramsObject: JSONObject?
-        switch body["params"] {
-        case nil, .null?: paramsObject = nil
-        case .object(let object)?: paramsObject = object
-        default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
-        }
-        let params = try ResolvedParameters(
-            paramsObject, specs: parameters, pointer: "/params", extra: ["brier_scale_by_half"], owner: "the metrics")
-        let halveBrier: Bool?
-        switch paramsObject?["brier_scale_by_half"] {
-        case nil, .null?, .string("auto")?: halveBrier = nil
-        case .bool(let b)?: halveBrier = b
-        case let other?:
-            throw ServiceError.invalid(
-                .invalidParam, field: "/params/brier_scale_by_half",
-                "`brier_scale_by_half` must be one of \"auto\", true, false (got \(ResolvedParameters.text(other)))")
-        }
-
-        var request = Request(
-            metrics: metrics, reliability: reliability, bins: params.integer("bins"),
-            binRule: BinRule(rawValue: params.string("bin_rule")) ?? .left, k: params.integer("k"),
-            halveBrier: halveBrier, scores: nil, probabilities: nil, logits: nil, labels: [], opis: nil)
-
-        let needsProbabilities = reliability || metrics.contains { $0 != "opis" }
-        let hasLogits = tensors.contains("logits"), hasProbs = tensors.contains("probs")
-        if hasLogits && hasProbs {
-            throw ServiceError.invalid(.invalidInput, field: "/probs", "send either `logits` or `probs`, not both")
-        }
-        if needsProbabilities || hasLogits || hasProbs {
-            guard hasLogits || hasProbs else {
-                throw ServiceError.invalid(.missingField, field: "/logits", "`logits` or `probs` is required")
-            }
-            let name = hasLogits ? "logits" : "probs"
-            let m = try tensors.requiredMatrix(name)
-            guard m.cols >= 2 else {
-                throw ServiceError.invalid(.invalidShape, field: "/\(name)", "`\(name)` needs at least 2 columns (got \(m.cols))")
-            }
-            if hasLogits {
-                request.logits = m
-                request.probabilities = CalibrationMetrics.softmax(m)
-            } else {
-                try checkProbabilities(m)
-                request.probabilities = m
-            }
-            request.scores = m
-        }
-        guard let labels = try tensors.integers("labels") else { throw ServiceError.missing("labels") }
-        request.labels = labels
-        if let m = request.scores {
-            do {
-                try Validate.labels(labels, rows: m.rows, classes: m.cols)
-            } catch {
-                throw ServiceError(error)
-            }
-        }
-        if metrics.contains("opis") {
-            request.opis = try opisInput(tensors, labels: labels, params: params)
-        }
-        return request
-    }
-
-    /// `metrics`: absent or null for the default list; otherwise a non-empty array of
-    /// known names (repeats are answered once).
-    static func metricList(_ node: JSONNode?) throws(ServiceError) -> [String] {
-        guard let node else { return defaultMetrics }
-        let items: [JSONNode]
-        switch node {
-        case .null: return defaultMetrics
-        case .array(let array): items = array
-        case .numbers(let array) where array.values.isEmpty: items = []
-        default:
-            throw ServiceError.invalid(.invalidParam, field: "/metrics", "`metrics` must be an array of metric names")
-        }
-        guard !items.isEmpty else {
-            throw ServiceError.invalid(.invalidParam, field: "/metrics", "`metrics` must name at least one metric")
-        }
-        var names: [String] = []
-        for (i, item) in items.enumerated() {
-            guard case .string(let name) = item, metricNames.contains(name) else {
-                throw ServiceError.invalid(
-                    .invalidParam, field: "/metrics/\(i)",
-                    "unknown metric \(ResolvedParameters.text(item))"
-                        + StrictFields.suggestion(for: ResolvedParameters.plain(item), among: metricNames)
-                        + "; expected one of \(metricNames.joined(separator: ", "))")
-            }
-            if !names.contains(name) { names.append(name) }
-        }
-        return names
-    }
-
-    /// probs rows: entries in [0, 1] and sums within 1e-6 of 1 (docs/calibration.md §1; field
-    /// `/probs`).
-    static func checkProbabilities(_ m: Matrix) throws(ServiceError) {
-        for i in 0..<m.rows {
-            var sum = 0.0
-            for j in 0..<m.cols {
-                let v = m[i, j]
-                guard v >= 0 && v <= 1 else {
-                    throw ServiceError.invalid(
-                        .invalidInput, field: "/probs", "`probs[\(i)][\(j)]` = \(NumberText.format(v)) is outside [0, 1]")
-                }
-                sum += v
-            }
-            guard abs(sum - 1) <= 1e-6 else {
-                throw ServiceError.invalid(
-                    .invalidInput, field: "/probs", "`probs[\(i)]` sums to \(NumberText.format(sum)), not 1 (within 1e-6)")
-            }
-        }
-    }
-
-    /// opis's inputs: `similarity` or `distance` [N][N] for the N labels, N ≥ 4, and
-    /// d_min < d_max (docs/calibration.md §2.9).
-    static func opisInput(_ tensors: TensorReader, labels: [Int], params: ResolvedParameters) throws(ServiceError) -> OPISInput {
-        let hasSimilarity = tensors.contains("similarity"), hasDistance = tensors.contains("distance")
-        if hasSimilarity && hasDistance {
-            throw ServiceError.invalid(.invalidInput, field: "/distance", "send either `similarity` or `distance`, not both")
-        }
-        guard hasSimilarity || hasDistance else {
-            throw ServiceError.invalid(.missingField, field: "/similarity", "opis needs `similarity` or `distance` [N][N]")
-        }
-        let name = hasSimilarity ? "similarity" : "distance"
-        let m = try tensors.requiredMatrix(name)
-        guard m.rows == m.cols else {
-            throw ServiceError.invalid(.invalidShape, field: "/\(name)", "`\(name)` must be square (got \(m.rows) x \(m.cols))")
-        }
-        guard m.rows == labels.count else {
-            throw ServiceError.invalid(
-                .invalidShape, field: "/\(name)", "`\(name)` is \(m.rows) x \(m.cols) but `labels` has \(labels.count) entries")
-        }
-        guard m.rows >= 4 else {
-            throw ServiceError.invalid(.invalidShape, field: "/\(name)", "opis needs at least 4 samples (got \(m.rows))")
-        }
-        guard let dMin = params.optionalNumber("d_min") else {
-            throw ServiceError.invalid(.invalidParam, field: "/params/d_min", "`d_min` is required with opis")
-        }
-        guard let dMax = params.optionalNumber("d_max") else {
-            throw ServiceError.invalid(.invalidParam, field: "/params/d_max", "`d_max` is required with opis")
-        }
-        guard dMin < dMax else {
-            throw ServiceError.invalid(
-                .invalidParam, field: "/params/d_max",
-                "`d_max` must be > `d_min` (got \(NumberText.format(dMin)), \(NumberText.format(dMax)))")
-        }
-        return OPISInput(
-            scores: m.values, higherIsSimilar: hasSimilarity, dMin: dMin, dMax: dMax, thresholds: params.integer("n_thresholds"),
-            utility: CalibrationMetrics.OPISUtility(rawValue: params.string("utility")) ?? .hmeanTPRTNR)
     }
 
     // MARK: Evaluation
 
-    static func evaluate(_ r: Request) -> JSONValue {
-        var members: [(String, JSONValue)] = [("n", .int(r.labels.count))]
+    /// One member per metric asked for, in order, after `n` and `classes`; soft targets
+    /// replace the indicator [y_i = j] with t_ij everywhere (docs/calibration.md §2.10).
+    static func evaluate(_ r: Request) throws(ServiceError) -> JSONValue {
+        var members: [(String, JSONValue)] = [("n", .int(r.rows))]
         if let p = r.probabilities { members.append(("classes", .int(p.cols))) }
+        // Top labels (argmax of the scores as sent), computed once for every binned metric.
+        let top = r.probabilities.map { CalibrationMetrics.topLabels(scores: r.scores ?? $0, probabilities: $0, targets: r.targets) }
+        func nll(_ p: Matrix) -> Double {
+            r.logits.map { CalibrationMetrics.nll(logits: $0, targets: r.targets) }
+                ?? CalibrationMetrics.nll(probabilities: p, targets: r.targets)
+        }
         for name in r.metrics {
-            if name == "opis", let o = r.opis {
+            if name == "opis", let o = r.opis, case .labels(let labels) = r.targets {
                 let result = CalibrationMetrics.opis(
-                    scores: o.scores, labels: r.labels, dMin: o.dMin, dMax: o.dMax, thresholds: o.thresholds,
+                    scores: o.scores, labels: labels, dMin: o.dMin, dMax: o.dMax, thresholds: o.thresholds,
                     utility: o.utility, higherIsSimilar: o.higherIsSimilar)
                 members.append(("opis", .double(result.value)))
                 members.append(("opis_classes_used", .array(result.classesUsed.map { .int($0) })))
                 members.append(("opis_classes_skipped", .array(result.classesSkipped.map { .int($0) })))
                 continue
             }
-            guard let p = r.probabilities, let scores = r.scores else { continue }
+            guard let p = r.probabilities, let scores = r.scores, let top else { continue }
             switch name {
             case "ece":
-                members.append((name, .double(CalibrationMetrics.ece(probabilities: p, labels: r.labels, bins: r.bins, binRule: r.binRule))))
+                members.append((name, .double(CalibrationMetrics.ece(top, bins: r.bins, binRule: r.binRule))))
             case "mce":
-                members.append((name, .double(CalibrationMetrics.mce(probabilities: p, labels: r.labels, bins: r.bins, binRule: r.binRule))))
+                members.append((name, .double(CalibrationMetrics.mce(top, bins: r.bins, binRule: r.binRule))))
+            case "rmsce":
+                members.append((name, .double(CalibrationMetrics.rmsce(top, bins: r.bins, binRule: r.binRule))))
             case "ace":
-                let (value, edges) = CalibrationMetrics.ace(probabilities: p, labels: r.labels, bins: r.bins)
+                let (value, edges) = CalibrationMetrics.ace(top, bins: r.bins)
                 members.append((name, .double(value)))
                 members.append(("ace_edges", .doubles(edges)))
             case "classwise_ece":
-                let (value, perClass) = CalibrationMetrics.classwiseECE(probabilities: p, labels: r.labels, bins: r.bins, binRule: r.binRule)
+                let (value, perClass) = CalibrationMetrics.classwiseECE(
+                    probabilities: p, targets: r.targets, bins: r.bins, binRule: r.binRule)
                 members.append((name, .double(value)))
                 members.append(("classwise_ece_per_class", .doubles(perClass)))
             case "brier":
-                members.append((name, .double(CalibrationMetrics.brier(probabilities: p, labels: r.labels, halve: r.halveBrier))))
+                members.append((name, .double(CalibrationMetrics.brier(probabilities: p, targets: r.targets, halve: r.halveBrier))))
             case "nll":
-                let value =
-                    r.logits.map { CalibrationMetrics.nll(logits: $0, labels: r.labels) }
-                    ?? CalibrationMetrics.nll(probabilities: p, labels: r.labels)
-                members.append((name, .double(value)))
+                members.append((name, .double(nll(p))))
+            case "target_entropy":
+                members.append((name, .double(CalibrationMetrics.targetEntropy(r.targets))))
+            case "kl":
+                members.append((name, .double(nll(p) - CalibrationMetrics.targetEntropy(r.targets))))
             case "accuracy":
-                members.append((name, .double(CalibrationMetrics.accuracy(scores: scores, labels: r.labels))))
+                members.append((name, .double(CalibrationMetrics.accuracy(top))))
             case "top_k_accuracy":
-                members.append((name, .double(CalibrationMetrics.topKAccuracy(scores: scores, labels: r.labels, k: r.k))))
+                members.append((name, .double(CalibrationMetrics.topKAccuracy(scores: scores, targets: r.targets, k: r.k))))
+            case "calibrated_nll":
+                let result = try calibratedNLL(r)
+                members.append((name, .double(result.mean)))
+                members.append(("calibrated_nll_std", .double(result.standardDeviation)))
             default:
                 break
             }
         }
-        if r.reliability, let p = r.probabilities {
-            let bins = CalibrationMetrics.reliability(probabilities: p, labels: r.labels, bins: r.bins, binRule: r.binRule)
+        if r.reliability, let top {
+            let bins = CalibrationMetrics.reliability(top, bins: r.bins, binRule: r.binRule)
             members.append((
                 "reliability",
                 .object([
@@ -302,6 +164,19 @@ enum MetricsEndpoint {
             ))
         }
         return .object(members)
+    }
+
+    /// Calibrated NLL over `repeats` seeded halvings (logits and labels, checked by
+    /// `checkCalibratedNLL`).
+    static func calibratedNLL(_ r: Request) throws(ServiceError) -> CalibratedNLL.Result {
+        guard let logits = r.logits, case .labels(let labels) = r.targets else {
+            throw ServiceError.invalid(.missingField, field: "/logits", "calibrated_nll needs `logits` and `labels`")
+        }
+        do {
+            return try CalibratedNLL.evaluate(logits: logits, labels: labels, repeats: r.repeats, seed: r.seed)
+        } catch {
+            throw ServiceError.invalid(.invalidInput, field: "/logits", "calibrated_nll: temperature scaling failed (\(error))")
+        }
     }
 
     static func binJSON(_ bin: CalibrationMetrics.ReliabilityBin) -> JSONValue {

@@ -100,6 +100,29 @@ def test_metrics_and_reliability(client):
     assert svg.lstrip().startswith("<svg") or svg.lstrip().startswith("<?xml")
 
 
+
+def test_metrics_with_soft_targets_binary_scores_and_calibrated_nll(client):
+    logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [0.0, 3.0, 0.5], [1.0, -1.0, 0.0]])
+    onehot = np.eye(3)[[0, 2, 1, 0]]
+    names = ["nll", "brier", "accuracy", "ece", "rmsce", "target_entropy", "kl"]
+    hard = client.metrics(logits=logits, labels=np.array([0, 2, 1, 0]), metrics=names)
+    soft = client.metrics(logits=logits, targets=onehot, metrics=names)
+    assert soft == hard and soft["target_entropy"] == 0.0
+    votes = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.0, 0.9, 0.1], [0.5, 0.25, 0.25]])
+    crowd = client.metrics(logits=logits, targets=votes, metrics=names)
+    assert abs(crowd["kl"] - (crowd["nll"] - crowd["target_entropy"])) < 1e-12
+    s = np.array([0.9, 0.2, 0.65, 0.4])
+    y = np.array([1, 0, 1, 0])
+    binary = client.metrics(scores=s, labels=y, metrics=["nll", "brier"])
+    two = client.metrics(probs=np.stack([1 - s, s], axis=1), labels=y, metrics=["nll", "brier"])
+    assert binary == two
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(60, 3))
+    y = np.where(rng.random(60) < 0.6, z.argmax(axis=1), rng.integers(0, 3, 60))
+    cal = client.metrics(logits=z, labels=y, metrics=["calibrated_nll", "nll"], params={"repeats": 2, "seed": 3})
+    assert 0 < cal["calibrated_nll"] < 2 and cal["calibrated_nll_std"] >= 0
+    assert cal == client.metrics(logits=z, labels=y, metrics=["calibrated_nll", "nll"], params={"repeats": 2, "seed": 3})
+
 def test_fit_store_apply_and_delete_a_calibrator(client):
     rng = np.random.default_rng(2)
     logits = rng.normal(size=(200, 4)) * 3

@@ -317,7 +317,11 @@ class Client:
 
     def metrics(self, *, metrics: Optional[Sequence[str]] = None, params: Optional[Json] = None,
                 **tensors: ArrayLike) -> Json:
-        """``/v1/metrics``: ``client.metrics(logits=z, labels=y, metrics=["ece", "nll"])``."""
+        """``/v1/metrics``: ``client.metrics(logits=z, labels=y, metrics=["ece", "nll"])``.
+
+        The tensors are passed as they are named in the API: ``logits`` or ``probs`` [N][C],
+        binary ``probs``/``scores`` [N] (P(class 1)), and ``labels`` [N] or soft ``targets``
+        [N][C], e.g. ``client.metrics(logits=z, targets=t, metrics=["nll", "kl"])``."""
         return self._post("/v1/metrics", {"metrics": list(metrics) if metrics else None, "params": params, **tensors})
 
     def reliability(self, *, svg: bool = False, params: Optional[Json] = None, **tensors: ArrayLike) -> Any:

@@ -46,12 +46,18 @@ enum CalibratorSelection {
         var failures: [Failure] = []
 
         var scored: [Double] { perFold.compactMap { $0 } }
-        var mean: Double? { scored.isEmpty ? nil : scored.reduce(0, +) / Double(scored.count) }
+        /// The mean over the folds it was scored on (nil when none, or when it overflows).
+        var mean: Double? {
+            guard !scored.isEmpty else { return nil }
+            let value = scored.reduce(0, +) / Double(scored.count)
+            return value.isFinite ? value : nil
+        }
         /// Population standard deviation (ddof 0) over the folds it was scored on.
         var std: Double? {
             guard let mean else { return nil }
             let values = scored
-            return (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)).squareRoot()
+            let value = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)).squareRoot()
+            return value.isFinite ? value : nil
         }
     }
 

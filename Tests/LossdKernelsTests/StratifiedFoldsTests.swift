@@ -35,10 +35,12 @@ struct StratifiedFoldsTests {
     }
 
     @Test func pinnedAssignment() {
-        // The documented rule on a tiny input (docs/calibration.md §5), pinned so that a
-        // change to it is seen: labels [0, 1, 0, 1, 0, 1], k = 2, seed 0.
-        let a = StratifiedFolds.assign(labels: [0, 1, 0, 1, 0, 1], classes: 2, folds: 2, seed: 0)
-        #expect(a.filter { $0 == 0 }.count == 3)
-        #expect(a == StratifiedFolds.assign(labels: [0, 1, 0, 1, 0, 1], classes: 2, folds: 2, seed: 0))
+        // The documented rule (docs/calibration.md §5), pinned by an independent Python
+        // transcription of it (SplitMix64, Lemire's `below`, Fisher–Yates per class, dealt
+        // round-robin), so that a change to the rule is seen.
+        #expect(StratifiedFolds.assign(labels: [0, 1, 0, 1, 0, 1], classes: 2, folds: 2, seed: 0) == [1, 1, 0, 0, 0, 1])
+        #expect(
+            StratifiedFolds.assign(labels: [0, 1, 2, 0, 1, 2, 0, 1, 2, 0], classes: 3, folds: 3, seed: 7)
+                == [2, 2, 0, 0, 0, 1, 0, 1, 2, 1])
     }
 }

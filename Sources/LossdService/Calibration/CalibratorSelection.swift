@@ -17,7 +17,7 @@ enum CalibratorSelection {
 
     static let options: [ParameterSpec] = [
         .integer("folds", default: 5, min: 2, max: 20, "k of the stratified k-fold cross-validation (at most N)"),
-        .integer("seed", default: 0, min: 0, max: 9_007_199_254_740_991, "SplitMix64 seed of the fold assignment"),
+        .integer("seed", default: 0, min: 0, max: 999_999_999_999_999, "SplitMix64 seed of the fold assignment"),
         .choice("metric", ["nll", "ece", "brier", "rmsce"], default: "nll", "held-out metric the methods are ranked by (lower is better)"),
     ]
 

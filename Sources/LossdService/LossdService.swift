@@ -99,7 +99,9 @@ public final class LossdService: HTTPResponder {
         }
     }
 
-    static let heavyRoutes: Set<String> = ["/v1/calibrators/fit", "/v1/aggregate", "/v1/scaling/fit", "/v1/embedding-metrics"]
+    static let heavyRoutes: Set<String> = [
+        "/v1/calibrators/fit", "/v1/calibrators/select", "/v1/aggregate", "/v1/scaling/fit", "/v1/embedding-metrics",
+    ]
     static let lightBodyBytes = 1 << 20
 
     public func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {

@@ -35,8 +35,13 @@ let logits = (0..<(rows * cols)).map { _ in Float.random(in: -4...4, using: &gen
 let labels = (0..<rows).map { _ in Int32.random(in: 0..<Int32(cols), using: &generator) }
 let megabytes = Double(rows * cols * 4) / 1e6
 
-print("== cross-entropy (mean, hard labels) on \(rows)x\(cols) float32 logits (\(megabytes) MB)")
 var sink = 0.0
+// `lossd-bench softmax-passes` prints only the two-pass/three-pass table.
+if arguments.contains("softmax-passes") {
+    benchSoftmaxPasses()
+    exit(sink == 0.123 ? 1 : 0)
+}
+print("== cross-entropy (mean, hard labels) on \(rows)x\(cols) float32 logits (\(megabytes) MB)")
 for threads in [1, 2] {
     Parallel.maxThreads = threads
     let ms = time(20) {
@@ -99,6 +104,7 @@ for grad in [false, true] {
     }
     print("return_grad=\(grad): \(format3(Double(body.count) / 1e6)) MB in, \(format3(Double(bytesOut) / 1e6)) MB out, \(format3(ms)) ms")
 }
+benchSoftmaxPasses()
 benchInfoNCE()
 benchLossCosts()
 benchCrossMax()

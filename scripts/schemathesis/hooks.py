@@ -37,6 +37,9 @@ So, for a positive case only (one schemathesis expects the server to accept),
 * the input of a stored calibrator (`/v1/calibrate` with `name`, `.../apply`) is made
   for the calibrator the server holds under that name (read with GET; none: the 404
   stands);
+* a calibrator selection gets N = max(8, folds) rows of logits (C = 3; C = 2 with a
+  binary method or `scores`, which then keep only platt and beta), `views_logits` when
+  correctness_aware is listed, distinct `methods`, and `params` only for methods tried;
 * aggregation labels are taken modulo `num_classes`, missing annotated items appended
   to `params.items`, `average`'s `weights` resized to its methods, and a chosen method's
   member that is not valid parameters for it dropped;
@@ -606,6 +609,58 @@ def repair_fit(body: dict) -> dict:
     return body
 
 
+SELECT_MULTICLASS = ["temperature", "histogram", "isotonic", "vector", "ensemble_temperature", "matrix", "dirichlet"]
+
+
+def repair_select(body: dict) -> dict:
+    """`/v1/calibrators/select`: consistent inputs for the methods tried (binary ones with
+    C = 2, correctness_aware with views), distinct methods, `params` only for methods
+    tried, N >= `folds` rows with labels below C, and a correctness_aware fit small enough."""
+    body = copy.deepcopy(body)
+    if "logits" in body or "views_logits" in body:
+        body.pop("scores", None)
+    methods = body.get("methods")
+    if methods is not None:
+        methods = list(dict.fromkeys(methods))
+        if "scores" in body:
+            methods = [m for m in methods if m in BINARY]
+            if not methods:
+                raise Unrepairable("scores with no binary method")
+        body["methods"] = methods
+    binary = "scores" in body or (methods is not None and any(m in BINARY for m in methods))
+    c = 2 if binary else 3
+    if methods is not None and "correctness_aware" in methods and "views_logits" not in body:
+        body["views_logits"] = None
+    if "scores" not in body and "logits" not in body and "views_logits" not in body:
+        body["logits"] = None
+    if methods is None:
+        tried = ["platt", "beta"] if "scores" in body else SELECT_MULTICLASS + (["platt", "beta"] if c == 2 else [])
+        if "views_logits" in body:
+            tried.append("correctness_aware")
+    else:
+        tried = methods
+    params = {k: v for k, v in body.get("params", {}).items() if k in tried}
+    if "params" in body:
+        body["params"] = params
+    bounds = params.get("temperature", {}).get("log_beta_bounds")
+    if bounds is not None and not bounds[0] < bounds[1]:
+        raise Unrepairable("log_beta_bounds lower >= upper")
+    n = max(8, int(body.get("folds", 5)))
+    if "correctness_aware" in tried:
+        ca = params.get("correctness_aware", {})
+        k, hidden, steps = ca.get("k", 4), ca.get("hidden", 5), ca.get("steps", 500)
+        if n * (min(k, c) + c) * (hidden + 4) * max(steps, 1) * 6 > 2e8:
+            raise Unrepairable("correctness_aware selection too slow for a CI run")
+    body["labels"] = encode_like(body.get("labels"), [i % c for i in range(n)], integers=True)
+    if "logits" in body:
+        body["logits"] = encode_like(body["logits"], matrix(n, c))
+    if "scores" in body:
+        body["scores"] = encode_like(body["scores"], [[0.2, 0.8, 0.4, 0.6][i % 4] for i in range(n)])
+    if "views_logits" in body:
+        body["views_logits"] = encode_like(body["views_logits"], [matrix(n, c, seed=v) for v in range(2)])
+    return body
+
+
 # The largest C a repaired calibrator may have, by method (the parameters grow with C or C²).
 MAX_CLASSES = {"vector": 64, "matrix": 24, "dirichlet": 24, "isotonic": 64, "histogram": 64, "correctness_aware": 64}
 
@@ -1028,6 +1083,8 @@ def repaired(case: Any) -> Any:
         return repair_embedding_metrics(body)
     if route == ("POST", "/v1/calibrators/fit"):
         return repair_fit(body)
+    if route == ("POST", "/v1/calibrators/select"):
+        return repair_select(body)
     if route == ("PUT", "/v1/calibrators/{name}"):
         return repair_put(body)
     if route == ("POST", "/v1/calibrate"):

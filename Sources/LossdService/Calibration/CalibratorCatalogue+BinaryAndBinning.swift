@@ -10,6 +10,7 @@ extension CalibratorCatalogue {
         method: "platt",
         summary: "Platt scaling (binary): P(y=1|f) = sigmoid(a·f + b) on f = z1 − z0 or `scores`, fitted to Platt's smoothed targets by Newton's method",
         acceptsScores: true,
+        binaryOnly: true,
         parameters: [],
         fit: { input, _ throws(ServiceError) in
             let f = try BinaryCalibratorInput.scores(input, method: "platt")
@@ -39,6 +40,8 @@ extension CalibratorCatalogue {
         method: "beta",
         summary: "Beta calibration (binary, abm): p = sigmoid(a·ln s − b·ln(1 − s) + c), a, b ≥ 0, on s = softmax(z)_1 or `scores` in [0, 1]",
         acceptsScores: true,
+        binaryOnly: true,
+        scoresAreProbabilities: true,
         parameters: [],
         fit: { input, _ throws(ServiceError) in
             let s = try BinaryCalibratorInput.probabilities(input, method: "beta")

@@ -163,6 +163,7 @@ extension CalibratorCatalogue {
     static let correctnessAware = CalibratorDefinition(
         method: "correctness_aware",
         summary: "Correctness-aware calibration (Liu et al. 2024): per-sample T_i = clamp(w2ᵀ ReLU(W1 φ_i + b1) + b2, 0.1, 10) from the softmax of transformed views (`views_logits` [V][N][C]) at view 0's top-k classes, trained on the class-balanced CA loss by full-batch Adam from a seeded initialisation",
+        needsViews: true,
         parameters: [
             .integer("k", default: 4, min: 1, max: 10_000, "top-k classes of view 0 read from each transformed view (capped at C)"),
             .integer("hidden", default: 5, min: 1, max: 1_000, "hidden width of the temperature network"),

@@ -25,6 +25,14 @@ struct CalibratorDefinition: Sendable {
     /// Parameters fitted for C classes (C×(C+1) for the full-matrix methods): with the
     /// optimiser's history, what a fit holds beyond the data.
     var fittedParameters: @Sendable (_ classes: Int) -> Int = { 2 * $0 }
+    /// Binary methods (platt, beta) fit C = 2 only: selection tries them only then.
+    var binaryOnly = false
+    /// Fits and applies on `views_logits` (correctness_aware): selection tries it only
+    /// when they are sent.
+    var needsViews = false
+    /// `scores` are probabilities in [0, 1] (beta), not logits (platt): selection tries
+    /// such a method on `scores` only when every score lies in [0, 1].
+    var scoresAreProbabilities = false
     /// Fit options (bounds, regularisation, bins, ...), validated like loss params.
     let parameters: [ParameterSpec]
     /// Fits on `input` (logits or scores, and labels); errors carry their code and field
@@ -67,6 +75,13 @@ extension CalibratorDefinition {
 /// Every calibration method; each family lives in its own file.
 enum CalibratorCatalogue {
     static let all: [CalibratorDefinition] = softmaxFamily + binaryAndBinning
+
+    /// Selection's tie order (`POST /v1/calibrators/select`, docs/calibration.md §5): the
+    /// simpler method first, by the number of fitted parameters and then by flexibility.
+    static let simplestFirst: [String] = [
+        "temperature", "platt", "beta", "histogram", "isotonic", "vector", "ensemble_temperature", "matrix", "dirichlet",
+        "correctness_aware",
+    ]
 
     static let byMethod: [String: CalibratorDefinition] = {
         var table: [String: CalibratorDefinition] = [:]

@@ -7,13 +7,17 @@ import LossdStore
     import Glibc
 #endif
 
-/// `POST /v1/calibrators/fit`, `POST /v1/calibrate`, `GET /v1/calibrators`,
-/// `GET|PUT|DELETE /v1/calibrators/{name}`, `POST /v1/calibrators/{name}/apply` and
-/// `POST /v1/calibrators/{name}/reliability` (CalibratorReliability).
+/// `POST /v1/calibrators/fit`, `POST /v1/calibrators/select` (CalibratorSelection),
+/// `POST /v1/calibrate`, `GET /v1/calibrators`, `GET|PUT|DELETE /v1/calibrators/{name}`,
+/// `POST /v1/calibrators/{name}/apply` and `POST /v1/calibrators/{name}/reliability`
+/// (CalibratorReliability).
 enum CalibratorEndpoints {
     static func register(on router: inout Router, slot: StoreSlot) {
         router.add("POST", "/v1/calibrators/fit") { route throws(ServiceError) in
             try fit(route, slot: slot)
+        }
+        router.add("POST", "/v1/calibrators/select") { route throws(ServiceError) in
+            try CalibratorSelection.select(route, slot: slot)
         }
         router.add("POST", "/v1/calibrate") { route throws(ServiceError) in
             try calibrate(route, slot: slot)

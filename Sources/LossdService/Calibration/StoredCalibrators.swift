@@ -9,8 +9,9 @@ enum CalibratorResource: StoredResource {
     static let noun = "calibrator"
     static let path = "/v1/calibrators"
     static let listMember = "calibrators"
-    /// `fit` is the segment of `POST /v1/calibrators/fit` (the more specific route wins).
-    static let reservedNames: Set<String> = ["fit"]
+    /// `fit` and `select` are the segments of `POST /v1/calibrators/fit` and
+    /// `POST /v1/calibrators/select` (the more specific route wins).
+    static let reservedNames: Set<String> = ["fit", "select"]
 
     static func summary(_ summary: DocumentSummary) -> JSONValue {
         ["name": .string(summary.name), "method": .string(summary.kind), "classes": .int(summary.size), "created_at": .string(summary.createdAt)]

@@ -142,6 +142,22 @@ def test_fit_store_apply_and_delete_a_calibrator(client):
     assert info.value.status == 404
 
 
+def test_select_calibrator_stores_the_winner(client):
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(150, 3)) * 4
+    labels = np.where(rng.random(150) < 0.6, logits.argmax(axis=1), rng.integers(0, 3, 150))
+    chosen = client.select_calibrator(logits, labels, methods=["temperature", "vector", "isotonic"], folds=3,
+                                      name="client-test-select")
+    means = [row["mean"] for row in chosen.ranking]
+    assert means == sorted(means) and chosen.best.method == chosen.ranking[0]["method"]
+    assert chosen.best.etag and chosen.best.name == "client-test-select"
+    by_name = client.calibrate(logits[:5], name="client-test-select")
+    inline = client.calibrate(logits[:5], calibrator=chosen.best)
+    assert np.allclose(by_name.probs, inline.probs, atol=0, rtol=0)
+    assert client.select_calibrator(logits, labels, folds=3, svg=True).startswith("<?xml")
+    client.delete_calibrator("client-test-select")
+
+
 def test_aggregate_from_triples_and_from_a_dataframe(client):
     triples = [["t1", "a", 0], ["t1", "b", 0], ["t1", "c", 1], ["t2", "a", 1], ["t2", "b", 1]]
     answer = client.aggregate("dawid_skene", triples, num_classes=2)

@@ -23,7 +23,7 @@ import urllib.request
 import numpy as np
 import urllib3
 
-__all__ = ["Client", "Answer", "LossdError", "LossResult", "Calibrator", "Calibrated", "encode_array", "decode_tensors"]
+__all__ = ["Client", "Answer", "LossdError", "LossResult", "Calibrator", "Calibrated", "Selection", "encode_array", "decode_tensors"]
 __version__ = "0.1.0"
 
 ArrayLike = Any
@@ -98,6 +98,18 @@ class Calibrator:
     @property
     def params(self) -> Json:
         return self.document.get("params", {})
+
+
+@dataclass
+class Selection:
+    """The answer of ``/v1/calibrators/select``: the ``ranking`` (best first: ``method``,
+    ``mean``, ``std``, ``per_fold``, ``fit_failures``), the ``uncalibrated`` baseline, and
+    ``best``, the winner refitted on all rows (with the ETag when stored by ``name``)."""
+
+    ranking: List[Json]
+    uncalibrated: Json
+    best: Calibrator
+    answer: Json
 
 
 def encode_array(value: ArrayLike) -> Any:
@@ -343,6 +355,28 @@ class Client:
         response = self.request("POST", "/v1/calibrators/fit", payload, raw=True)
         answer = response.json()
         return Calibrator(answer["calibrator"], answer.get("fit"), response.headers.get("ETag"))
+
+    def select_calibrator(self, logits: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None, *,
+                          methods: Optional[Sequence[str]] = None, folds: Optional[int] = None,
+                          seed: Optional[int] = None, metric: Optional[str] = None, params: Optional[Json] = None,
+                          name: Optional[str] = None, scores: Optional[ArrayLike] = None,
+                          views_logits: Optional[ArrayLike] = None, if_match: Optional[str] = None,
+                          svg: bool = False) -> Any:
+        """Chooses a calibrator by stratified k-fold cross-validation (and, with ``name``,
+        stores the winner). Returns a :class:`Selection`, or the SVG chart as text with ``svg``."""
+        body = {"logits": logits, "scores": scores, "views_logits": views_logits, "labels": labels,
+                "methods": list(methods) if methods is not None else None, "folds": folds, "seed": seed,
+                "metric": metric, "params": params, "name": name}
+        payload = {k: encode_array(v) for k, v in body.items() if v is not None}
+        headers = {"If-Match": if_match} if if_match else {}
+        if svg:
+            headers["Accept"] = "image/svg+xml"
+        response = self.request("POST", "/v1/calibrators/select", payload, headers=headers, raw=True)
+        if svg:
+            return response.text
+        answer = response.json()
+        best = Calibrator(answer["best"], None, response.headers.get("ETag"))
+        return Selection(answer["ranking"], answer["uncalibrated"], best, answer)
 
     def calibrate(self, logits: Optional[ArrayLike] = None, *, name: Optional[str] = None,
                   calibrator: Optional[Union[Calibrator, Json]] = None, scores: Optional[ArrayLike] = None,

@@ -1,3 +1,4 @@
+import Dispatch
 import LossdKernels
 
 /// Dukhan & Ablavatski (2020, "The Two-Pass Softmax Algorithm") report their two-pass
@@ -20,49 +21,17 @@ func benchSoftmaxPasses() {
                     let repeats = max(1, elementsPerRun / (rows * classes))
                     var generator = SplitMix64(seed: UInt64(classes))
                     let count = rows * classes
-                    var ns: [Double] = []
+                    let ns: [Double]
                     if width == 4 {
                         let x = (0..<count).map { _ in Float.random(in: -8...8, using: &generator) }
-                        var y = [Float](repeating: 0, count: count)
-                        for threePass in [false, true] {
-                            let ms = time(5) {
-                                x.withUnsafeBufferPointer { xb in
-                                    y.withUnsafeMutableBufferPointer { yb in
-                                        for _ in 0..<repeats {
-                                            for r in 0..<rows {
-                                                let range = (r * classes)..<((r + 1) * classes)
-                                                _ = level.softmax(
-                                                    UnsafeBufferPointer(rebasing: xb[range]), into: UnsafeMutableBufferPointer(rebasing: yb[range]),
-                                                    threePass: threePass)
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            ns.append(ms * 1e6 / Double(repeats * count))
+                        ns = [false, true].map { threePass in
+                            nanosecondsPerElement(x, rows: rows, classes: classes, repeats: repeats) { level.softmax($0, into: $1, threePass: threePass) }
                         }
-                        sink += Double(y[0])
                     } else {
                         let x = (0..<count).map { _ in Double.random(in: -8...8, using: &generator) }
-                        var y = [Double](repeating: 0, count: count)
-                        for threePass in [false, true] {
-                            let ms = time(5) {
-                                x.withUnsafeBufferPointer { xb in
-                                    y.withUnsafeMutableBufferPointer { yb in
-                                        for _ in 0..<repeats {
-                                            for r in 0..<rows {
-                                                let range = (r * classes)..<((r + 1) * classes)
-                                                _ = level.softmax(
-                                                    UnsafeBufferPointer(rebasing: xb[range]), into: UnsafeMutableBufferPointer(rebasing: yb[range]),
-                                                    threePass: threePass)
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            ns.append(ms * 1e6 / Double(repeats * count))
+                        ns = [false, true].map { threePass in
+                            nanosecondsPerElement(x, rows: rows, classes: classes, repeats: repeats) { level.softmax($0, into: $1, threePass: threePass) }
                         }
-                        sink += y[0]
                     }
                     let set = outOfCache ? "\(rows * classes * width / 1_000_000) MB" : "\(classes * width / 1000) KB row"
                     let pad = { (s: String, n: Int) in s + String(repeating: " ", count: max(0, n - s.count)) }
@@ -73,4 +42,29 @@ func benchSoftmaxPasses() {
             }
         }
     }
+}
+
+/// Best-of-5 time per element of `softmax` over every row of `x`, `repeats` times.
+func nanosecondsPerElement<T: BinaryFloatingPoint>(
+    _ x: [T], rows: Int, classes: Int, repeats: Int,
+    _ softmax: (UnsafeBufferPointer<T>, UnsafeMutableBufferPointer<T>) -> Bool
+) -> Double {
+    let y = UnsafeMutableBufferPointer<T>.allocate(capacity: x.count)
+    y.initialize(repeating: 0)
+    defer { y.deallocate() }
+    var best = Double.infinity
+    for _ in 0..<5 {
+        let start = DispatchTime.now().uptimeNanoseconds
+        x.withUnsafeBufferPointer { xb in
+            for _ in 0..<repeats {
+                for r in 0..<rows {
+                    let range = (r * classes)..<((r + 1) * classes)
+                    _ = softmax(UnsafeBufferPointer(rebasing: xb[range]), UnsafeMutableBufferPointer(rebasing: y[range]))
+                }
+            }
+        }
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start))
+    }
+    precondition(y[0].isFinite, "softmax wrote a non-finite value")
+    return best / Double(repeats * x.count)
 }

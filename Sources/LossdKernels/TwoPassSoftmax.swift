@@ -101,6 +101,46 @@ extension UnsafeBufferPointer {
     }
 }
 
+extension Matrix {
+    /// A matrix of the same shape whose row i is written by `body(row i of self, row i of
+    /// the result)`, rows split across cores (`costPerEntry` element operations per entry).
+    /// The one row loop behind the row-wise softmax, log-softmax and Dirichlet features:
+    /// each row is computed on its own, so the result does not depend on the split.
+    @inline(__always)
+    func mapRows(
+        costPerEntry: Int, _ body: (UnsafeBufferPointer<Double>, UnsafeMutableBufferPointer<Double>) -> Void
+    ) -> Matrix {
+        var out = Matrix(zeros: rows, cols)
+        guard rows > 0, cols > 0 else { return out }
+        let c = cols
+        values.withUnsafeBufferPointer { z in
+            out.values.withUnsafeMutableBufferPointer { p in
+                let base = p.baseAddress!
+                Parallel.forEachRange(rows, costPerRow: costPerEntry * c) { range in
+                    for i in range { body(z.row(i, width: c), UnsafeMutableBufferPointer(start: base + i * c, count: c)) }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Σ_r body(r, row r, max of row r, log Σ exp(row r − max)): a sum over rows of a
+    /// log-sum-exp quantity (the NLLs), serial and in row order so the sum is reproducible.
+    @inline(__always)
+    func sumOverLogSumExpRows(_ body: (_ r: Int, _ row: UnsafeBufferPointer<Double>, _ max: Double, _ excess: Double) -> Double) -> Double {
+        let c = cols
+        var sum = 0.0
+        values.withUnsafeBufferPointer { x in
+            for r in 0..<rows {
+                let row = x.row(r, width: c)
+                let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
+                sum += body(r, row, m, excess)
+            }
+        }
+        return sum
+    }
+}
+
 extension CrossEntropy {
     /// Mean hard-label cross-entropy of float32 logits, `LSE(z) − z_y` per row with the
     /// Two-Pass kernel: one read of the logits, rows split across cores for large batches.

@@ -12,24 +12,31 @@ public enum LinearCalibration {
 
     /// Dirichlet features `max(log_softmax(z), ln tiny)` row-wise.
     public static func dirichletFeatures(_ logits: Matrix) -> Matrix {
-        var out = Matrix(zeros: logits.rows, logits.cols)
-        let c = logits.cols
-        logits.values.withUnsafeBufferPointer { z in
-            out.values.withUnsafeMutableBufferPointer { p in
-                let base = p.baseAddress!
-                Parallel.forEachRange(logits.rows, costPerRow: 4 * c) { range in
-                    for i in range {
-                        let o = UnsafeMutableBufferPointer(start: base + i * c, count: c)
-                        TwoPassSoftmax.logSoftmax(z.row(i, width: c), into: o)
-                        for j in 0..<c where !(o[j] >= logTiny) { o[j] = logTiny }
-                    }
-                }
-            }
+        logits.mapRows(costPerEntry: 4) { row, o in
+            TwoPassSoftmax.logSoftmax(row, into: o)
+            for j in 0..<o.count where !(o[j] >= logTiny) { o[j] = logTiny }
         }
-        return out
     }
 
-    // MARK: shared row pass
+    // MARK: shared fit and row pass
+
+    /// Minimises `objective(θ, wantHessian)` from `theta0` as both linear maps do
+    /// (docs/calibration.md §3.11): damped Newton with the Hessian (200 iterations by default)
+    /// when `useNewton`, else L-BFGS on value and gradient (1000 by default). The report
+    /// notes the final objective and which optimizer ran.
+    static func minimize(
+        theta0: [Double], useNewton: Bool, maxIter: Int?,
+        objective: ([Double], Bool) -> (f: Double, g: [Double], h: [Double])?
+    ) -> (CalibrationOptimizers.Result, FitReport) {
+        let result =
+            useNewton
+            ? CalibrationOptimizers.dampedNewton(x0: theta0, maxIter: maxIter ?? 200) { objective($0, true) }
+            : CalibrationOptimizers.lbfgs(x0: theta0, maxIter: maxIter ?? 1000) { objective($0, false).map { ($0.f, $0.g) } }
+        let notes: [String: CalibratorValue] = [
+            "objective": .number(result.f), "optimizer": .text(useNewton ? "newton" : "lbfgs"),
+        ]
+        return (result, FitReport(iterations: result.iterations, converged: result.converged, notes: notes))
+    }
 
     /// Scores S [N][C] → (mean NLL, probabilities P [N][C]); nil when not finite.
     static func nllAndProbabilities(scores s: Matrix, labels: [Int]) -> (f: Double, p: Matrix)? {
@@ -137,24 +144,12 @@ public enum LinearCalibration {
         var theta0 = [Double](repeating: 0, count: np)
         for j in 0..<c { theta0[j] = 1 }
         guard vectorObjective(theta: theta0, z: logits, labels: labels, l2: l2, hessian: false) != nil else { throw .nonFiniteLoss }
-        let result: CalibrationOptimizers.Result
-        let useNewton = np <= 600
-        if useNewton {
-            result = CalibrationOptimizers.dampedNewton(x0: theta0, maxIter: maxIter ?? 200) {
-                vectorObjective(theta: $0, z: logits, labels: labels, l2: l2, hessian: true)
-            }
-        } else {
-            result = CalibrationOptimizers.lbfgs(x0: theta0, maxIter: maxIter ?? 1000) {
-                vectorObjective(theta: $0, z: logits, labels: labels, l2: l2, hessian: false).map { ($0.f, $0.g) }
-            }
+        let (result, report) = minimize(theta0: theta0, useNewton: np <= 600, maxIter: maxIter) {
+            vectorObjective(theta: $0, z: logits, labels: labels, l2: l2, hessian: $1)
         }
         let w = Array(result.x[0..<c])
         let b = Array(result.x[c..<np]) + [0]
-        let model = CalibratorModel(method: "vector", classes: c, parameters: ["w": .vector(w), "b": .vector(b)])
-        let notes: [String: CalibratorValue] = [
-            "objective": .number(result.f), "optimizer": .text(useNewton ? "newton" : "lbfgs"),
-        ]
-        return (model, FitReport(iterations: result.iterations, converged: result.converged, notes: notes))
+        return (CalibratorModel(method: "vector", classes: c, parameters: ["w": .vector(w), "b": .vector(b)]), report)
     }
 
     /// softmax(w ⊙ z + b) row-wise.
@@ -293,16 +288,8 @@ public enum LinearCalibration {
             theta0[r * m + (c - 1)] = -1
         }
         guard fullObjective(theta: theta0, x: x, labels: labels, reg: reg, hessian: false) != nil else { throw .nonFiniteLoss }
-        let useNewton = c <= 36
-        let result: CalibrationOptimizers.Result
-        if useNewton {
-            result = CalibrationOptimizers.dampedNewton(x0: theta0, maxIter: maxIter ?? 200) {
-                fullObjective(theta: $0, x: x, labels: labels, reg: reg, hessian: true)
-            }
-        } else {
-            result = CalibrationOptimizers.lbfgs(x0: theta0, maxIter: maxIter ?? 1000) {
-                fullObjective(theta: $0, x: x, labels: labels, reg: reg, hessian: false).map { ($0.f, $0.g) }
-            }
+        let (result, report) = minimize(theta0: theta0, useNewton: c <= 36, maxIter: maxIter) {
+            fullObjective(theta: $0, x: x, labels: labels, reg: reg, hessian: $1)
         }
         var w = Matrix(zeros: c, c)
         var b = [Double](repeating: 0, count: c)
@@ -310,11 +297,7 @@ public enum LinearCalibration {
             for k in 0..<c { w[r, k] = result.x[r * m + k] }
             b[r] = result.x[r * m + c]
         }
-        let model = CalibratorModel(method: method, classes: c, parameters: ["W": .matrix(w), "b": .vector(b)])
-        let notes: [String: CalibratorValue] = [
-            "objective": .number(result.f), "optimizer": .text(useNewton ? "newton" : "lbfgs"),
-        ]
-        return (model, FitReport(iterations: result.iterations, converged: result.converged, notes: notes))
+        return (CalibratorModel(method: method, classes: c, parameters: ["W": .matrix(w), "b": .vector(b)]), report)
     }
 
     /// Matrix scaling on logits (λ = μ = 0 by default).

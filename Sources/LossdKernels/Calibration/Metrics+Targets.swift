@@ -68,19 +68,13 @@ extension CalibrationMetrics {
     public static func nll(logits z: Matrix, targets: MetricTargets) -> Double {
         guard z.rows > 0 else { return 0 }
         if case .labels(let y) = targets { return nll(logits: z, labels: y) }
-        let c = z.cols
-        var sum = 0.0
-        z.values.withUnsafeBufferPointer { x in
-            for r in 0..<z.rows {
-                let row = UnsafeBufferPointer(rebasing: x[(r * c)..<((r + 1) * c)])
-                let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                var rowSum = 0.0
-                for j in 0..<c {
-                    let t = targets.weight(r, j)
-                    if t != 0 { rowSum += t * (excess - (row[j] - m)) }
-                }
-                sum += rowSum
+        let sum = z.sumOverLogSumExpRows { r, row, m, excess in
+            var rowSum = 0.0
+            for j in 0..<row.count {
+                let t = targets.weight(r, j)
+                if t != 0 { rowSum += t * (excess - (row[j] - m)) }
             }
+            return rowSum
         }
         return sum / Double(z.rows)
     }

@@ -25,35 +25,15 @@ public enum CalibrationMetrics {
     // MARK: - Softmax
 
     /// Row-wise softmax of logits (stable; Two-Pass kernel for the log-sum-exp).
+    /// The same row kernel as `SoftmaxRows.softmax` (rows are independent, so the split
+    /// across cores does not change a bit).
     public static func softmax(_ logits: Matrix) -> Matrix {
-        var out = Matrix(zeros: logits.rows, logits.cols)
-        let c = logits.cols
-        logits.values.withUnsafeBufferPointer { x in
-            out.values.withUnsafeMutableBufferPointer { y in
-                for r in 0..<logits.rows {
-                    let row = UnsafeBufferPointer(rebasing: x[(r * c)..<((r + 1) * c)])
-                    let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                    let target = UnsafeMutableBufferPointer(rebasing: y[(r * c)..<((r + 1) * c)])
-                    TwoPassSoftmax.expShifted(row, shift: m + excess, into: target)
-                }
-            }
-        }
-        return out
+        SoftmaxRows.softmax(logits)
     }
 
     /// Row-wise log-softmax of logits, `(z_k − max) − excess`.
     public static func logSoftmax(_ logits: Matrix) -> Matrix {
-        var out = Matrix(zeros: logits.rows, logits.cols)
-        let c = logits.cols
-        logits.values.withUnsafeBufferPointer { x in
-            out.values.withUnsafeMutableBufferPointer { y in
-                for r in 0..<logits.rows {
-                    let row = UnsafeBufferPointer(rebasing: x[(r * c)..<((r + 1) * c)])
-                    TwoPassSoftmax.logSoftmax(row, into: UnsafeMutableBufferPointer(rebasing: y[(r * c)..<((r + 1) * c)]))
-                }
-            }
-        }
-        return out
+        logits.mapRows(costPerEntry: 4) { TwoPassSoftmax.logSoftmax($0, into: $1) }
     }
 
     // MARK: - Bins
@@ -105,16 +85,13 @@ public enum CalibrationMetrics {
         var pred = [Int](repeating: 0, count: p.rows)
         var conf = [Double](repeating: 0, count: p.rows)
         var correct = [Bool](repeating: false, count: p.rows)
-        for r in 0..<p.rows {
-            var best = 0
-            var bestValue = p.values[r * p.cols]
-            for j in 1..<max(p.cols, 1) where p.values[r * p.cols + j] > bestValue {
-                best = j
-                bestValue = p.values[r * p.cols + j]
+        p.values.withUnsafeBufferPointer { v in
+            for r in 0..<p.rows {
+                let best = SoftmaxRows.argmax(v.row(r, width: p.cols))
+                pred[r] = best
+                conf[r] = v[r * p.cols + best]
+                correct[r] = best == labels[r]
             }
-            pred[r] = best
-            conf[r] = bestValue
-            correct[r] = best == labels[r]
         }
         return (pred, conf, correct)
     }
@@ -180,15 +157,7 @@ public enum CalibrationMetrics {
     /// Mean negative log-likelihood of softmax(logits), via log-softmax (no clipping).
     public static func nll(logits z: Matrix, labels: [Int]) -> Double {
         guard z.rows > 0 else { return 0 }
-        let c = z.cols
-        var sum = 0.0
-        z.values.withUnsafeBufferPointer { x in
-            for r in 0..<z.rows {
-                let row = UnsafeBufferPointer(rebasing: x[(r * c)..<((r + 1) * c)])
-                let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                sum += excess - (row[labels[r]] - m)
-            }
-        }
+        let sum = z.sumOverLogSumExpRows { r, row, m, excess in excess - (row[labels[r]] - m) }
         return sum / Double(z.rows)
     }
 

@@ -22,19 +22,7 @@ public enum SoftmaxRows {
 
     /// Row-wise softmax of a whole matrix, rows split across cores.
     public static func softmax(_ logits: Matrix) -> Matrix {
-        var out = Matrix(zeros: logits.rows, logits.cols)
-        let c = logits.cols
-        logits.values.withUnsafeBufferPointer { z in
-            out.values.withUnsafeMutableBufferPointer { p in
-                let base = p.baseAddress!
-                Parallel.forEachRange(logits.rows, costPerRow: 4 * c) { range in
-                    for i in range {
-                        softmax(z.row(i, width: c), into: UnsafeMutableBufferPointer(start: base + i * c, count: c))
-                    }
-                }
-            }
-        }
-        return out
+        logits.mapRows(costPerEntry: 4) { softmax($0, into: $1) }
     }
 
     /// Index of the largest entry; the lowest index wins ties.

@@ -128,43 +128,43 @@ public enum Ensemble {
 
     /// Σ_m ω_m Z_m; softmax of that.
     static func meanLogits(_ logits: EnsembleLogits, weights: [Double]) -> EnsembleResult {
-        perSample(logits) { z, rowOf, scores, _ in
-            let c = scores.count
-            for k in 0..<c { scores[k] = 0 }
-            for m in 0..<logits.members {
-                let row = rowOf(m), w = weights[m]
-                for k in 0..<c { scores[k] += w * row[k] }
-            }
-            return .softmaxOfScores
-        }
+        weightedSum(logits, weights: weights, rule: .softmaxOfScores) { row, _ in row }
     }
 
     /// P = Σ_m ω_m softmax(Z_m); scores = probs = P.
     static func meanProbs(_ logits: EnsembleLogits, weights: [Double]) -> EnsembleResult {
-        perSample(logits) { _, rowOf, scores, scratch in
-            let c = scores.count
-            for k in 0..<c { scores[k] = 0 }
-            for m in 0..<logits.members {
-                let row = rowOf(m), w = weights[m]
-                let lse = TwoPassSoftmax.logSumExp(row)
-                TwoPassSoftmax.expShifted(row, shift: lse, into: scratch)
-                for k in 0..<c { scores[k] += w * scratch[k] }
-            }
-            return .scoresAreProbs
+        weightedSum(logits, weights: weights, rule: .scoresAreProbs) { row, scratch in
+            let lse = TwoPassSoftmax.logSumExp(row)
+            TwoPassSoftmax.expShifted(row, shift: lse, into: scratch)
+            return UnsafeBufferPointer(scratch)
         }
     }
 
     /// Σ_m ω_m log_softmax(Z_m) (weighted mean log-probabilities); softmax of that.
     static func geometricMean(_ logits: EnsembleLogits, weights: [Double]) -> EnsembleResult {
+        weightedSum(logits, weights: weights, rule: .softmaxOfScores) { row, scratch in
+            TwoPassSoftmax.logSoftmax(row, into: scratch)
+            return UnsafeBufferPointer(scratch)
+        }
+    }
+
+    /// scores = Σ_m ω_m f(Z_m) per sample, the three weighted-sum baselines: `member(row,
+    /// scratch)` gives f of one member's row (the row itself, or `scratch` filled with its
+    /// softmax or log-softmax), called once per member row; inlined, so the accumulation
+    /// loop is the one each baseline had.
+    @inline(__always)
+    static func weightedSum(
+        _ logits: EnsembleLogits, weights: [Double], rule: ProbsRule,
+        _ member: (UnsafeBufferPointer<Double>, UnsafeMutableBufferPointer<Double>) -> UnsafeBufferPointer<Double>
+    ) -> EnsembleResult {
         perSample(logits) { _, rowOf, scores, scratch in
             let c = scores.count
             for k in 0..<c { scores[k] = 0 }
             for m in 0..<logits.members {
-                let row = rowOf(m), w = weights[m]
-                TwoPassSoftmax.logSoftmax(row, into: scratch)
-                for k in 0..<c { scores[k] += w * scratch[k] }
+                let x = member(rowOf(m), scratch), w = weights[m]
+                for k in 0..<c { scores[k] += w * x[k] }
             }
-            return .softmaxOfScores
+            return rule
         }
     }
 

@@ -19,37 +19,31 @@ public enum BinaryCrossEntropy {
         var values = [Double](repeating: 0, count: n)
         let ones = [Double](repeating: 1, count: c)
         let w = classWeights ?? ones, q = positiveWeights ?? ones
-        elements.withUnsafeMutableBufferPointer { elementsOut in
-            grad.withUnsafeMutableBufferPointer { gradOut in
-                values.withUnsafeMutableBufferPointer { valuesOut in
-                    logits.values.withUnsafeBufferPointer { x in
-                        targets.values.withUnsafeBufferPointer { t in
-                            Parallel.forEachRange(n, costPerRow: 8 * c) { rows in
-                                for i in rows {
-                                    var rowValue = 0.0
-                                    for j in 0..<c {
-                                        let k = i * c + j
-                                        let (xk, tk) = (x[k], t[k])
-                                        // One exp and one log1p give softplus(±x) and σ(±x), each
-                                        // without cancellation: e = exp(−|x|) ≤ 1.
-                                        let e = exp(-abs(xk)), l = log1p(e)
-                                        let softplusPlus = max(xk, 0) + l, softplusMinus = max(-xk, 0) + l
-                                        var value = 0.0
-                                        if tk != 0 { value += q[j] * tk * softplusMinus }
-                                        if tk != 1 { value += (1 - tk) * softplusPlus }
-                                        value *= w[j]
-                                        elementsOut[k] = value
-                                        rowValue += value
-                                        if gradient {
-                                            let big = 1 / (1 + e), small = e / (1 + e)
-                                            let (sigmoidPlus, sigmoidMinus) = xk >= 0 ? (big, small) : (small, big)
-                                            gradOut[k] = w[j] * ((1 - tk) * sigmoidPlus - q[j] * tk * sigmoidMinus)
-                                        }
-                                    }
-                                    valuesOut[i] = rowValue
-                                }
+        withMutableBuffers(&elements, &grad, &values) { elementsOut, gradOut, valuesOut in
+            withBuffers(logits.values, targets.values) { x, t in
+                Parallel.forEachRange(n, costPerRow: 8 * c) { rows in
+                    for i in rows {
+                        var rowValue = 0.0
+                        for j in 0..<c {
+                            let k = i * c + j
+                            let (xk, tk) = (x[k], t[k])
+                            // One exp and one log1p give softplus(±x) and σ(±x), each
+                            // without cancellation: e = exp(−|x|) ≤ 1.
+                            let e = exp(-abs(xk)), l = log1p(e)
+                            let softplusPlus = max(xk, 0) + l, softplusMinus = max(-xk, 0) + l
+                            var value = 0.0
+                            if tk != 0 { value += q[j] * tk * softplusMinus }
+                            if tk != 1 { value += (1 - tk) * softplusPlus }
+                            value *= w[j]
+                            elementsOut[k] = value
+                            rowValue += value
+                            if gradient {
+                                let big = 1 / (1 + e), small = e / (1 + e)
+                                let (sigmoidPlus, sigmoidMinus) = xk >= 0 ? (big, small) : (small, big)
+                                gradOut[k] = w[j] * ((1 - tk) * sigmoidPlus - q[j] * tk * sigmoidMinus)
                             }
                         }
+                        valuesOut[i] = rowValue
                     }
                 }
             }

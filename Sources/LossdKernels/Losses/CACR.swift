@@ -124,44 +124,42 @@ public enum CACR {
         values: inout [Double], gradient gz: inout [Double]
     ) {
         let alpha = parameters.alpha, tau = parameters.tauPositive
-        values.withUnsafeMutableBufferPointer { out in
-            gz.withUnsafeMutableBufferPointer { g in
-                Parallel.forEachRange(b, costPerRow: v * v * d) { range in
-                    var dist = [Double](repeating: 0, count: v), w = dist
-                    for i in range {
-                        let sample = i * v * d
-                        for x in 0..<v {
-                            let zx = sample + x * d
-                            var top = -Double.infinity
-                            for m in 0..<v where m != x {
-                                let zm = sample + m * d
-                                var s = 0.0
-                                for k in 0..<d {
-                                    let t = z[zx + k] - z[zm + k]
-                                    s += t * t
-                                }
-                                dist[m] = s
-                                top = max(top, tau * s)
+        withMutableBuffers(&values, &gz) { out, g in
+            Parallel.forEachRange(b, costPerRow: v * v * d) { range in
+                var dist = [Double](repeating: 0, count: v), w = dist
+                for i in range {
+                    let sample = i * v * d
+                    for x in 0..<v {
+                        let zx = sample + x * d
+                        var top = -Double.infinity
+                        for m in 0..<v where m != x {
+                            let zm = sample + m * d
+                            var s = 0.0
+                            for k in 0..<d {
+                                let t = z[zx + k] - z[zm + k]
+                                s += t * t
                             }
-                            var total = 0.0
-                            for m in 0..<v where m != x {
-                                w[m] = exp(tau * dist[m] - top)
-                                total += w[m]
-                            }
-                            var mean = 0.0
-                            for m in 0..<v where m != x {
-                                w[m] /= total
-                                mean += w[m] * dist[m]
-                            }
-                            out[i] += alpha * mean / Double(v)
-                            for m in 0..<v where m != x {
-                                let da = alpha * w[m] * (1 + tau * (dist[m] - mean)) / Double(v)
-                                let zm = sample + m * d
-                                for k in 0..<d {
-                                    let t = 2 * da * (z[zx + k] - z[zm + k])
-                                    g[zx + k] += t
-                                    g[zm + k] -= t
-                                }
+                            dist[m] = s
+                            top = max(top, tau * s)
+                        }
+                        var total = 0.0
+                        for m in 0..<v where m != x {
+                            w[m] = exp(tau * dist[m] - top)
+                            total += w[m]
+                        }
+                        var mean = 0.0
+                        for m in 0..<v where m != x {
+                            w[m] /= total
+                            mean += w[m] * dist[m]
+                        }
+                        out[i] += alpha * mean / Double(v)
+                        for m in 0..<v where m != x {
+                            let da = alpha * w[m] * (1 + tau * (dist[m] - mean)) / Double(v)
+                            let zm = sample + m * d
+                            for k in 0..<d {
+                                let t = 2 * da * (z[zx + k] - z[zm + k])
+                                g[zx + k] += t
+                                g[zm + k] -= t
                             }
                         }
                     }
@@ -186,37 +184,35 @@ public enum CACR {
         }
         // C [n][n]: ∂R/∂e_ij, with c_ii = 0.
         var c = [Double](repeating: 0, count: n * n)
-        values.withUnsafeMutableBufferPointer { out in
-            c.withUnsafeMutableBufferPointer { cm in
-                Parallel.forEachRange(n, costPerRow: n * d) { range in
-                    var e = [Double](repeating: 0, count: n)
-                    for i in range {
-                        var low = Double.infinity
-                        for j in 0..<n where j != i {
-                            var s = 0.0
-                            for k in 0..<d {
-                                let t = a[i * d + k] - bv[j * d + k]
-                                s += t * t
-                            }
-                            e[j] = s
-                            low = min(low, s)
+        withMutableBuffers(&values, &c) { out, cm in
+            Parallel.forEachRange(n, costPerRow: n * d) { range in
+                var e = [Double](repeating: 0, count: n)
+                for i in range {
+                    var low = Double.infinity
+                    for j in 0..<n where j != i {
+                        var s = 0.0
+                        for k in 0..<d {
+                            let t = a[i * d + k] - bv[j * d + k]
+                            s += t * t
                         }
-                        var total = 0.0
-                        for j in 0..<n where j != i {
-                            let w = exp(-tau * (e[j] - low))
-                            cm[i * n + j] = w
-                            total += w
-                        }
-                        var mean = 0.0
-                        for j in 0..<n where j != i {
-                            cm[i * n + j] /= total
-                            mean += cm[i * n + j] * e[j]
-                        }
-                        out[i] -= scale * mean
-                        for j in 0..<n where j != i {
-                            let w = cm[i * n + j]
-                            cm[i * n + j] = -scale * (w - tau * w * (e[j] - mean))
-                        }
+                        e[j] = s
+                        low = min(low, s)
+                    }
+                    var total = 0.0
+                    for j in 0..<n where j != i {
+                        let w = exp(-tau * (e[j] - low))
+                        cm[i * n + j] = w
+                        total += w
+                    }
+                    var mean = 0.0
+                    for j in 0..<n where j != i {
+                        cm[i * n + j] /= total
+                        mean += cm[i * n + j] * e[j]
+                    }
+                    out[i] -= scale * mean
+                    for j in 0..<n where j != i {
+                        let w = cm[i * n + j]
+                        cm[i * n + j] = -scale * (w - tau * w * (e[j] - mean))
                     }
                 }
             }

@@ -25,37 +25,33 @@ public enum CompSum {
         var logValues = [Double](repeating: 0, count: wantLogValues ? n : 0)
         var grad = gradient ? [Double](repeating: 0, count: n * c) : []
 
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            logValues.withUnsafeMutableBufferPointer { logValuesOut in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    logits.values.withUnsafeBufferPointer { z in
-                        Parallel.forEachRange(n, costPerRow: c) { rows in
-                            var p = [Double](repeating: 0, count: gradient ? c : 0)
-                            for r in rows {
-                                let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
-                                let y = labels[r]
-                                // −log p_y = (m − z_y) + excess: exactly 0 when y is the only maximum.
-                                let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                                let nll = (m - row[y]) + excess
-                                let scale: Double
-                                if tau == 1 {
-                                    valuesOut[r] = nll
-                                    scale = 1
-                                } else {
-                                    let x = (1 - tau) * nll
-                                    valuesOut[r] = expm1(x) / (1 - tau)
-                                    scale = exp(x)
-                                }
-                                if wantLogValues {
-                                    let x = (1 - tau) * nll
-                                    logValuesOut[r] = x > 0 ? x + StableMath.log1mexp(-x) - log(1 - tau) : .nan
-                                }
-                                guard gradient else { continue }
-                                p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: m + excess, into: $0) }
-                                for k in 0..<c {
-                                    gradOut[r * c + k] = scale * (k == y ? p[k] - 1 : p[k])
-                                }
-                            }
+        withMutableBuffers(&values, &logValues, &grad) { valuesOut, logValuesOut, gradOut in
+            logits.values.withUnsafeBufferPointer { z in
+                Parallel.forEachRange(n, costPerRow: c) { rows in
+                    var p = [Double](repeating: 0, count: gradient ? c : 0)
+                    for r in rows {
+                        let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
+                        let y = labels[r]
+                        // −log p_y = (m − z_y) + excess: exactly 0 when y is the only maximum.
+                        let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
+                        let nll = (m - row[y]) + excess
+                        let scale: Double
+                        if tau == 1 {
+                            valuesOut[r] = nll
+                            scale = 1
+                        } else {
+                            let x = (1 - tau) * nll
+                            valuesOut[r] = expm1(x) / (1 - tau)
+                            scale = exp(x)
+                        }
+                        if wantLogValues {
+                            let x = (1 - tau) * nll
+                            logValuesOut[r] = x > 0 ? x + StableMath.log1mexp(-x) - log(1 - tau) : .nan
+                        }
+                        guard gradient else { continue }
+                        p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: m + excess, into: $0) }
+                        for k in 0..<c {
+                            gradOut[r * c + k] = scale * (k == y ? p[k] - 1 : p[k])
                         }
                     }
                 }

@@ -25,6 +25,14 @@ public enum Contrastive {
         )
     }
 
+    /// The input checks of a labelled-embeddings loss (supcon, tcm): one label per row of
+    /// `embeddings`, and an N x N similarity matrix within `maxSimilarityEntries`, in that
+    /// order so that both losses answer the same error first.
+    public static func checkLabelledEmbeddings(_ embeddings: Matrix, labels: [Int]) throws(LossInputError) {
+        try Validate.count(labels.count, name: "labels", expected: embeddings.rows)
+        try checkSimilaritySize(rows: embeddings.rows, cols: embeddings.rows, inputs: ["embeddings"])
+    }
+
     /// Unit-length rows of a row-major `[rows][width]` buffer and each row's original norm.
     public struct UnitRows: Sendable {
         public var values: [Double]
@@ -77,14 +85,12 @@ public enum Contrastive {
         _ transA: BLAS.Transpose, _ transB: BLAS.Transpose, m: Int, n: Int, k: Int,
         alpha: Double, a: [Double], b: [Double], beta: Double = 0, c: inout [Double]
     ) {
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeMutableBufferPointer { pc in
-                    do {
-                        try BLAS.gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: pa, b: pb, beta: beta, c: pc)
-                    } catch {
-                        preconditionFailure("contrastive GEMM with inconsistent shapes: \(error)")
-                    }
+        withBuffers(a, b) { pa, pb in
+            c.withUnsafeMutableBufferPointer { pc in
+                do {
+                    try BLAS.gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: pa, b: pb, beta: beta, c: pc)
+                } catch {
+                    preconditionFailure("contrastive GEMM with inconsistent shapes: \(error)")
                 }
             }
         }
@@ -102,35 +108,33 @@ public enum Contrastive {
         gemm(.none, .transpose, m: n, n: n, k: d, alpha: 1 / temperature, a: u, b: u, c: &s)
         var values = [Double](repeating: 0, count: n)
         // S is overwritten row by row with G (∂ℓ_a/∂S_ab).
-        values.withUnsafeMutableBufferPointer { out in
-            s.withUnsafeMutableBufferPointer { sm in
-                Parallel.forEachRange(n, costPerRow: n) { range in
-                    var others = [Double](repeating: 0, count: max(n - 1, 1))
-                    var p = [Double](repeating: 0, count: max(n - 1, 1))
-                    for a in range {
-                        let positives = members[group[a]].count - 1
-                        let row = a * n
-                        guard positives > 0, n > 1 else {
-                            if gradient { for b in 0..<n { sm[row + b] = 0 } }
-                            continue
-                        }
-                        // The row without its diagonal: b < a at b, b > a at b − 1.
-                        for b in 0..<a { others[b] = sm[row + b] }
-                        for b in (a + 1)..<n { others[b - 1] = sm[row + b] }
-                        let (m, excess) = others.withUnsafeBufferPointer { TwoPassSoftmax.logSumExpAboveMax($0) }
-                        var total = 0.0
-                        for q in members[group[a]] where q != a { total += (m - sm[row + q]) + excess }
-                        let scale = factor / Double(positives)
-                        out[a] = scale * total
-                        guard gradient else { continue }
-                        others.withUnsafeBufferPointer { o in
-                            p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(o, shift: m + excess, into: $0) }
-                        }
-                        for b in 0..<a { sm[row + b] = factor * p[b] }
-                        sm[row + a] = 0
-                        for b in (a + 1)..<n { sm[row + b] = factor * p[b - 1] }
-                        for q in members[group[a]] where q != a { sm[row + q] -= scale }
+        withMutableBuffers(&values, &s) { out, sm in
+            Parallel.forEachRange(n, costPerRow: n) { range in
+                var others = [Double](repeating: 0, count: max(n - 1, 1))
+                var p = [Double](repeating: 0, count: max(n - 1, 1))
+                for a in range {
+                    let positives = members[group[a]].count - 1
+                    let row = a * n
+                    guard positives > 0, n > 1 else {
+                        if gradient { for b in 0..<n { sm[row + b] = 0 } }
+                        continue
                     }
+                    // The row without its diagonal: b < a at b, b > a at b − 1.
+                    for b in 0..<a { others[b] = sm[row + b] }
+                    for b in (a + 1)..<n { others[b - 1] = sm[row + b] }
+                    let (m, excess) = others.withUnsafeBufferPointer { TwoPassSoftmax.logSumExpAboveMax($0) }
+                    var total = 0.0
+                    for q in members[group[a]] where q != a { total += (m - sm[row + q]) + excess }
+                    let scale = factor / Double(positives)
+                    out[a] = scale * total
+                    guard gradient else { continue }
+                    others.withUnsafeBufferPointer { o in
+                        p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(o, shift: m + excess, into: $0) }
+                    }
+                    for b in 0..<a { sm[row + b] = factor * p[b] }
+                    sm[row + a] = 0
+                    for b in (a + 1)..<n { sm[row + b] = factor * p[b - 1] }
+                    for q in members[group[a]] where q != a { sm[row + q] -= scale }
                 }
             }
         }

@@ -38,60 +38,56 @@ public enum CrossEntropy {
         // Every row of the gradient is written below (ignored rows with zeros).
         var grad = gradient ? [Double](unsafeUninitializedCapacity: n * c) { $1 = n * c } : []
 
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            denominators.withUnsafeMutableBufferPointer { denominatorsOut in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    logits.values.withUnsafeBufferPointer { z in
-                        Parallel.forEachRange(n, costPerRow: c) { rows in
-                            for r in rows {
-                                let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
-                                // With the gradient, the gradient row first holds exp(z − m) (one exponential
-                                // an element gives the value and the softmax) and becomes the gradient in
-                                // place; without, the Two-Pass sum reads the row once.
-                                // −log p_k = (m − z_k) + excess, exact when z_k is the maximum.
-                                let g = gradient ? UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)]) : gradOut
-                                var m: Double, excess: Double, inverseSum = 0.0
-                                if gradient {
-                                    let (top, sum) = TwoPassSoftmax.expAboveMax(row, into: g)
-                                    (m, excess, inverseSum) = (top, log(sum), 1 / sum)
-                                } else {
-                                    (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                                }
-                                switch targets {
-                                case .labels(let labels):
-                                    let y = labels[r]
-                                    if y == parameters.ignoreIndex {
-                                        if gradient { g.update(repeating: 0) }
-                                        continue
-                                    }
-                                    var smooth = 0.0
-                                    if eps > 0 { for k in 0..<c { smooth += w[k] * ((m - row[k]) + excess) } }
-                                    valuesOut[r] = (1 - eps) * w[y] * ((m - row[y]) + excess) + eps / Double(c) * smooth
-                                    denominatorsOut[r] = w[y]
-                                    guard gradient else { continue }
-                                    for k in 0..<c { g[k] *= inverseSum }  // the softmax p
-                                    let hard = (1 - eps) * w[y], soft = eps / Double(c)
-                                    if eps == 0 && classWeights == nil {
-                                        g[y] -= 1  // ∂ℓ/∂z = p − onehot(y)
-                                        continue
-                                    }
-                                    for k in 0..<c { g[k] = hard * g[k] + soft * (totalWeight * g[k] - w[k]) }
-                                    g[y] -= hard
-                                case .probabilities(let t):
-                                    var value = 0.0, mass = 0.0
-                                    for k in 0..<c {
-                                        let tk = (1 - eps) * t[r, k] + eps / Double(c)
-                                        if tk != 0 { value += w[k] * tk * ((m - row[k]) + excess) }
-                                        mass += w[k] * tk
-                                    }
-                                    valuesOut[r] = value
-                                    denominatorsOut[r] = 1
-                                    guard gradient else { continue }
-                                    for k in 0..<c {
-                                        let tk = (1 - eps) * t[r, k] + eps / Double(c)
-                                        g[k] = mass * g[k] * inverseSum - w[k] * tk
-                                    }
-                                }
+        withMutableBuffers(&values, &denominators, &grad) { valuesOut, denominatorsOut, gradOut in
+            logits.values.withUnsafeBufferPointer { z in
+                Parallel.forEachRange(n, costPerRow: c) { rows in
+                    for r in rows {
+                        let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
+                        // With the gradient, the gradient row first holds exp(z − m) (one exponential
+                        // an element gives the value and the softmax) and becomes the gradient in
+                        // place; without, the Two-Pass sum reads the row once.
+                        // −log p_k = (m − z_k) + excess, exact when z_k is the maximum.
+                        let g = gradient ? UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)]) : gradOut
+                        var m: Double, excess: Double, inverseSum = 0.0
+                        if gradient {
+                            let (top, sum) = TwoPassSoftmax.expAboveMax(row, into: g)
+                            (m, excess, inverseSum) = (top, log(sum), 1 / sum)
+                        } else {
+                            (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
+                        }
+                        switch targets {
+                        case .labels(let labels):
+                            let y = labels[r]
+                            if y == parameters.ignoreIndex {
+                                if gradient { g.update(repeating: 0) }
+                                continue
+                            }
+                            var smooth = 0.0
+                            if eps > 0 { for k in 0..<c { smooth += w[k] * ((m - row[k]) + excess) } }
+                            valuesOut[r] = (1 - eps) * w[y] * ((m - row[y]) + excess) + eps / Double(c) * smooth
+                            denominatorsOut[r] = w[y]
+                            guard gradient else { continue }
+                            for k in 0..<c { g[k] *= inverseSum }  // the softmax p
+                            let hard = (1 - eps) * w[y], soft = eps / Double(c)
+                            if eps == 0 && classWeights == nil {
+                                g[y] -= 1  // ∂ℓ/∂z = p − onehot(y)
+                                continue
+                            }
+                            for k in 0..<c { g[k] = hard * g[k] + soft * (totalWeight * g[k] - w[k]) }
+                            g[y] -= hard
+                        case .probabilities(let t):
+                            var value = 0.0, mass = 0.0
+                            for k in 0..<c {
+                                let tk = (1 - eps) * t[r, k] + eps / Double(c)
+                                if tk != 0 { value += w[k] * tk * ((m - row[k]) + excess) }
+                                mass += w[k] * tk
+                            }
+                            valuesOut[r] = value
+                            denominatorsOut[r] = 1
+                            guard gradient else { continue }
+                            for k in 0..<c {
+                                let tk = (1 - eps) * t[r, k] + eps / Double(c)
+                                g[k] = mass * g[k] * inverseSum - w[k] * tk
                             }
                         }
                     }

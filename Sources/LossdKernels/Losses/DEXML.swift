@@ -53,23 +53,19 @@ public enum DEXML {
         var values = [Double](repeating: 0, count: n)
         var grad = gradient ? [Double](repeating: 0, count: n * c) : []
 
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            grad.withUnsafeMutableBufferPointer { gradOut in
-                scaled.withUnsafeBufferPointer { s in
-                    targets.values.withUnsafeBufferPointer { t in
-                        Parallel.forEachRange(n, costPerRow: c) { rows in
-                            var scratch = [Double](repeating: 0, count: scratchPerRow)
-                            scratch.withUnsafeMutableBufferPointer { scratch in
-                                for r in rows {
-                                    let target = t.row(r, width: c)
-                                    var positives = 0
-                                    for k in 0..<c where target[k] == 1 { positives += 1 }
-                                    guard positives > 0 else { continue }
-                                    let out = gradient ? UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)]) : nil
-                                    valuesOut[r] = rowLoss(
-                                        s.row(r, width: c), target, positives, positiveReduction.scale(positives: positives), scratch, out)
-                                }
-                            }
+        withMutableBuffers(&values, &grad) { valuesOut, gradOut in
+            withBuffers(scaled, targets.values) { s, t in
+                Parallel.forEachRange(n, costPerRow: c) { rows in
+                    var scratch = [Double](repeating: 0, count: scratchPerRow)
+                    scratch.withUnsafeMutableBufferPointer { scratch in
+                        for r in rows {
+                            let target = t.row(r, width: c)
+                            var positives = 0
+                            for k in 0..<c where target[k] == 1 { positives += 1 }
+                            guard positives > 0 else { continue }
+                            let out = gradient ? UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)]) : nil
+                            valuesOut[r] = rowLoss(
+                                s.row(r, width: c), target, positives, positiveReduction.scale(positives: positives), scratch, out)
                         }
                     }
                 }

@@ -42,24 +42,18 @@ public enum DHKDLogit {
         var elements = [Double](repeating: 0, count: n * c)
         var grad = [Double](repeating: 0, count: gradient ? n * c : 0)
         var values = [Double](repeating: 0, count: n)
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            elements.withUnsafeMutableBufferPointer { elementsOut in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    logits.values.withUnsafeBufferPointer { z in
-                        teacherLogits.values.withUnsafeBufferPointer { teacher in
-                            Parallel.forEachRange(n, costPerRow: 8 * c) { rows in
-                                for r in rows {
-                                    var rowValue = 0.0
-                                    for k in (r * c)..<((r + 1) * c) {
-                                        let (e, g) = element(z[k], teacher[k], variant: variant, t: t, eps: eps, classes: c)
-                                        elementsOut[k] = e
-                                        rowValue += e
-                                        if gradient { gradOut[k] = g }
-                                    }
-                                    valuesOut[r] = variant == .mse ? rowValue / Double(c) : rowValue
-                                }
-                            }
+        withMutableBuffers(&values, &elements, &grad) { valuesOut, elementsOut, gradOut in
+            withBuffers(logits.values, teacherLogits.values) { z, teacher in
+                Parallel.forEachRange(n, costPerRow: 8 * c) { rows in
+                    for r in rows {
+                        var rowValue = 0.0
+                        for k in (r * c)..<((r + 1) * c) {
+                            let (e, g) = element(z[k], teacher[k], variant: variant, t: t, eps: eps, classes: c)
+                            elementsOut[k] = e
+                            rowValue += e
+                            if gradient { gradOut[k] = g }
                         }
+                        valuesOut[r] = variant == .mse ? rowValue / Double(c) : rowValue
                     }
                 }
             }

@@ -42,18 +42,16 @@ public enum HLGauss {
 
         var targets = Matrix(zeros: n, c)
         var normalisers = [Double](repeating: 0, count: n)
-        targets.values.withUnsafeMutableBufferPointer { t in
-            normalisers.withUnsafeMutableBufferPointer { normalisersOut in
-                Parallel.forEachRange(n, costPerRow: 8 * c) { rows in
-                    var u = [Double](repeating: 0, count: c + 1)
-                    for r in rows {
-                        let y = parameters.clipTarget ? Swift.min(Swift.max(values[r], lo), hi) : values[r]
-                        for j in 0...c { u[j] = (edges[j] - y) / sigma }
-                        let normaliser = normalCDFDifference(u[0], u[c])
-                        normalisersOut[r] = normaliser
-                        guard normaliser > 1e-300 else { continue }
-                        for j in 0..<c { t[r * c + j] = normalCDFDifference(u[j], u[j + 1]) / normaliser }
-                    }
+        withMutableBuffers(&targets.values, &normalisers) { t, normalisersOut in
+            Parallel.forEachRange(n, costPerRow: 8 * c) { rows in
+                var u = [Double](repeating: 0, count: c + 1)
+                for r in rows {
+                    let y = parameters.clipTarget ? Swift.min(Swift.max(values[r], lo), hi) : values[r]
+                    for j in 0...c { u[j] = (edges[j] - y) / sigma }
+                    let normaliser = normalCDFDifference(u[0], u[c])
+                    normalisersOut[r] = normaliser
+                    guard normaliser > 1e-300 else { continue }
+                    for j in 0..<c { t[r * c + j] = normalCDFDifference(u[j], u[j + 1]) / normaliser }
                 }
             }
         }

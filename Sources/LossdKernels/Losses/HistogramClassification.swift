@@ -12,30 +12,24 @@ enum HistogramClassification {
         var predictions = [Double](repeating: 0, count: n)
         var grad = gradient ? [Double](repeating: 0, count: n * c) : []
 
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            predictions.withUnsafeMutableBufferPointer { predictionsOut in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    logits.values.withUnsafeBufferPointer { z in
-                        targets.values.withUnsafeBufferPointer { t in
-                            Parallel.forEachRange(n, costPerRow: c) { rows in
-                                var p = [Double](repeating: 0, count: c)
-                                for r in rows {
-                                    let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
-                                    let target = UnsafeBufferPointer(rebasing: t[(r * c)..<((r + 1) * c)])
-                                    // −log p_j = (m − z_j) + excess: exact when z_j is the maximum.
-                                    let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                                    var value = 0.0
-                                    for j in 0..<c where target[j] != 0 { value += target[j] * ((m - row[j]) + excess) }
-                                    valuesOut[r] = value
-                                    p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: m + excess, into: $0) }
-                                    var prediction = 0.0
-                                    for j in 0..<c { prediction += p[j] * points[j] }
-                                    predictionsOut[r] = prediction
-                                    guard gradient else { continue }
-                                    for j in 0..<c { gradOut[r * c + j] = p[j] - target[j] }
-                                }
-                            }
-                        }
+        withMutableBuffers(&values, &predictions, &grad) { valuesOut, predictionsOut, gradOut in
+            withBuffers(logits.values, targets.values) { z, t in
+                Parallel.forEachRange(n, costPerRow: c) { rows in
+                    var p = [Double](repeating: 0, count: c)
+                    for r in rows {
+                        let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
+                        let target = UnsafeBufferPointer(rebasing: t[(r * c)..<((r + 1) * c)])
+                        // −log p_j = (m − z_j) + excess: exact when z_j is the maximum.
+                        let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
+                        var value = 0.0
+                        for j in 0..<c where target[j] != 0 { value += target[j] * ((m - row[j]) + excess) }
+                        valuesOut[r] = value
+                        p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: m + excess, into: $0) }
+                        var prediction = 0.0
+                        for j in 0..<c { prediction += p[j] * points[j] }
+                        predictionsOut[r] = prediction
+                        guard gradient else { continue }
+                        for j in 0..<c { gradOut[r * c + j] = p[j] - target[j] }
                     }
                 }
             }

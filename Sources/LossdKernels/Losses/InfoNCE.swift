@@ -82,18 +82,16 @@ public enum InfoNCE {
     /// For each row i of `s` [rows][cols]: `values[i] = LSE(s_i) − s_ii`, and with `gradient`
     /// the row becomes `softmax(s_i) − e_i`.
     static func rowSoftmax(_ s: inout [Double], rows: Int, cols: Int, values: inout [Double], gradient: Bool) {
-        values.withUnsafeMutableBufferPointer { out in
-            s.withUnsafeMutableBufferPointer { sm in
-                Parallel.forEachRange(rows, costPerRow: cols) { range in
-                    for i in range {
-                        let row = UnsafeMutableBufferPointer(rebasing: sm[(i * cols)..<((i + 1) * cols)])
-                        let (mx, excess) = TwoPassSoftmax.logSumExpAboveMax(UnsafeBufferPointer(row))
-                        out[i] = (mx - row[i]) + excess
-                        guard gradient else { continue }
-                        // In place: each output entry depends on its own input entry only.
-                        TwoPassSoftmax.expShifted(UnsafeBufferPointer(row), shift: mx + excess, into: row)
-                        row[i] -= 1
-                    }
+        withMutableBuffers(&values, &s) { out, sm in
+            Parallel.forEachRange(rows, costPerRow: cols) { range in
+                for i in range {
+                    let row = UnsafeMutableBufferPointer(rebasing: sm[(i * cols)..<((i + 1) * cols)])
+                    let (mx, excess) = TwoPassSoftmax.logSumExpAboveMax(UnsafeBufferPointer(row))
+                    out[i] = (mx - row[i]) + excess
+                    guard gradient else { continue }
+                    // In place: each output entry depends on its own input entry only.
+                    TwoPassSoftmax.expShifted(UnsafeBufferPointer(row), shift: mx + excess, into: row)
+                    row[i] -= 1
                 }
             }
         }

@@ -37,58 +37,43 @@ public enum KDKL {
         var kls = [Double](repeating: 0, count: n)
         var ces = [Double](repeating: 0, count: n)
         var grad = [Double](repeating: 0, count: gradient ? n * c : 0)
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            kls.withUnsafeMutableBufferPointer { klOut in
-                ces.withUnsafeMutableBufferPointer { ceOut in
-                    grad.withUnsafeMutableBufferPointer { gradOut in
-                        logits.values.withUnsafeBufferPointer { zAll in
-                            teacherLogits.values.withUnsafeBufferPointer { tAll in
-                                Parallel.forEachRange(n, costPerRow: 6 * c) { rows in
-                                    // Workspace: scaled logits, then their log-softmaxes.
-                                    var student = [Double](repeating: 0, count: c)
-                                    var teacher = [Double](repeating: 0, count: c)
-                                    var scaled = [Double](repeating: 0, count: c)
-                                    student.withUnsafeMutableBufferPointer { lq in
-                                        teacher.withUnsafeMutableBufferPointer { lp in
-                                            scaled.withUnsafeMutableBufferPointer { scaled in
-                                                for r in rows {
-                                                    let z = zAll.row(r, width: c)
-                                                    for k in 0..<c { scaled[k] = z[k] / t }
-                                                    TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: lq)
-                                                    let teacherRow = tAll.row(r, width: c)
-                                                    for k in 0..<c { scaled[k] = teacherRow[k] / t }
-                                                    TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: lp)
-                                                    var kl = 0.0
-                                                    for k in 0..<c {
-                                                        let p = exp(lp[k])
-                                                        if p > 0 { kl += p * (lp[k] - lq[k]) }
-                                                    }
-                                                    klOut[r] = kl
-                                                    var value = alpha * t * t * kl
-                                                    let base = r * c
-                                                    if gradient {
-                                                        for k in 0..<c { gradOut[base + k] = alpha * t * (exp(lq[k]) - exp(lp[k])) }
-                                                    }
-                                                    if let labels {
-                                                        // Hard-label CE at temperature 1; lq is reused for log softmax(z).
-                                                        let y = labels[r]
-                                                        TwoPassSoftmax.logSoftmax(z, into: lq)
-                                                        let ce = -lq[y]
-                                                        ceOut[r] = ce
-                                                        value += (1 - alpha) * ce
-                                                        if gradient {
-                                                            for k in 0..<c {
-                                                                gradOut[base + k] += (1 - alpha) * (exp(lq[k]) - (k == y ? 1 : 0))
-                                                            }
-                                                        }
-                                                    }
-                                                    valuesOut[r] = value
-                                                }
-                                            }
-                                        }
+        withMutableBuffers(&values, &kls, &ces, &grad) { valuesOut, klOut, ceOut, gradOut in
+            withBuffers(logits.values, teacherLogits.values) { zAll, tAll in
+                Parallel.forEachRange(n, costPerRow: 6 * c) { rows in
+                    // Workspace: the student's and the teacher's log-softmaxes, scaled logits.
+                    withScratch(c) { lq, lp, scaled in
+                        for r in rows {
+                            let z = zAll.row(r, width: c)
+                            for k in 0..<c { scaled[k] = z[k] / t }
+                            TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: lq)
+                            let teacherRow = tAll.row(r, width: c)
+                            for k in 0..<c { scaled[k] = teacherRow[k] / t }
+                            TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: lp)
+                            var kl = 0.0
+                            for k in 0..<c {
+                                let p = exp(lp[k])
+                                if p > 0 { kl += p * (lp[k] - lq[k]) }
+                            }
+                            klOut[r] = kl
+                            var value = alpha * t * t * kl
+                            let base = r * c
+                            if gradient {
+                                for k in 0..<c { gradOut[base + k] = alpha * t * (exp(lq[k]) - exp(lp[k])) }
+                            }
+                            if let labels {
+                                // Hard-label CE at temperature 1; lq is reused for log softmax(z).
+                                let y = labels[r]
+                                TwoPassSoftmax.logSoftmax(z, into: lq)
+                                let ce = -lq[y]
+                                ceOut[r] = ce
+                                value += (1 - alpha) * ce
+                                if gradient {
+                                    for k in 0..<c {
+                                        gradOut[base + k] += (1 - alpha) * (exp(lq[k]) - (k == y ? 1 : 0))
                                     }
                                 }
                             }
+                            valuesOut[r] = value
                         }
                     }
                 }

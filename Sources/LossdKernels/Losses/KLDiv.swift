@@ -24,38 +24,26 @@ public enum KLDiv {
         var entropies = [Double](repeating: 0, count: n)
         var crossEntropies = [Double](repeating: 0, count: n)
         var grad = [Double](repeating: 0, count: gradient ? n * c : 0)
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            entropies.withUnsafeMutableBufferPointer { entropyOut in
-                crossEntropies.withUnsafeMutableBufferPointer { crossOut in
-                    grad.withUnsafeMutableBufferPointer { gradOut in
-                        logits.values.withUnsafeBufferPointer { zAll in
-                            targets.values.withUnsafeBufferPointer { tAll in
-                                Parallel.forEachRange(n, costPerRow: 4 * c) { rows in
-                                    var scaled = [Double](repeating: 0, count: c)
-                                    var logP = [Double](repeating: 0, count: c)
-                                    scaled.withUnsafeMutableBufferPointer { scaled in
-                                        logP.withUnsafeMutableBufferPointer { logP in
-                                            for r in rows {
-                                                let z = zAll.row(r, width: c), target = tAll.row(r, width: c)
-                                                for k in 0..<c { scaled[k] = z[k] / t }
-                                                TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: logP)
-                                                var kl = 0.0, entropy = 0.0, cross = 0.0
-                                                for k in 0..<c where target[k] > 0 {
-                                                    let logT = log(target[k])
-                                                    kl += target[k] * (logT - logP[k])
-                                                    entropy -= target[k] * logT
-                                                    cross -= target[k] * logP[k]
-                                                }
-                                                valuesOut[r] = t * t * kl
-                                                entropyOut[r] = entropy
-                                                crossOut[r] = cross
-                                                guard gradient else { continue }
-                                                for k in 0..<c { gradOut[r * c + k] = t * (exp(logP[k]) - target[k]) }
-                                            }
-                                        }
-                                    }
-                                }
+        withMutableBuffers(&values, &entropies, &crossEntropies, &grad) { valuesOut, entropyOut, crossOut, gradOut in
+            withBuffers(logits.values, targets.values) { zAll, tAll in
+                Parallel.forEachRange(n, costPerRow: 4 * c) { rows in
+                    withScratch(c) { scaled, logP in
+                        for r in rows {
+                            let z = zAll.row(r, width: c), target = tAll.row(r, width: c)
+                            for k in 0..<c { scaled[k] = z[k] / t }
+                            TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: logP)
+                            var kl = 0.0, entropy = 0.0, cross = 0.0
+                            for k in 0..<c where target[k] > 0 {
+                                let logT = log(target[k])
+                                kl += target[k] * (logT - logP[k])
+                                entropy -= target[k] * logT
+                                cross -= target[k] * logP[k]
                             }
+                            valuesOut[r] = t * t * kl
+                            entropyOut[r] = entropy
+                            crossOut[r] = cross
+                            guard gradient else { continue }
+                            for k in 0..<c { gradOut[r * c + k] = t * (exp(logP[k]) - target[k]) }
                         }
                     }
                 }

@@ -118,52 +118,39 @@ public enum LDRKL {
         var klOut = [Double](repeating: 0, count: n)
         let logC = log(Double(c))
 
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            scores.withUnsafeMutableBufferPointer { scoresOut in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    lambdaOut.withUnsafeMutableBufferPointer { lambdaBuf in
-                        klOut.withUnsafeMutableBufferPointer { klBuf in
-                            logits.values.withUnsafeBufferPointer { z in
-                                Parallel.forEachRange(n, costPerRow: 8 * c) { rows in
-                                    // Workspace per range: chain-rule factors, shifted scores, softmax.
-                                    var aux = [Double](repeating: 0, count: c)
-                                    var s = [Double](repeating: 0, count: c)
-                                    var g = [Double](repeating: 0, count: c)
-                                    aux.withUnsafeMutableBufferPointer { aux in
-                                        s.withUnsafeMutableBufferPointer { s in
-                                            g.withUnsafeMutableBufferPointer { g in
-                                                for r in rows {
-                                                    let x = z.row(r, width: c)
-                                                    let f = UnsafeMutableBufferPointer(rebasing: scoresOut[(r * c)..<((r + 1) * c)])
-                                                    let chain = scoreTransform(x, transform, f: f, aux: aux)
-                                                    var lambda = lambdaBuf[r]
-                                                    if let update {
-                                                        var kl = 0.0
-                                                        for _ in 0..<update.iterations {
-                                                            kl = smoothedKL(UnsafeBufferPointer(f), lambda: lambda, logC: logC, s: s, q: g)
-                                                            lambda = update.lambda0 - update.lambda0 * kl / (update.alpha * logC)
-                                                        }
-                                                        lambdaBuf[r] = lambda
-                                                        klBuf[r] = kl
-                                                    }
-                                                    var value = ldr(
-                                                        UnsafeBufferPointer(f), y: labels[r], lambda: lambda, margin: margin, logC: logC,
-                                                        s: s, g: gradient ? g : nil)
-                                                    if let update {
-                                                        let d = lambda - update.lambda0
-                                                        value -= 0.5 * update.alpha * logC / update.lambda0 * (d * d)
-                                                    }
-                                                    valuesOut[r] = value
-                                                    guard gradient else { continue }
-                                                    let out = UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)])
-                                                    chainBack(
-                                                        UnsafeBufferPointer(g), x: x, f: UnsafeBufferPointer(f), aux: UnsafeBufferPointer(aux),
-                                                        transform: transform, chain: chain, into: out)
-                                                }
-                                            }
-                                        }
+        withMutableBuffers(&values, &scores, &grad, &lambdaOut) { valuesOut, scoresOut, gradOut, lambdaBuf in
+            klOut.withUnsafeMutableBufferPointer { klBuf in
+                logits.values.withUnsafeBufferPointer { z in
+                    Parallel.forEachRange(n, costPerRow: 8 * c) { rows in
+                        // Workspace per range: chain-rule factors, shifted scores, softmax.
+                        withScratch(c) { aux, s, g in
+                            for r in rows {
+                                let x = z.row(r, width: c)
+                                let f = UnsafeMutableBufferPointer(rebasing: scoresOut[(r * c)..<((r + 1) * c)])
+                                let chain = scoreTransform(x, transform, f: f, aux: aux)
+                                var lambda = lambdaBuf[r]
+                                if let update {
+                                    var kl = 0.0
+                                    for _ in 0..<update.iterations {
+                                        kl = smoothedKL(UnsafeBufferPointer(f), lambda: lambda, logC: logC, s: s, q: g)
+                                        lambda = update.lambda0 - update.lambda0 * kl / (update.alpha * logC)
                                     }
+                                    lambdaBuf[r] = lambda
+                                    klBuf[r] = kl
                                 }
+                                var value = ldr(
+                                    UnsafeBufferPointer(f), y: labels[r], lambda: lambda, margin: margin, logC: logC,
+                                    s: s, g: gradient ? g : nil)
+                                if let update {
+                                    let d = lambda - update.lambda0
+                                    value -= 0.5 * update.alpha * logC / update.lambda0 * (d * d)
+                                }
+                                valuesOut[r] = value
+                                guard gradient else { continue }
+                                let out = UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)])
+                                chainBack(
+                                    UnsafeBufferPointer(g), x: x, f: UnsafeBufferPointer(f), aux: UnsafeBufferPointer(aux),
+                                    transform: transform, chain: chain, into: out)
                             }
                         }
                     }

@@ -17,23 +17,19 @@ public enum LogZPenalty {
         var logZ = [Double](repeating: 0, count: n)
         var grad = gradient ? [Double](repeating: 0, count: n * c) : []
 
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            logZ.withUnsafeMutableBufferPointer { logZOut in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    logits.values.withUnsafeBufferPointer { z in
-                        Parallel.forEachRange(n, costPerRow: c) { rows in
-                            for r in rows {
-                                let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
-                                let lse = TwoPassSoftmax.logSumExp(row)
-                                logZOut[r] = lse
-                                valuesOut[r] = coefficient * lse * lse
-                                guard gradient else { continue }
-                                let out = UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)])
-                                TwoPassSoftmax.expShifted(row, shift: lse, into: out)
-                                let factor = 2 * coefficient * lse
-                                for k in 0..<c { out[k] *= factor }
-                            }
-                        }
+        withMutableBuffers(&values, &logZ, &grad) { valuesOut, logZOut, gradOut in
+            logits.values.withUnsafeBufferPointer { z in
+                Parallel.forEachRange(n, costPerRow: c) { rows in
+                    for r in rows {
+                        let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
+                        let lse = TwoPassSoftmax.logSumExp(row)
+                        logZOut[r] = lse
+                        valuesOut[r] = coefficient * lse * lse
+                        guard gradient else { continue }
+                        let out = UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)])
+                        TwoPassSoftmax.expShifted(row, shift: lse, into: out)
+                        let factor = 2 * coefficient * lse
+                        for k in 0..<c { out[k] *= factor }
                     }
                 }
             }

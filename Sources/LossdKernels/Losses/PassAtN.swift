@@ -16,29 +16,23 @@ public enum PassAtN {
         var weights = [Double](repeating: 0, count: rows)
         var probabilities = [Double](repeating: 0, count: rows)
         var grad = [Double](repeating: 0, count: gradient ? rows * c : 0)
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            weights.withUnsafeMutableBufferPointer { weightsOut in
-                probabilities.withUnsafeMutableBufferPointer { pOut in
-                    grad.withUnsafeMutableBufferPointer { gradOut in
-                        logits.values.withUnsafeBufferPointer { z in
-                            Parallel.forEachRange(rows, costPerRow: 2 * c) { range in
-                                for r in range {
-                                    let row = z.row(r, width: c)
-                                    let y = labels[r]
-                                    let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                                    let logP = logProbability(of: y, in: row, max: m, excess: excess)
-                                    let (value, w) = loss(logP: logP, n: n)
-                                    valuesOut[r] = value
-                                    weightsOut[r] = w
-                                    pOut[r] = exp(logP)
-                                    guard gradient else { continue }
-                                    let out = UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)])
-                                    TwoPassSoftmax.expShifted(row, shift: m + excess, into: out)
-                                    out[y] -= 1
-                                    for k in 0..<c { out[k] *= w }
-                                }
-                            }
-                        }
+        withMutableBuffers(&values, &weights, &probabilities, &grad) { valuesOut, weightsOut, pOut, gradOut in
+            logits.values.withUnsafeBufferPointer { z in
+                Parallel.forEachRange(rows, costPerRow: 2 * c) { range in
+                    for r in range {
+                        let row = z.row(r, width: c)
+                        let y = labels[r]
+                        let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
+                        let logP = logProbability(of: y, in: row, max: m, excess: excess)
+                        let (value, w) = loss(logP: logP, n: n)
+                        valuesOut[r] = value
+                        weightsOut[r] = w
+                        pOut[r] = exp(logP)
+                        guard gradient else { continue }
+                        let out = UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)])
+                        TwoPassSoftmax.expShifted(row, shift: m + excess, into: out)
+                        out[y] -= 1
+                        for k in 0..<c { out[k] *= w }
                     }
                 }
             }

@@ -33,47 +33,41 @@ public enum Poly1 {
         var oneMinusPt = [Double](repeating: 0, count: n)
         var grad = gradient ? [Double](repeating: 0, count: n * c) : []
 
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            oneMinusPt.withUnsafeMutableBufferPointer { oneMinusPtOut in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    soft.withUnsafeBufferPointer { t in
-                        logits.values.withUnsafeBufferPointer { z in
-                            Parallel.forEachRange(n, costPerRow: c) { rows in
-                                var p = [Double](repeating: 0, count: gradient ? c : 0)
-                                for r in rows {
-                                    let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
-                                    let y = labels.isEmpty ? -1 : labels[r]
-                                    // t'_k of this row.
-                                    func target(_ k: Int) -> Double {
-                                        y >= 0 ? (k == y ? keep : 0) + spread : keep * t[r * c + k] + spread
-                                    }
-                                    let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
-                                    var crossEntropy = 0.0, residual = 0.0
-                                    if y >= 0 && labelSmoothing == 0 {
-                                        let logP = (row[y] - m) - excess
-                                        crossEntropy = -logP
-                                        residual = -expm1(logP)
-                                    } else {
-                                        for k in 0..<c {
-                                            let tk = target(k)
-                                            guard tk != 0 else { continue }
-                                            let logP = (row[k] - m) - excess
-                                            crossEntropy -= tk * logP
-                                            residual -= tk * expm1(logP)
-                                        }
-                                    }
-                                    valuesOut[r] = crossEntropy + epsilon * residual
-                                    oneMinusPtOut[r] = residual
-                                    guard gradient else { continue }
-                                    p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: m + excess, into: $0) }
-                                    var pt = 0.0
-                                    for k in 0..<c { pt += target(k) * p[k] }
-                                    for k in 0..<c {
-                                        let tk = target(k)
-                                        gradOut[r * c + k] = p[k] - tk + epsilon * p[k] * (pt - tk)
-                                    }
-                                }
+        withMutableBuffers(&values, &oneMinusPt, &grad) { valuesOut, oneMinusPtOut, gradOut in
+            withBuffers(soft, logits.values) { t, z in
+                Parallel.forEachRange(n, costPerRow: c) { rows in
+                    var p = [Double](repeating: 0, count: gradient ? c : 0)
+                    for r in rows {
+                        let row = UnsafeBufferPointer(rebasing: z[(r * c)..<((r + 1) * c)])
+                        let y = labels.isEmpty ? -1 : labels[r]
+                        // t'_k of this row.
+                        func target(_ k: Int) -> Double {
+                            y >= 0 ? (k == y ? keep : 0) + spread : keep * t[r * c + k] + spread
+                        }
+                        let (m, excess) = TwoPassSoftmax.logSumExpAboveMax(row)
+                        var crossEntropy = 0.0, residual = 0.0
+                        if y >= 0 && labelSmoothing == 0 {
+                            let logP = (row[y] - m) - excess
+                            crossEntropy = -logP
+                            residual = -expm1(logP)
+                        } else {
+                            for k in 0..<c {
+                                let tk = target(k)
+                                guard tk != 0 else { continue }
+                                let logP = (row[k] - m) - excess
+                                crossEntropy -= tk * logP
+                                residual -= tk * expm1(logP)
                             }
+                        }
+                        valuesOut[r] = crossEntropy + epsilon * residual
+                        oneMinusPtOut[r] = residual
+                        guard gradient else { continue }
+                        p.withUnsafeMutableBufferPointer { TwoPassSoftmax.expShifted(row, shift: m + excess, into: $0) }
+                        var pt = 0.0
+                        for k in 0..<c { pt += target(k) * p[k] }
+                        for k in 0..<c {
+                            let tk = target(k)
+                            gradOut[r * c + k] = p[k] - tk + epsilon * p[k] * (pt - tk)
                         }
                     }
                 }

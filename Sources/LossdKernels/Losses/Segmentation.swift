@@ -124,31 +124,29 @@ public enum Segmentation {
         let mapWork = workspace(pixels), mapIndices = indices(pixels)
 
         probabilities.withUnsafeBufferPointer { p in
-            classValues.withUnsafeMutableBufferPointer { values in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    withTruth(truth) { labels, targets in
-                        Parallel.forEachRange(n * kept, costPerRow: pixels * costPerPixel) { range in
-                            let work = UnsafeMutablePointer<Double>.allocate(capacity: pixels + mapWork)
-                            let indexWork = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, mapIndices))
-                            defer {
-                                work.deallocate()
-                                indexWork.deallocate()
+            withMutableBuffers(&classValues, &grad) { values, gradOut in
+                withTruth(truth) { labels, targets in
+                    Parallel.forEachRange(n * kept, costPerRow: pixels * costPerPixel) { range in
+                        let work = UnsafeMutablePointer<Double>.allocate(capacity: pixels + mapWork)
+                        let indexWork = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, mapIndices))
+                        defer {
+                            work.deallocate()
+                            indexWork.deallocate()
+                        }
+                        let g = work + mapWork
+                        for m in range {
+                            let sample = m / kept, c = first + m % kept
+                            let offset = (sample * classes + c) * pixels
+                            if let labels {
+                                let map = labels.baseAddress! + sample * pixels
+                                for s in 0..<pixels { g[s] = map[s] == c ? 1 : 0 }
+                            } else if let targets {
+                                g.update(from: targets.baseAddress! + offset, count: pixels)
                             }
-                            let g = work + mapWork
-                            for m in range {
-                                let sample = m / kept, c = first + m % kept
-                                let offset = (sample * classes + c) * pixels
-                                if let labels {
-                                    let map = labels.baseAddress! + sample * pixels
-                                    for s in 0..<pixels { g[s] = map[s] == c ? 1 : 0 }
-                                } else if let targets {
-                                    g.update(from: targets.baseAddress! + offset, count: pixels)
-                                }
-                                values[sample * classes + c] = perMap(
-                                    Map(
-                                        sample: sample, classIndex: c, count: pixels, p: p.baseAddress! + offset, g: g,
-                                        gradient: gradient ? gradOut.baseAddress! + offset : nil, work: work, indices: indexWork))
-                            }
+                            values[sample * classes + c] = perMap(
+                                Map(
+                                    sample: sample, classIndex: c, count: pixels, p: p.baseAddress! + offset, g: g,
+                                    gradient: gradient ? gradOut.baseAddress! + offset : nil, work: work, indices: indexWork))
                         }
                     }
                 }

@@ -309,35 +309,31 @@ struct SoftSkeleton {
     /// out[i] = min(out[i], a[i]) for i < n.
     @inline(__always)
     private static func minimum(_ out: UnsafeMutablePointer<Double>, _ a: UnsafePointer<Double>, _ n: Int) {
-        let o = UnsafeMutableRawPointer(out), r = UnsafeRawPointer(a)
-        let step = Lanes.scalarCount, width = MemoryLayout<Double>.stride
-        var i = 0
-        while i + step <= n {
-            let u = o.loadUnaligned(fromByteOffset: i * width, as: Lanes.self)
-            let v = r.loadUnaligned(fromByteOffset: i * width, as: Lanes.self)
-            o.storeBytes(of: u.replacing(with: v, where: v .< u), toByteOffset: i * width, as: Lanes.self)
-            i += step
-        }
-        while i < n {
-            if a[i] < out[i] { out[i] = a[i] }
-            i += 1
-        }
+        select(out, a, n, smaller: true)
     }
 
     /// out[i] = max(out[i], a[i]) for i < n.
     @inline(__always)
     private static func maximum(_ out: UnsafeMutablePointer<Double>, _ a: UnsafePointer<Double>, _ n: Int) {
+        select(out, a, n, smaller: false)
+    }
+
+    /// out[i] = a[i] where a[i] is smaller (`smaller`) or larger than out[i], for i < n: eight
+    /// lanes at a time, then a scalar tail. Always inlined with a literal `smaller`, so each
+    /// call site keeps only its own comparison in the loop.
+    @inline(__always)
+    private static func select(_ out: UnsafeMutablePointer<Double>, _ a: UnsafePointer<Double>, _ n: Int, smaller: Bool) {
         let o = UnsafeMutableRawPointer(out), r = UnsafeRawPointer(a)
         let step = Lanes.scalarCount, width = MemoryLayout<Double>.stride
         var i = 0
         while i + step <= n {
             let u = o.loadUnaligned(fromByteOffset: i * width, as: Lanes.self)
             let v = r.loadUnaligned(fromByteOffset: i * width, as: Lanes.self)
-            o.storeBytes(of: u.replacing(with: v, where: v .> u), toByteOffset: i * width, as: Lanes.self)
+            o.storeBytes(of: u.replacing(with: v, where: smaller ? v .< u : v .> u), toByteOffset: i * width, as: Lanes.self)
             i += step
         }
         while i < n {
-            if a[i] > out[i] { out[i] = a[i] }
+            if smaller ? a[i] < out[i] : a[i] > out[i] { out[i] = a[i] }
             i += 1
         }
     }

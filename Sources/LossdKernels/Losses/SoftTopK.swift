@@ -22,46 +22,40 @@ public enum SoftTopK {
         var thresholds = [Double](repeating: 0, count: n)
         var grad = gradient ? [Double](repeating: 0, count: n * c) : []
 
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            thresholds.withUnsafeMutableBufferPointer { thresholdsOut in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    scores.withUnsafeBufferPointer { s in
-                        targets.values.withUnsafeBufferPointer { t in
-                            // Bisection takes ~60–2200 passes over a row.
-                            Parallel.forEachRange(n, costPerRow: c * 100) { rows in
-                                var logWeights = [Double](repeating: 0, count: c)
-                                var omega = [Double](repeating: 0, count: c)
-                                for r in rows {
-                                    let row = UnsafeBufferPointer(rebasing: s[(r * c)..<((r + 1) * c)])
-                                    let target = UnsafeBufferPointer(rebasing: t[(r * c)..<((r + 1) * c)])
-                                    let tau = threshold(row, k: k, alpha: alpha)
-                                    thresholdsOut[r] = tau
-                                    var positives = 0
-                                    for l in 0..<c where target[l] == 1 { positives += 1 }
-                                    guard positives > 0 else { continue }
-                                    var value = 0.0
-                                    for l in 0..<c where target[l] == 1 { value += StableMath.softplus(-alpha * (row[l] + tau)) }
-                                    valuesOut[r] = value / Double(positives)
-                                    guard gradient else { continue }
-                                    // a_l = ∂ℓ/∂s_l at fixed t; ω = σ'(v)/Σσ'(v) from log σ(v) + log σ(−v).
-                                    let out = UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)])
-                                    var total = 0.0
-                                    for l in 0..<c {
-                                        let v = alpha * (row[l] + tau)
-                                        logWeights[l] = StableMath.logSigmoid(v) + StableMath.logSigmoid(-v)
-                                        let a = target[l] == 1 ? -alpha * StableMath.sigmoid(-v) / Double(positives) : 0
-                                        out[l] = a
-                                        total += a
-                                    }
-                                    logWeights.withUnsafeBufferPointer { w in
-                                        omega.withUnsafeMutableBufferPointer { o in
-                                            TwoPassSoftmax.expShifted(w, shift: TwoPassSoftmax.logSumExp(w), into: o)
-                                        }
-                                    }
-                                    for l in 0..<c { out[l] = (out[l] - total * omega[l]) / temperature }
-                                }
+        withMutableBuffers(&values, &thresholds, &grad) { valuesOut, thresholdsOut, gradOut in
+            withBuffers(scores, targets.values) { s, t in
+                // Bisection takes ~60–2200 passes over a row.
+                Parallel.forEachRange(n, costPerRow: c * 100) { rows in
+                    var logWeights = [Double](repeating: 0, count: c)
+                    var omega = [Double](repeating: 0, count: c)
+                    for r in rows {
+                        let row = UnsafeBufferPointer(rebasing: s[(r * c)..<((r + 1) * c)])
+                        let target = UnsafeBufferPointer(rebasing: t[(r * c)..<((r + 1) * c)])
+                        let tau = threshold(row, k: k, alpha: alpha)
+                        thresholdsOut[r] = tau
+                        var positives = 0
+                        for l in 0..<c where target[l] == 1 { positives += 1 }
+                        guard positives > 0 else { continue }
+                        var value = 0.0
+                        for l in 0..<c where target[l] == 1 { value += StableMath.softplus(-alpha * (row[l] + tau)) }
+                        valuesOut[r] = value / Double(positives)
+                        guard gradient else { continue }
+                        // a_l = ∂ℓ/∂s_l at fixed t; ω = σ'(v)/Σσ'(v) from log σ(v) + log σ(−v).
+                        let out = UnsafeMutableBufferPointer(rebasing: gradOut[(r * c)..<((r + 1) * c)])
+                        var total = 0.0
+                        for l in 0..<c {
+                            let v = alpha * (row[l] + tau)
+                            logWeights[l] = StableMath.logSigmoid(v) + StableMath.logSigmoid(-v)
+                            let a = target[l] == 1 ? -alpha * StableMath.sigmoid(-v) / Double(positives) : 0
+                            out[l] = a
+                            total += a
+                        }
+                        logWeights.withUnsafeBufferPointer { w in
+                            omega.withUnsafeMutableBufferPointer { o in
+                                TwoPassSoftmax.expShifted(w, shift: TwoPassSoftmax.logSumExp(w), into: o)
                             }
                         }
+                        for l in 0..<c { out[l] = (out[l] - total * omega[l]) / temperature }
                     }
                 }
             }

@@ -24,8 +24,7 @@ public enum SupCon {
         embeddings: Matrix, labels: [Int], parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
         let n = embeddings.rows, d = embeddings.cols
-        try Validate.count(labels.count, name: "labels", expected: n)
-        try Contrastive.checkSimilaritySize(rows: n, cols: n, inputs: ["embeddings"])
+        try Contrastive.checkLabelledEmbeddings(embeddings, labels: labels)
         var unit: Contrastive.UnitRows?
         if parameters.normalize {
             unit = try Contrastive.unitRows(embeddings.values, rows: n, width: d, field: "embeddings") { [$0] }

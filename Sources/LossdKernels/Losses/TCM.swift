@@ -40,8 +40,7 @@ public enum TCM {
         embeddings: Matrix, labels: [Int], parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
         let n = embeddings.rows, d = embeddings.cols
-        try Validate.count(labels.count, name: "labels", expected: n)
-        try Contrastive.checkSimilaritySize(rows: n, cols: n, inputs: ["embeddings"])
+        try Contrastive.checkLabelledEmbeddings(embeddings, labels: labels)
         let unit = try Contrastive.unitRows(embeddings.values, rows: n, width: d, field: "embeddings", minimumNorm: 1e-12) { [$0] }
         // S, overwritten with G = ∂ℓ/∂S once the hard sets are known.
         var s = Contrastive.symmetricGram(unit.values, rows: n, width: d)

@@ -27,45 +27,41 @@ public enum ZLoss {
         var zTarget = [Double](repeating: 0, count: n)
         var grad = gradient ? [Double](repeating: 0, count: n * c) : []
 
-        values.withUnsafeMutableBufferPointer { valuesOut in
-            zTarget.withUnsafeMutableBufferPointer { zOut in
-                grad.withUnsafeMutableBufferPointer { gradOut in
-                    logits.values.withUnsafeBufferPointer { o in
-                        Parallel.forEachRange(n, costPerRow: 4 * c) { rows in
-                            for r in rows {
-                                let row = UnsafeBufferPointer(rebasing: o[(r * c)..<((r + 1) * c)])
-                                let y = labels[r]
-                                var scaleMax = 0.0
-                                for v in row { scaleMax = max(scaleMax, abs(v)) }
-                                // Mean and standard deviation of u = o/M (|u_k| ≤ 1).
-                                var mean = 0.0, sigmaU = 0.0
-                                if scaleMax > 0 {
-                                    var sum = 0.0
-                                    for v in row { sum += v / scaleMax }
-                                    mean = sum / classes
-                                    var squares = 0.0
-                                    for v in row {
-                                        let d = v / scaleMax - mean
-                                        squares += d * d
-                                    }
-                                    sigmaU = (squares / classes).squareRoot()
-                                }
-                                // z_y = (o_y − μ)/(M·σ_u + eps) = (u_y − μ_u)/(σ_u + eps/M): no overflow.
-                                let zy = sigmaU > 0 ? (row[y] / scaleMax - mean) / (sigmaU + eps / scaleMax) : 0
-                                let t = a * (b - zy)
-                                valuesOut[r] = StableMath.softplus(t) / a
-                                zOut[r] = zy
-                                guard gradient, sigmaU > 0 else { continue }
-                                // ∂ℓ/∂o_j = −s/(σ + eps)·[δ_jy − 1/C − z_y·ẑ_j/C], ẑ_j = (u_j − μ_u)/σ_u.
-                                let factor = -StableMath.sigmoid(t) / (scaleMax * sigmaU + eps)
-                                let zyOverC = zy / classes
-                                for j in 0..<c {
-                                    let zHat = (row[j] / scaleMax - mean) / sigmaU
-                                    var bracket = -1 / classes - zyOverC * zHat
-                                    if j == y { bracket += 1 }
-                                    gradOut[r * c + j] = factor * bracket
-                                }
+        withMutableBuffers(&values, &zTarget, &grad) { valuesOut, zOut, gradOut in
+            logits.values.withUnsafeBufferPointer { o in
+                Parallel.forEachRange(n, costPerRow: 4 * c) { rows in
+                    for r in rows {
+                        let row = UnsafeBufferPointer(rebasing: o[(r * c)..<((r + 1) * c)])
+                        let y = labels[r]
+                        var scaleMax = 0.0
+                        for v in row { scaleMax = max(scaleMax, abs(v)) }
+                        // Mean and standard deviation of u = o/M (|u_k| ≤ 1).
+                        var mean = 0.0, sigmaU = 0.0
+                        if scaleMax > 0 {
+                            var sum = 0.0
+                            for v in row { sum += v / scaleMax }
+                            mean = sum / classes
+                            var squares = 0.0
+                            for v in row {
+                                let d = v / scaleMax - mean
+                                squares += d * d
                             }
+                            sigmaU = (squares / classes).squareRoot()
+                        }
+                        // z_y = (o_y − μ)/(M·σ_u + eps) = (u_y − μ_u)/(σ_u + eps/M): no overflow.
+                        let zy = sigmaU > 0 ? (row[y] / scaleMax - mean) / (sigmaU + eps / scaleMax) : 0
+                        let t = a * (b - zy)
+                        valuesOut[r] = StableMath.softplus(t) / a
+                        zOut[r] = zy
+                        guard gradient, sigmaU > 0 else { continue }
+                        // ∂ℓ/∂o_j = −s/(σ + eps)·[δ_jy − 1/C − z_y·ẑ_j/C], ẑ_j = (u_j − μ_u)/σ_u.
+                        let factor = -StableMath.sigmoid(t) / (scaleMax * sigmaU + eps)
+                        let zyOverC = zy / classes
+                        for j in 0..<c {
+                            let zHat = (row[j] / scaleMax - mean) / sigmaU
+                            var bracket = -1 / classes - zyOverC * zHat
+                            if j == y { bracket += 1 }
+                            gradOut[r * c + j] = factor * bracket
                         }
                     }
                 }

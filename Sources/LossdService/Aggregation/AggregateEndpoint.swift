@@ -132,19 +132,9 @@ enum AggregateEndpoint {
     // MARK: Request
 
     static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
-        let body = try RequestBody.object(route)
-        try StrictFields.check(
-            body, allowed: ["method", "num_classes", "params", "annotations"] + OutputEncoding.fields, pointer: "",
-            place: "an aggregation request")
-        let output = try OutputEncoding(body, for: route)
-
-        guard let methodNode = body["method"] else { throw ServiceError.missing("method") }
-        guard case .string(let methodName) = methodNode, let method = AggregationMethod(rawValue: methodName) else {
-            throw ServiceError.invalid(
-                .invalidParam, field: "/method",
-                "`method` must be one of \(methodNames.joined(separator: ", ")) (got \(ResolvedParameters.text(methodNode)))"
-                    + StrictFields.suggestion(for: ResolvedParameters.plain(methodNode), among: methodNames))
-        }
+        let (body, output) = try RequestMembers.checkedBody(
+            route, allowed: ["method", "num_classes", "params", "annotations"], place: "an aggregation request")
+        let method: AggregationMethod = try RequestMembers.method(body, names: methodNames)
         guard let kNode = body["num_classes"] else { throw ServiceError.missing("num_classes") }
         guard case .number(let kValue) = kNode, kValue == kValue.rounded(), kValue >= 2, kValue <= Double(maxClasses) else {
             throw ServiceError.invalid(
@@ -159,12 +149,7 @@ enum AggregateEndpoint {
                 "the confusion-matrix picture draws at most \(AnnotatorConfusionSVG.maxClasses) classes (got \(k)); ask for JSON instead")
         }
 
-        var params: JSONObject?
-        switch body["params"] {
-        case nil, .null?: params = nil
-        case .object(let object)?: params = object
-        default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
-        }
+        let params = try RequestMembers.params(body)
         let plan = try Plan(method: method, params: params, pointer: "/params")
 
         // Items listed in params.items come first, in that order.

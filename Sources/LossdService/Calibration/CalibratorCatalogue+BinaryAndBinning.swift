@@ -80,33 +80,44 @@ extension CalibratorCatalogue {
 
     // MARK: - isotonic
 
-    static let isotonic = CalibratorDefinition(
+    static let isotonic = oneVsRest(
         method: "isotonic",
         summary: "Isotonic regression (pool-adjacent-violators) on p1 for C = 2, one-vs-rest on every p_k then row renormalisation for C ≥ 3",
         parameters: [],
-        fit: { input, _ throws(ServiceError) in
-            let logits = try CalibratorInputs.logits(input)
-            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
+        fit: { logits, labels, _ in
             let maps = Isotonic.fit(logits: logits, labels: labels)
-            let model = CalibratorModel(
-                method: "isotonic", classes: logits.cols,
-                parameters: [
-                    "x": .rows(maps.map(\.x)),
-                    "y": .rows(maps.map(\.y)),
-                    "x_min": .vector(maps.map(\.xMin)),
-                    "x_max": .vector(maps.map(\.xMax)),
-                ])
-            return (model, FitReport(iterations: 0, converged: true))
+            return [
+                "x": .rows(maps.map(\.x)),
+                "y": .rows(maps.map(\.y)),
+                "x_min": .vector(maps.map(\.xMin)),
+                "x_max": .vector(maps.map(\.xMax)),
+            ]
         },
-        apply: { model, input throws(ServiceError) in
-            let maps = try isotonicMaps(model)
-            let logits = try CalibratorInputs.logits(input, classes: model.classes)
-            return Isotonic.apply(maps: maps, logits: logits)
-        },
-        validate: { model throws(ServiceError) in
-            _ = try isotonicMaps(model)
-        }
-    )
+        maps: isotonicMaps, apply: Isotonic.apply(maps:logits:))
+
+    /// A one-vs-rest map method (isotonic, histogram): fitted in one pass (no iterations) to
+    /// per-class maps stored as `fit`'s parameters, which `maps` reads back (with its 422s)
+    /// to validate a model or to `apply` it to logits of the model's width.
+    private static func oneVsRest<Maps>(
+        method: String, summary: String, parameters: [ParameterSpec],
+        fit: @escaping @Sendable (Matrix, [Int], ResolvedParameters) -> [String: CalibratorValue],
+        maps: @escaping @Sendable (CalibratorModel) throws(ServiceError) -> Maps,
+        apply: @escaping @Sendable (Maps, Matrix) -> Matrix
+    ) -> CalibratorDefinition {
+        CalibratorDefinition(
+            method: method, summary: summary, parameters: parameters,
+            fit: { input, options throws(ServiceError) in
+                let (logits, labels) = try CalibratorInputs.labelledLogits(input)
+                let model = CalibratorModel(method: method, classes: logits.cols, parameters: fit(logits, labels, options))
+                return (model, FitReport(iterations: 0, converged: true))
+            },
+            apply: { model, input throws(ServiceError) in
+                let decoded = try maps(model)
+                return apply(decoded, try CalibratorInputs.logits(input, classes: model.classes))
+            },
+            validate: { model throws(ServiceError) in _ = try maps(model) }
+        )
+    }
 
     private static func isotonicMaps(_ model: CalibratorModel) throws(ServiceError) -> [IsotonicMap] {
         let params = try CalibratorParams(model, names: ["x", "y", "x_min", "x_max"])
@@ -143,35 +154,21 @@ extension CalibratorCatalogue {
 
     // MARK: - histogram
 
-    static let histogram = CalibratorDefinition(
+    static let histogram = oneVsRest(
         method: "histogram",
         summary: "Histogram binning: equal-width bins on [0, 1] (left rule), θ = mean label per bin (empty bin: its centre); one-vs-rest with row renormalisation for C ≥ 3",
         parameters: [
             .integer("bins", default: 10, min: 1, max: 10000, "number of equal-width bins on [0, 1]")
         ],
-        fit: { input, options throws(ServiceError) in
-            let logits = try CalibratorInputs.logits(input)
-            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
-            let bins = options.integer("bins")
-            let maps = HistogramBinning.fit(logits: logits, labels: labels, bins: max(1, bins))
-            let model = CalibratorModel(
-                method: "histogram", classes: logits.cols,
-                parameters: [
-                    "edges": .vector(maps[0].edges),
-                    "theta": .rows(maps.map(\.theta)),
-                    "counts": .rows(maps.map { $0.counts.map(Double.init) }),
-                ])
-            return (model, FitReport(iterations: 0, converged: true))
+        fit: { logits, labels, options in
+            let maps = HistogramBinning.fit(logits: logits, labels: labels, bins: max(1, options.integer("bins")))
+            return [
+                "edges": .vector(maps[0].edges),
+                "theta": .rows(maps.map(\.theta)),
+                "counts": .rows(maps.map { $0.counts.map(Double.init) }),
+            ]
         },
-        apply: { model, input throws(ServiceError) in
-            let maps = try histogramMaps(model)
-            let logits = try CalibratorInputs.logits(input, classes: model.classes)
-            return HistogramBinning.apply(maps: maps, logits: logits)
-        },
-        validate: { model throws(ServiceError) in
-            _ = try histogramMaps(model)
-        }
-    )
+        maps: histogramMaps, apply: HistogramBinning.apply(maps:logits:))
 
     private static func histogramMaps(_ model: CalibratorModel) throws(ServiceError) -> [HistogramMap] {
         let params = try CalibratorParams(model, names: ["edges", "theta"], optional: ["counts"])

@@ -18,11 +18,8 @@ extension CalibratorCatalogue {
                 "box for log(1/T) within [-709, 709] (where 1/T stays a finite float64); the fit stops at a bound with at_bound set")
         ],
         fit: { input, parameters throws(ServiceError) in
-            let logits = try CalibratorInputs.logits(input)
-            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
-            let bounds = parameters.interval("log_beta_bounds")
-            return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
-                try TemperatureScaling.fit(logits: logits, labels: labels, logBetaBounds: bounds)
+            try SoftmaxFamilyInput.fitLogits(input) { logits, labels throws(SoftmaxCalibrationError) in
+                try TemperatureScaling.fit(logits: logits, labels: labels, logBetaBounds: parameters.interval("log_beta_bounds"))
             }
         },
         apply: { model, input throws(ServiceError) in
@@ -45,9 +42,7 @@ extension CalibratorCatalogue {
             .number("l2", default: 0, min: 0, max: 1e6, "ridge towards the identity map: l2·Σ_j ((w_j − 1)² + b_j²)")
         ],
         fit: { input, parameters throws(ServiceError) in
-            let logits = try CalibratorInputs.logits(input)
-            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
-            return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
+            try SoftmaxFamilyInput.fitLogits(input) { logits, labels throws(SoftmaxCalibrationError) in
                 try LinearCalibration.fitVector(logits: logits, labels: labels, l2: parameters.number("l2"))
             }
         },
@@ -69,54 +64,50 @@ extension CalibratorCatalogue {
     /// million, with some 240 MB of optimiser state.
     static let maxFullMatrixClasses = 1000
 
-    static let matrixScaling = CalibratorDefinition(
+    static let matrixScaling = fullMatrix(
         method: "matrix",
         summary: "Matrix scaling: p = softmax(W z + b), last row of [W | b] fixed to 0, fitted by mean NLL plus the optional ODIR penalty (lambda, mu; default 0); Newton up to C = 36, L-BFGS above; at most 1000 classes",
-        maxClasses: maxFullMatrixClasses,
-        fittedParameters: { $0 * ($0 + 1) },
         parameters: [
             .number("lambda", default: 0, min: 0, max: 1e6, "ODIR off-diagonal penalty: lambda/(C(C−1))·Σ_{i≠j} W_ij²"),
             .number("mu", default: 0, min: 0, max: 1e6, "ODIR intercept penalty: mu/C·Σ_j b_j²"),
         ],
-        fit: { input, parameters throws(ServiceError) in
-            let logits = try CalibratorInputs.logits(input)
-            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
-            return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
-                try LinearCalibration.fitMatrix(
-                    logits: logits, labels: labels, lambda: parameters.number("lambda"), mu: parameters.number("mu"))
-            }
-        },
-        apply: { model, input throws(ServiceError) in
-            let (w, b) = try fullParameters(model)
-            return LinearCalibration.applyFull(w: w, b: b, features: try CalibratorInputs.logits(input, classes: model.classes))
-        },
-        validate: { model throws(ServiceError) in _ = try fullParameters(model) }
-    )
+        fit: LinearCalibration.fitMatrix(logits:labels:lambda:mu:), features: { $0 })
 
-    static let dirichletCalibration = CalibratorDefinition(
+    static let dirichletCalibration = fullMatrix(
         method: "dirichlet",
         summary: "Dirichlet calibration with ODIR: p = softmax(W·log_softmax(z) + b), last row of [W | b] fixed to 0, mean NLL + lambda/(C(C−1))·Σ_{i≠j} W_ij² + mu/C·Σ b_j²; at most 1000 classes",
-        maxClasses: maxFullMatrixClasses,
-        fittedParameters: { $0 * ($0 + 1) },
         parameters: [
             .number("lambda", default: 1e-3, min: 0, max: 1e6, "ODIR off-diagonal penalty (normalised, as dirichletcal's reg_norm=True)"),
             .number("mu", default: 1e-3, min: 0, max: 1e6, "ODIR intercept penalty (normalised)"),
         ],
-        fit: { input, parameters throws(ServiceError) in
-            let logits = try CalibratorInputs.logits(input)
-            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
-            return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
-                try LinearCalibration.fitDirichlet(
-                    logits: logits, labels: labels, lambda: parameters.number("lambda"), mu: parameters.number("mu"))
-            }
-        },
-        apply: { model, input throws(ServiceError) in
-            let (w, b) = try fullParameters(model)
-            let logits = try CalibratorInputs.logits(input, classes: model.classes)
-            return LinearCalibration.applyFull(w: w, b: b, features: LinearCalibration.dirichletFeatures(logits))
-        },
-        validate: { model throws(ServiceError) in _ = try fullParameters(model) }
-    )
+        fit: LinearCalibration.fitDirichlet(logits:labels:lambda:mu:), features: LinearCalibration.dirichletFeatures)
+
+    /// A full-matrix method (matrix, dirichlet): `softmax(W·features(z) + b)` with C×(C+1)
+    /// parameters (at most ``maxFullMatrixClasses`` classes), fitted with the request's
+    /// `lambda` and `mu`; the two differ only in their features and defaults.
+    private static func fullMatrix(
+        method: String, summary: String, parameters: [ParameterSpec],
+        fit: @escaping @Sendable (Matrix, [Int], Double, Double) throws(SoftmaxCalibrationError) -> (CalibratorModel, FitReport),
+        features: @escaping @Sendable (Matrix) -> Matrix
+    ) -> CalibratorDefinition {
+        CalibratorDefinition(
+            method: method, summary: summary,
+            maxClasses: maxFullMatrixClasses,
+            fittedParameters: { $0 * ($0 + 1) },
+            parameters: parameters,
+            fit: { input, parameters throws(ServiceError) in
+                try SoftmaxFamilyInput.fitLogits(input) { logits, labels throws(SoftmaxCalibrationError) in
+                    try fit(logits, labels, parameters.number("lambda"), parameters.number("mu"))
+                }
+            },
+            apply: { model, input throws(ServiceError) in
+                let (w, b) = try fullParameters(model)
+                let logits = try CalibratorInputs.logits(input, classes: model.classes)
+                return LinearCalibration.applyFull(w: w, b: b, features: features(logits))
+            },
+            validate: { model throws(ServiceError) in _ = try fullParameters(model) }
+        )
+    }
 
     private static func fullParameters(_ model: CalibratorModel) throws(ServiceError) -> (Matrix, [Double]) {
         let params = try CalibratorParams(model, names: ["W", "b"])
@@ -131,9 +122,7 @@ extension CalibratorCatalogue {
         summary: "Ensemble temperature scaling (Mix-n-Match ETS): p = w0·softmax(z/T) + w1·softmax(z) + w2/C, T in [0.05, 5] and weights on the simplex, both by MSE",
         parameters: [],
         fit: { input, _ throws(ServiceError) in
-            let logits = try CalibratorInputs.logits(input)
-            let labels = try CalibratorInputs.labels(input, rows: logits.rows, classes: logits.cols)
-            return try SoftmaxFamilyInput.run(field: "/logits") { () throws(SoftmaxCalibrationError) in
+            try SoftmaxFamilyInput.fitLogits(input) { logits, labels throws(SoftmaxCalibrationError) in
                 try EnsembleTemperature.fit(logits: logits, labels: labels)
             }
         },
@@ -247,6 +236,15 @@ private enum SoftmaxFamilyInput {
                 "views_logits has \(views.shape[2]) classes but the calibrator was fitted for \(classes)")
         }
         return views
+    }
+
+    /// Fits a logits method: `logits` and `labels` checked, then `body` on them with its
+    /// errors mapped to 422s at `/logits`.
+    static func fitLogits(
+        _ input: CalibrationInput, _ body: (Matrix, [Int]) throws(SoftmaxCalibrationError) -> (CalibratorModel, FitReport)
+    ) throws(ServiceError) -> (CalibratorModel, FitReport) {
+        let (logits, labels) = try CalibratorInputs.labelledLogits(input)
+        return try run(field: "/logits") { () throws(SoftmaxCalibrationError) in try body(logits, labels) }
     }
 
     /// Runs a kernel, mapping its errors to 422s.

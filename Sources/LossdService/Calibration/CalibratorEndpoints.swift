@@ -43,12 +43,7 @@ enum CalibratorEndpoints {
         let definition = try CalibratorCodec.definition(body["method"], field: "/method")
         let name = try CalibratorResource.optionalName(in: body)
         let store = name == nil ? nil : try slot.current()
-        let paramsObject: JSONObject?
-        switch body["params"] {
-        case nil, .null?: paramsObject = nil
-        case .object(let object)?: paramsObject = object
-        default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
-        }
+        let paramsObject = try RequestMembers.params(body)
         let parameters = try ResolvedParameters(
             paramsObject, specs: definition.parameters, pointer: "/params", owner: "calibrator `\(definition.method)`")
         let tensors = TensorReader(object: body)
@@ -220,14 +215,11 @@ enum CalibratorEndpoints {
         }
         var predictions: [JSONValue] = []
         predictions.reserveCapacity(probs.rows)
-        for r in 0..<probs.rows {
-            var best = 0
-            var bestValue = probs.values[r * probs.cols]
-            for j in 1..<max(probs.cols, 1) where probs.values[r * probs.cols + j] > bestValue {
-                best = j
-                bestValue = probs.values[r * probs.cols + j]
+        probs.values.withUnsafeBufferPointer { v in
+            for r in 0..<probs.rows {
+                let row = UnsafeBufferPointer(rebasing: v[(r * probs.cols)..<((r + 1) * probs.cols)])
+                predictions.append(.int(SoftmaxRows.argmax(row)))
             }
-            predictions.append(.int(best))
         }
         return LossdService.json(
             [

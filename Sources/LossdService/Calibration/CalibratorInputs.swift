@@ -22,6 +22,13 @@ enum CalibratorInputs {
         return logits
     }
 
+    /// The `logits` and `labels` a logits method is fitted on, checked as the two calls
+    /// above check them (logits first, so their 422s win).
+    static func labelledLogits(_ input: CalibrationInput) throws(ServiceError) -> (logits: Matrix, labels: [Int]) {
+        let logits = try logits(input)
+        return (logits, try labels(input, rows: logits.rows, classes: logits.cols))
+    }
+
     /// Fit labels: present, one per row (at least one), each in [0, classes).
     static func labels(_ input: CalibrationInput, rows: Int, classes: Int) throws(ServiceError) -> [Int] {
         guard let labels = input.labels else { throw ServiceError.missing("labels") }

@@ -79,11 +79,7 @@ enum CalibratorReliability {
     }
 
     private static func paramsObject(_ body: JSONObject) throws(ServiceError) -> JSONObject? {
-        switch body["params"] {
-        case nil, .null?: return nil
-        case .object(let object)?: return object
-        default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
-        }
+        try RequestMembers.params(body)
     }
 
     /// An optional picture title: a string of 1 to `maxTitleLength` characters.

@@ -33,12 +33,7 @@ extension MetricsEndpoint {
             throw ServiceError.invalid(
                 .invalidParam, field: "/reliability", "`reliability` must be true or false (got \(ResolvedParameters.text(other)))")
         }
-        var paramsObject: JSONObject?
-        switch body["params"] {
-        case nil, .null?: paramsObject = nil
-        case .object(let object)?: paramsObject = object
-        default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
-        }
+        let paramsObject = try RequestMembers.params(body)
         let params = try ResolvedParameters(
             paramsObject, specs: parameters, pointer: "/params", extra: ["brier_scale_by_half"], owner: "the metrics")
         let halveBrier: Bool?
@@ -168,30 +163,10 @@ extension MetricsEndpoint {
     /// `metrics`: absent or null for the default list; otherwise a non-empty array of
     /// known names (repeats are answered once).
     static func metricList(_ node: JSONNode?) throws(ServiceError) -> [String] {
-        guard let node else { return defaultMetrics }
-        let items: [JSONNode]
-        switch node {
-        case .null: return defaultMetrics
-        case .array(let array): items = array
-        case .numbers(let array) where array.values.isEmpty: items = []
-        default:
-            throw ServiceError.invalid(.invalidParam, field: "/metrics", "`metrics` must be an array of metric names")
-        }
-        guard !items.isEmpty else {
-            throw ServiceError.invalid(.invalidParam, field: "/metrics", "`metrics` must name at least one metric")
-        }
-        var names: [String] = []
-        for (i, item) in items.enumerated() {
-            guard case .string(let name) = item, metricNames.contains(name) else {
-                throw ServiceError.invalid(
-                    .invalidParam, field: "/metrics/\(i)",
-                    "unknown metric \(ResolvedParameters.text(item))"
-                        + StrictFields.suggestion(for: ResolvedParameters.plain(item), among: metricNames)
-                        + "; expected one of \(metricNames.joined(separator: ", "))")
-            }
-            if !names.contains(name) { names.append(name) }
-        }
-        return names
+        guard let names = try MetricNameList.parse(node, known: metricNames) else { return defaultMetrics }
+        var unique: [String] = []
+        for name in names where !unique.contains(name) { unique.append(name) }
+        return unique
     }
 
     /// probs rows: entries in [0, 1] and sums within 1e-6 of 1 (docs/calibration.md §1; field

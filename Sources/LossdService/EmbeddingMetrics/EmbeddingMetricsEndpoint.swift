@@ -63,12 +63,7 @@ enum EmbeddingMetricsEndpoint {
 
     static func parse(_ body: JSONObject) throws(ServiceError) -> Request {
         try StrictFields.check(body, allowed: fields, pointer: "", place: "an embedding-metrics request")
-        var paramsObject: JSONObject?
-        switch body["params"] {
-        case nil, .null?: paramsObject = nil
-        case .object(let object)?: paramsObject = object
-        default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
-        }
+        let paramsObject = try RequestMembers.params(body)
         let params = try ResolvedParameters(paramsObject, specs: parameters, pointer: "/params", owner: "the embedding metrics")
         let requested = try metricList(body["metrics"])
 
@@ -178,30 +173,8 @@ enum EmbeddingMetricsEndpoint {
     /// `metrics`: absent for the default list (nil); otherwise a non-empty array of known
     /// names.
     static func metricList(_ node: JSONNode?) throws(ServiceError) -> [Metric]? {
-        guard let node else { return nil }
-        let items: [JSONNode]
-        switch node {
-        case .null: return nil
-        case .array(let array): items = array
-        case .numbers(let array) where array.values.isEmpty: items = []
-        default:
-            throw ServiceError.invalid(.invalidParam, field: "/metrics", "`metrics` must be an array of metric names")
-        }
-        guard !items.isEmpty else {
-            throw ServiceError.invalid(.invalidParam, field: "/metrics", "`metrics` must name at least one metric")
-        }
-        var names: [Metric] = []
-        for (i, item) in items.enumerated() {
-            guard case .string(let name) = item, let metric = Metric(rawValue: name) else {
-                throw ServiceError.invalid(
-                    .invalidParam, field: "/metrics/\(i)",
-                    "unknown metric \(ResolvedParameters.text(item))"
-                        + StrictFields.suggestion(for: ResolvedParameters.plain(item), among: metricNames)
-                        + "; expected one of \(metricNames.joined(separator: ", "))")
-            }
-            names.append(metric)
-        }
-        return names
+        // Every name `parse` returns is a raw value of `Metric`.
+        try MetricNameList.parse(node, known: metricNames)?.compactMap(Metric.init(rawValue:))
     }
 
     // MARK: Evaluation

@@ -18,28 +18,14 @@ enum EnsembleEndpoint {
     static let methodNames = EnsembleMethod.allCases.map(\.rawValue)
 
     static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
-        let body = try RequestBody.object(route)
-        try StrictFields.check(
-            body, allowed: ["method", "params", "logits", "weights"] + OutputEncoding.fields, pointer: "",
-            place: "an ensemble request")
-        let output = try OutputEncoding(body, for: route)
+        let (body, output) = try RequestMembers.checkedBody(
+            route, allowed: ["method", "params", "logits", "weights"], place: "an ensemble request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this ensemble", in: route.context)
         let tensors = TensorReader(object: body)
 
         // Validation order: method, params, logits, weights, then the method's own checks.
-        guard let methodNode = body["method"], !methodNode.isNull else { throw ServiceError.missing("method") }
-        guard case .string(let name) = methodNode, let method = EnsembleMethod(rawValue: name) else {
-            throw ServiceError.invalid(
-                .invalidParam, field: "/method",
-                "`method` must be one of \(methodNames.joined(separator: ", ")) (got \(ResolvedParameters.text(methodNode)))"
-                    + StrictFields.suggestion(for: ResolvedParameters.plain(methodNode), among: methodNames))
-        }
-        var paramsObject: JSONObject?
-        switch body["params"] {
-        case nil, .null?: paramsObject = nil
-        case .object(let object)?: paramsObject = object
-        default: throw ServiceError.invalid(.invalidParam, field: "/params", "`params` must be an object")
-        }
+        let method: EnsembleMethod = try RequestMembers.method(body, names: methodNames)
+        let paramsObject = try RequestMembers.params(body)
         let parameters = try ResolvedParameters(
             paramsObject, specs: method == .crossmax ? crossMaxParameters : [], pointer: "/params",
             owner: "ensemble method `\(method.rawValue)`")

@@ -100,12 +100,7 @@ extension LossCatalogue {
     static let poly1 = LossDefinition(
         name: "poly1", kind: "classification",
         summary: "Poly-1 loss (Leng et al. 2022, optax): cross-entropy + epsilon * (1 - p_t), with label smoothing.",
-        inputs: [
-            .required("logits", "[N][C]", gradient: true),
-            .oneOf("labels", "[N]", group: "labels/targets"),
-            .oneOf("targets", "[N][C]", group: "labels/targets"),
-            .optional("sample_weights", "[N]"),
-        ],
+        inputs: logitsWithClassTargets + [.optional("sample_weights", "[N]")],
         parameters: [
             .number("epsilon", default: 2, min: -1, "Weight ε of the (1 - p_t) term (paper: 2 for ImageNet, -1 for detection)."),
             .number("label_smoothing", default: 0, min: 0, max: 1, "Label smoothing of the targets."),

@@ -24,13 +24,7 @@ enum LossCatalogue {
     static let crossEntropy = LossDefinition(
         name: "cross_entropy", kind: "classification",
         summary: "Softmax cross-entropy (PyTorch CrossEntropyLoss): hard labels with ignore_index, class weights, label smoothing, or soft targets.",
-        inputs: [
-            .required("logits", "[N][C]", gradient: true),
-            .oneOf("labels", "[N]", group: "labels/targets"),
-            .oneOf("targets", "[N][C]", group: "labels/targets"),
-            .optional("class_weights", "[C]"),
-            .optional("sample_weights", "[N]"),
-        ],
+        inputs: logitsWithClassTargets + [.optional("class_weights", "[C]"), .optional("sample_weights", "[N]")],
         parameters: [
             .number("label_smoothing", default: 0, min: 0, max: 1, "Label smoothing ε."),
             .integer("ignore_index", default: -100, "Rows with this label are skipped."),
@@ -110,6 +104,15 @@ enum LossCatalogue {
             }
         }
     )
+
+    /// The inputs of a softmax loss read through ``classTargets(_:)``: the logits with
+    /// their gradient, then exactly one of `labels` [N] or `targets` [N][C]; each such entry
+    /// lists these first and adds its own weights.
+    static let logitsWithClassTargets: [InputSpec] = [
+        .required("logits", "[N][C]", gradient: true),
+        .oneOf("labels", "[N]", group: "labels/targets"),
+        .oneOf("targets", "[N][C]", group: "labels/targets"),
+    ]
 
     /// Exactly one of `labels` [N] or `targets` [N][C].
     static func classTargets(_ tensors: TensorReader) throws(ServiceError) -> ClassTargets {

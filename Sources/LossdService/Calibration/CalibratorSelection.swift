@@ -7,7 +7,7 @@ import LossdStore
     import Glibc
 #endif
 
-/// `POST /v1/calibrators/select` (spec/METRICS-2.md §4, docs/calibration.md §5): stratified
+/// `POST /v1/calibrators/select` (docs/calibration.md §5): stratified
 /// k-fold cross-validation of every applicable calibrator, ranked by a held-out metric,
 /// with the uncalibrated baseline, the failed fits, and the winner refitted on all rows
 /// (stored under `name` when given, as a fit with a name is). One loop over the

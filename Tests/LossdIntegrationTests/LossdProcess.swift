@@ -93,6 +93,17 @@ final class LossdProcess {
 
     func connect() throws -> RawClient { try RawClient(port: port) }
 
+    /// POSTs `json` to `path` on a new connection, with an optional `Accept` header.
+    func postJSON(_ path: String, _ json: String, accept: String? = nil) throws -> WireResponse {
+        let body = Array(json.utf8)
+        let client = try connect()
+        let acceptLine = accept.map { "Accept: \($0)\r\n" } ?? ""
+        try client.send(
+            "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(acceptLine)Content-Length: \(body.count)\r\n\r\n")
+        try client.send(body)
+        return try client.readResponse()
+    }
+
     /// Sends a signal (SIGTERM by default).
     func signal(_ number: Int32 = SIGTERM) { kill(process.processIdentifier, number) }
 

@@ -10,13 +10,7 @@ import Testing
 @Suite("lossd /v1/metrics and /v1/reliability over real sockets")
 struct MetricsEndpointTests {
     func post(_ lossd: LossdProcess, _ path: String, _ json: String, accept: String? = nil) throws -> WireResponse {
-        let body = Array(json.utf8)
-        let client = try lossd.connect()
-        let acceptLine = accept.map { "Accept: \($0)\r\n" } ?? ""
-        try client.send(
-            "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(acceptLine)Content-Length: \(body.count)\r\n\r\n")
-        try client.send(body)
-        return try client.readResponse()
+        try lossd.postJSON(path, json, accept: accept)
     }
 
     static let logits = "[[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [0.0, 3.0, 1.0], [1.5, 1.5, -2.0], [-1.0, 0.0, 2.5], [0.3, 0.1, 0.2]]"

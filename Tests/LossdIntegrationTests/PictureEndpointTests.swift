@@ -13,13 +13,7 @@ import Testing
 @Suite("lossd pictures over real sockets")
 struct PictureEndpointTests {
     func post(_ lossd: LossdProcess, _ path: String, _ json: String, accept: String? = nil) throws -> WireResponse {
-        let body = Array(json.utf8)
-        let client = try lossd.connect()
-        let acceptLine = accept.map { "Accept: \($0)\r\n" } ?? ""
-        try client.send(
-            "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(acceptLine)Content-Length: \(body.count)\r\n\r\n")
-        try client.send(body)
-        return try client.readResponse()
+        try lossd.postJSON(path, json, accept: accept)
     }
 
     /// Every element name of a well-formed SVG document, in order (fails on bad XML).

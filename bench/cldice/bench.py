@@ -49,19 +49,6 @@ def blobs(rng, N, C, H, W):
     return lab
 
 
-    wanted = set(request_ids)
-    with open(log_path) as f:
-        for line in f:
-            if '"request_id"' not in line:
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("request_id") in wanted and "ms" in entry:
-                found[entry["request_id"]] = float(entry["ms"])
-    return found
-
 
 def b64(array, dtype):
     return {"shape": list(array.shape), "dtype": dtype,

@@ -77,19 +77,6 @@ def lr_annealing_case(rng, steps, warmup, noise):
     return {"law": "lr_annealing", "data": data, "params": opts}, opts, f"{steps:,} steps (W {warmup})"
 
 
-    wanted = set(request_ids)
-    with open(log_path) as f:
-        for line in f:
-            if '"request_id"' not in line:
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("request_id") in wanted and "ms" in entry:
-                found[entry["request_id"]] = float(entry["ms"])
-    return found
-
 
 def time_lossd(http, url, body, repeats, budget, log_path):
     headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}

@@ -231,10 +231,15 @@ enum AggregateEndpoint {
     /// as fitted, the others' estimated against the soft labels; ordered by the method's skill,
     /// or by the agreement with the soft labels where the method has none.
     static func confusionPicture(_ result: AggregationResult, method: AggregationMethod, data: CrowdAnnotations, annotators: [ID]) -> HTTPResponse {
-        let estimated = Aggregation.empiricalConfusion(data, soft: result.soft)
-        let confusion = result.confusion ?? estimated.confusion
+        // Estimated only where the method has no matrices or no skill of its own.
+        let confusion: Tensor, skill: [Double]
+        if let fitted = result.confusion, let own = result.skill {
+            (confusion, skill) = (fitted, own)
+        } else {
+            let estimated = Aggregation.empiricalConfusion(data, soft: result.soft)
+            (confusion, skill) = (result.confusion ?? estimated.confusion, result.skill ?? estimated.agreement)
+        }
         let k = data.numClasses
-        let skill = result.skill ?? estimated.agreement
         let panels = annotators.indices.map { w in
             AnnotatorConfusionSVG.Panel(
                 id: annotators[w].plainText, skill: skill[w], annotations: data.annotatorStart[w + 1] - data.annotatorStart[w],

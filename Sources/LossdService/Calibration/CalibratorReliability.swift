@@ -33,9 +33,11 @@ enum CalibratorReliability {
         guard let labels = try tensors.integers("labels") else { throw ServiceError.missing("labels") }
         try WorkingSet.reserve(WorkingSet.typical(for: body, factor: 4), for: "this reliability diagram", in: route.context)
 
-        let after = try definition.apply(record.model, input)
-        _ = try CalibratorInputs.labels(CalibrationInput(labels: labels), rows: after.rows, classes: after.cols)
+        // Labels are checked before any calibration work: one per row, each in [0, C).
+        let rows = input.logits?.rows ?? input.scores?.count ?? input.views.map { $0.shape.count == 3 ? $0.shape[1] : 0 } ?? 0
         input.labels = labels
+        _ = try CalibratorInputs.labels(input, rows: rows, classes: record.model.classes)
+        let after = try definition.apply(record.model, input)
         guard let before = CalibratorEndpoints.baseline(input, definition: definition), after.values.allFinite else {
             throw ServiceError.invalid(
                 .valueOverflow, field: nil,
@@ -45,10 +47,11 @@ enum CalibratorReliability {
         let rule = BinRule(rawValue: params.string("bin_rule")) ?? .left
         let series = [("Before", before, ReliabilitySVG.beforeColour), ("After \(record.model.method)", after, ReliabilitySVG.afterColour)]
             .map { label, p, colour in
-                ReliabilitySVG.Series(
-                    label: label, bins: CalibrationMetrics.reliability(probabilities: p, labels: labels, bins: bins, binRule: rule),
-                    ece: CalibrationMetrics.ece(probabilities: p, labels: labels, bins: bins, binRule: rule),
-                    accuracy: CalibrationMetrics.accuracy(scores: p, labels: labels), colour: colour)
+                // One top-label pass per side feeds the bins, the ECE and the accuracy.
+                let top = CalibrationMetrics.topLabels(scores: p, probabilities: p, targets: .labels(labels))
+                return ReliabilitySVG.Series(
+                    label: label, bins: CalibrationMetrics.reliability(top, bins: bins, binRule: rule),
+                    ece: CalibrationMetrics.ece(top, bins: bins, binRule: rule), accuracy: CalibrationMetrics.accuracy(top), colour: colour)
             }
         let nll = [
             input.logits.map { CalibrationMetrics.nll(logits: $0, labels: labels) } ?? CalibrationMetrics.nll(probabilities: before, labels: labels),

@@ -22,7 +22,7 @@ extension MetricsEndpoint {
         try StrictFields.check(body, allowed: fields, pointer: "", place: "a metrics request")
         // The heading of /v1/reliability's picture: checked on both routes (one request
         // schema), drawn only there.
-        _ = try CalibratorReliability.readTitle(body["title"])
+        let title = try CalibratorReliability.readTitle(body["title"])
         let tensors = TensorReader(object: body)
         let metrics = try metricList(body["metrics"])
         var reliability = forceReliability
@@ -50,7 +50,7 @@ extension MetricsEndpoint {
             metrics: metrics, reliability: reliability, bins: params.integer("bins"),
             binRule: BinRule(rawValue: params.string("bin_rule")) ?? .left, k: params.integer("k"),
             halveBrier: halveBrier, repeats: params.integer("repeats"), seed: UInt64(max(0, params.integer("seed"))),
-            scores: nil, probabilities: nil, logits: nil, targets: .labels([]), opis: nil)
+            scores: nil, probabilities: nil, logits: nil, targets: .labels([]), opis: nil, title: title)
 
         let needsProbabilities = reliability || metrics.contains { $0 != "opis" }
         try readScoredInput(tensors, into: &request, required: needsProbabilities)

@@ -50,6 +50,8 @@ enum MetricsEndpoint {
         /// Hard labels or soft targets.
         var targets: MetricTargets
         var opis: OPISInput?
+        /// The picture's heading (`title`; drawn by /v1/reliability only).
+        var title: String?
 
         /// The rows scored (the labels' count when only opis is asked for).
         var rows: Int { targets.rows }
@@ -78,7 +80,6 @@ enum MetricsEndpoint {
         let body = try RequestBody.object(route)
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this reliability diagram", in: route.context)
         let parsed = try parse(body, forceReliability: true)
-        let title = try CalibratorReliability.readTitle(body["title"])
         guard AcceptHeader.prefers("image/svg+xml", request.headers["accept"]) else {
             return LossdService.json(try evaluate(parsed), output: try OutputEncoding(body, for: route))
         }
@@ -89,7 +90,7 @@ enum MetricsEndpoint {
         let bins = CalibrationMetrics.reliability(top, bins: parsed.bins, binRule: parsed.binRule)
         let ece = CalibrationMetrics.ece(top, bins: parsed.bins, binRule: parsed.binRule)
         let svg = ReliabilitySVG.render(
-            bins: bins, ece: ece, accuracy: CalibrationMetrics.accuracy(top), n: p.rows, binRule: parsed.binRule, title: title)
+            bins: bins, ece: ece, accuracy: CalibrationMetrics.accuracy(top), n: p.rows, binRule: parsed.binRule, title: parsed.title)
         return HTTPResponse(status: .ok, headers: ["Content-Type": "image/svg+xml; charset=utf-8"], body: Array(svg.utf8))
     }
 

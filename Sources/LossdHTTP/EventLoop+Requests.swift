@@ -169,17 +169,22 @@ extension EventLoop {
     }
 
     /// Decides on a request from its head alone, before `100 Continue` and before any of
-    /// its body is kept: probe-only connections serve inline routes only; the responder
-    /// may refuse (authentication, route, method, media type); and the announced body must
-    /// fit in the memory budget. Returns the refusal, or nil with the request's charge set.
+    /// its body is kept: the responder plans it once (route, refusal, lane, label);
+    /// probe-only connections serve inline routes only; a request with a body that the
+    /// plan refuses (authentication, route, method, media type) is answered at once; and
+    /// the announced body must fit in the memory budget. Returns the refusal, or nil with
+    /// the request's plan and charge set. A bodiless request's refusal is answered at
+    /// dispatch, keeping the connection.
     func admit(_ head: HTTPRequestHead, on connection: Connection) -> HTTPResponse? {
         if connection.onOperationsListener, let operations = configuration.operations, !operations.paths.contains(head.path) {
             return responder.errorResponse(status: .notFound, detail: "the operations port serves only \(operations.paths.sorted().joined(separator: ", "))")
         }
-        if connection.probeOnly && !responder.answersInline(head) {
+        let plan = responder.plan(head)
+        connection.plan = plan
+        if connection.probeOnly && !plan.inline {
             return capacityResponse("too many open connections; only health probes are served on this one")
         }
-        if head.hasBody, let refusal = responder.screen(head) { return refusal }
+        if head.hasBody, let refusal = plan.refusal { return refusal }
         let charge = MemoryCharge(budget: budget)
         connection.charge = charge
         connection.chargesArrivingBody = false
@@ -240,11 +245,17 @@ extension EventLoop {
         connection.charge = charge
         let cancellation = CancellationFlag()
         connection.cancellation = cancellation
+        let plan = connection.plan ?? responder.plan(request.head)
+        connection.plan = plan
         let context = RequestContext(
             requestID: makeRequestID(request.head), remoteAddress: connection.remoteAddress, memory: charge,
-            cancellation: cancellation)
+            cancellation: cancellation, plan: plan, gauges: gauges)
         connection.requestID = context.requestID
-        if responder.answersInline(request.head) {
+        if let refusal = plan.refusal {
+            sendResponse(refusal, on: connection)
+            return
+        }
+        if plan.inline {
             sendResponse(responder.respond(to: request, context: context), on: connection)
             return
         }
@@ -256,7 +267,7 @@ extension EventLoop {
         let accepted = pool.submit({ [self] in
             let response = responder.respond(to: request, context: context)
             post(.response(connectionID: id, fd: fd, response: response))
-        }, class: responder.workClass(request.head))
+        }, class: plan.workClass)
         if !accepted {
             connection.handlerDeadline = 0
             sendResponse(capacityResponse("the server is at capacity; retry shortly"), on: connection)
@@ -329,7 +340,7 @@ extension EventLoop {
         let method = head?.method ?? partial?.method
         let path = head?.path ?? partial.map { String($0.target.prefix { $0 != "?" }) }
         let line = method.map { "\($0) \(path ?? "")" } ?? "-"
-        let route = responder.routeLabel(method: method, path: path)
+        let route = connection.plan?.label ?? responder.routeLabel(method: method, path: path)
         if let method { metadata["method"] = "\(method)" }
         if let path { metadata["path"] = "\(path)" }
         metadata["route"] = "\(route)"

@@ -37,6 +37,7 @@ extension EventLoop {
 
     func finishResponse(_ connection: Connection) {
         connection.currentHead = nil
+        connection.plan = nil
         connection.requestID = ""
         connection.bytesIn = 0
         connection.charge = nil

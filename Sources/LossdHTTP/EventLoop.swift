@@ -83,6 +83,16 @@ final class EventLoop: @unchecked Sendable {
         requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     }
 
+    /// The server's gauges, read when called: handed to every request in its context, so
+    /// that `/metrics` and `/readyz` see the server without holding a reference to it.
+    /// Made once (on the loop thread, at the first dispatch); it holds the loop weakly.
+    lazy var gauges: @Sendable () -> ServerGauges = { [weak self] in
+        guard let self else { return ServerGauges(openConnections: 0, queueDepth: 0) }
+        return ServerGauges(
+            openConnections: openConnectionCount, queueDepth: pool.queueDepth, inflightBytes: budget.inUse,
+            inflightLimit: budget.limit, saturated: pool.isSaturated)
+    }
+
     var isDraining: Bool { drainingFlag.load(ordering: .acquiring) }
     var openConnectionCount: Int { connectionCount.load(ordering: .relaxed) }
 

@@ -47,6 +47,8 @@ final class Connection {
     /// True once any byte of the current request arrived (distinguishes idle from slow).
     var requestStarted = false
     var currentHead: HTTPRequestHead?
+    /// The responder's plan for the current request, made once from its head.
+    var plan: RequestPlan?
     var requestStartNanos: UInt64 = 0
     var requestID = ""
     var bytesIn = 0

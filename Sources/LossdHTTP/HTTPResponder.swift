@@ -1,3 +1,53 @@
+/// What a responder decides about a request from its head alone, once, before the body
+/// is read: whether to refuse it, where it runs and how it is labelled. The server keeps
+/// the plan with the request and hands it back in ``RequestContext/plan``, so the responder
+/// never matches the same request twice.
+public struct RequestPlan: Sendable {
+    /// An answer given without reading the body (401, 404, 405, 415, ...); for a request
+    /// with a body the connection then closes without buffering it.
+    public var refusal: HTTPResponse?
+    /// Cheap and non-blocking: answered on the I/O thread, even while every worker is busy.
+    public var inline: Bool
+    /// Which lane of the worker pool it may use.
+    public var workClass: WorkClass
+    /// A bounded label for the access log and the metrics (a route pattern, never the raw path).
+    public var label: String
+    /// The responder's own resolution of the request (its matched route), opaque to the server.
+    public var route: (any Sendable)?
+
+    public init(
+        label: String, inline: Bool = false, workClass: WorkClass = .heavy, route: (any Sendable)? = nil,
+        refusal: HTTPResponse? = nil
+    ) {
+        self.label = label
+        self.inline = inline
+        self.workClass = workClass
+        self.route = route
+        self.refusal = refusal
+    }
+}
+
+/// The server's load as `/metrics` and `/readyz` report it, read when asked.
+public struct ServerGauges: Sendable {
+    public var openConnections: Int
+    public var queueDepth: Int
+    /// Bytes requests hold against the memory budget now, and the budget.
+    public var inflightBytes: Int
+    public var inflightLimit: Int
+    /// Every general worker is busy and requests wait (`/readyz` then says not ready).
+    public var saturated: Bool
+
+    public init(
+        openConnections: Int, queueDepth: Int, inflightBytes: Int = 0, inflightLimit: Int = 0, saturated: Bool = false
+    ) {
+        self.openConnections = openConnections
+        self.queueDepth = queueDepth
+        self.inflightBytes = inflightBytes
+        self.inflightLimit = inflightLimit
+        self.saturated = saturated
+    }
+}
+
 /// What the server knows about a request beyond its bytes.
 public struct RequestContext: Sendable {
     /// The client's `X-Request-Id` when it sent a usable one, else one made by the server.
@@ -8,16 +58,24 @@ public struct RequestContext: Sendable {
     public let memory: MemoryCharge
     /// Set when the answer is no longer wanted (client gone, request timeout).
     public let cancellation: CancellationFlag
+    /// The responder's plan for this request, made from its head; nil when the request did
+    /// not come through a server (a test or a benchmark calling the responder directly).
+    public let plan: RequestPlan?
+    /// Reads the server's gauges now; zeros outside a server.
+    public let gauges: @Sendable () -> ServerGauges
 
     /// Without a charge, the request is measured against an unlimited budget of its own.
     public init(
         requestID: String, remoteAddress: String, memory: MemoryCharge? = nil,
-        cancellation: CancellationFlag = CancellationFlag()
+        cancellation: CancellationFlag = CancellationFlag(), plan: RequestPlan? = nil,
+        gauges: @escaping @Sendable () -> ServerGauges = { ServerGauges(openConnections: 0, queueDepth: 0) }
     ) {
         self.requestID = requestID
         self.remoteAddress = remoteAddress
         self.memory = memory ?? MemoryCharge(budget: MemoryBudget(limit: Int.max))
         self.cancellation = cancellation
+        self.plan = plan
+        self.gauges = gauges
     }
 }
 
@@ -28,7 +86,8 @@ public struct RequestRecord: Sendable {
     /// Nil when the request line was never read (a timeout or an oversized header block).
     public var method: String?
     public var path: String?
-    /// The responder's label for the request's route (``HTTPResponder/routeLabel(method:path:)``).
+    /// The label of the request's plan (``RequestPlan/label``), or for a request whose head
+    /// was never complete, ``HTTPResponder/routeLabel(method:path:)``.
     public var route: String
     public var status: HTTPStatus
     public var bytesIn: Int
@@ -53,20 +112,12 @@ public struct RequestRecord: Sendable {
 /// The application side of the server: turns complete requests into responses.
 /// The server owns framing, limits and timeouts; a responder never sees raw bytes.
 public protocol HTTPResponder: Sendable {
-    /// Whether the request is cheap enough to answer on the I/O thread (health checks),
-    /// so that it is answered even while every worker is busy.
-    func answersInline(_ head: HTTPRequestHead) -> Bool
+    /// Decides on a request from its head, once (route, refusal, lane, label); runs on the
+    /// I/O thread before `100 Continue` and before any of the body is kept: must be quick.
+    func plan(_ head: HTTPRequestHead) -> RequestPlan
 
-    /// Looks at a request head before its body is read (and before `100 Continue` is
-    /// sent): a response here (401, 404, 405, 415, ...) is answered at once, and the body
-    /// is never buffered. Nil lets the request go on. Runs on the I/O thread: must be quick.
-    func screen(_ head: HTTPRequestHead) -> HTTPResponse?
-
-    /// How expensive the request will be, from its head: light work may use the reserved
-    /// light lane of the worker pool.
-    func workClass(_ head: HTTPRequestHead) -> WorkClass
-
-    /// Produces the response. Runs on a worker thread unless ``answersInline(_:)`` said yes.
+    /// Produces the response, with the plan in `context.plan`. Runs on a worker thread
+    /// unless the plan said inline.
     func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse
 
     /// The response for an error found by the server itself (malformed request, limits,
@@ -76,18 +127,13 @@ public protocol HTTPResponder: Sendable {
     /// Called on the I/O thread once per response sent (for metrics); must be quick.
     func requestCompleted(_ record: RequestRecord)
 
-    /// A bounded label for the request's route, for the access log and the metrics (a
-    /// route pattern, never the raw path): computed once per request. `none` when no
-    /// request line was read.
+    /// The label of a request whose head was never complete (a timeout, an oversized
+    /// header block) but whose request line may have been read: `none` without one.
     func routeLabel(method: String?, path: String?) -> String
 }
 
 extension HTTPResponder {
-    public func answersInline(_ head: HTTPRequestHead) -> Bool { false }
-
-    public func screen(_ head: HTTPRequestHead) -> HTTPResponse? { nil }
-
-    public func workClass(_ head: HTTPRequestHead) -> WorkClass { .heavy }
+    public func plan(_ head: HTTPRequestHead) -> RequestPlan { RequestPlan(label: "unmatched") }
 
     public func errorResponse(status: HTTPStatus, detail: String) -> HTTPResponse {
         HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: detail + "\n")

@@ -11,6 +11,32 @@ public struct RouteRequest: Sendable {
 /// What a route returns: a response, or a `ServiceError` rendered as problem+json.
 public typealias RouteHandler = @Sendable (RouteRequest) throws(ServiceError) -> HTTPResponse
 
+/// Where a route runs, declared when it is registered.
+enum RouteCost: Sendable, Equatable {
+    /// Cheap and non-blocking (health, version, catalogue listings): on the I/O thread, so
+    /// it is answered even while every worker is busy.
+    case inline
+    /// Costs about its body (a loss, metrics, an apply, a store read): light work, which
+    /// may also use the worker pool's reserved light lane, up to `lightBodyBytes`; heavy beyond.
+    case bodySized
+    /// Costs that cannot be bounded from the head (fits, aggregation, O(N²) metrics from a
+    /// small body): the general workers only.
+    case heavy
+
+    /// The largest body of light work.
+    static let lightBodyBytes = 1 << 20
+
+    /// The worker-pool lane for a request of this route with `head`.
+    func workClass(_ head: HTTPRequestHead) -> WorkClass {
+        switch (self, head.framing) {
+        case (.heavy, _): .heavy
+        case (_, .none): .light
+        case (_, .contentLength(let length)): length <= Self.lightBodyBytes ? .light : .heavy
+        case (_, .chunked): .heavy
+        }
+    }
+}
+
 /// Matches method and path to a handler: 404 for an unknown path, 405 with `Allow` for a
 /// known path with another method. `HEAD` is answered by the `GET` route.
 public struct Router: Sendable {
@@ -18,9 +44,11 @@ public struct Router: Sendable {
         let method: String
         let segments: [Segment]
         let pattern: String
-        /// Cheap and non-blocking: may run on the I/O thread.
-        let inline: Bool
+        let cost: RouteCost
         let handler: RouteHandler
+
+        /// Cheap and non-blocking: may run on the I/O thread.
+        var inline: Bool { cost == .inline }
 
         var literalCount: Int { segments.filter { if case .literal = $0 { true } else { false } }.count }
     }
@@ -34,13 +62,14 @@ public struct Router: Sendable {
 
     public init() {}
 
-    /// Adds a route. `pattern` is a path such as `/v1/calibrators/{name}`.
-    public mutating func add(_ method: String, _ pattern: String, inline: Bool = false, _ handler: @escaping RouteHandler) {
+    /// Adds a route. `pattern` is a path such as `/v1/calibrators/{name}`; `cost` says
+    /// where it runs (the I/O thread, or which lane of the worker pool).
+    mutating func add(_ method: String, _ pattern: String, cost: RouteCost = .bodySized, _ handler: @escaping RouteHandler) {
         let segments = Router.split(pattern).map { part -> Segment in
             if part.hasPrefix("{"), part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
             return .literal(String(part))
         }
-        routes.append(Route(method: method, segments: segments, pattern: pattern, inline: inline, handler: handler))
+        routes.append(Route(method: method, segments: segments, pattern: pattern, cost: cost, handler: handler))
     }
 
     enum Match {

@@ -73,12 +73,6 @@ enum Server {
             exit(1)
         }
         gate.attach(server)
-        service.setServerGauges {
-            ServerGauges(
-                openConnections: server.openConnections, queueDepth: server.queueDepth,
-                inflightBytes: server.memoryBudget.inUse, inflightLimit: server.memoryBudget.limit,
-                saturated: server.isSaturated)
-        }
         service.attachStore(store)
 
         let signals = installSignalHandlers(server: server, logger: logger)

@@ -10,7 +10,9 @@ import Testing
 struct SlowAndFastResponder: HTTPResponder {
     let slowSeconds: Double
 
-    func answersInline(_ head: HTTPRequestHead) -> Bool { head.path == "/fast" }
+    func plan(_ head: HTTPRequestHead) -> RequestPlan {
+        RequestPlan(label: head.path, inline: head.path == "/fast")
+    }
 
     func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
         if request.path == "/slow" { Thread.sleep(forTimeInterval: slowSeconds) }

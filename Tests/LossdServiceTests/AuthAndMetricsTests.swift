@@ -77,7 +77,6 @@ struct AuthAndMetricsTests {
 
     @Test func metricsTextFormatParsesAndCountersIncrease() throws {
         let service = LossdService(configuration: ServiceConfiguration())
-        service.setServerGauges { ServerGauges(openConnections: 3, queueDepth: 2) }
         for _ in 0..<3 {
             service.requestCompleted(
                 RequestRecord(method: "GET", path: "/v1/version", route: service.routeLabel(method: "GET", path: "/v1/version"), status: .ok, bytesIn: 40, bytesOut: 200, duration: 0.003))
@@ -89,7 +88,10 @@ struct AuthAndMetricsTests {
         service.requestCompleted(
             RequestRecord(method: "BREW", path: "/v1/calibrators/abc", route: service.routeLabel(method: "BREW", path: "/v1/calibrators/abc"), status: .methodNotAllowed, bytesIn: 1, bytesOut: 1, duration: 0))
 
-        let response = service.respond(to: request("/metrics"), context: context)
+        // The server's gauges reach /metrics through the request's context.
+        let served = RequestContext(
+            requestID: "t-1", remoteAddress: "127.0.0.1", gauges: { ServerGauges(openConnections: 3, queueDepth: 2) })
+        let response = service.respond(to: request("/metrics"), context: served)
         #expect(response.status.code == 200)
         #expect(response.headers["Content-Type"]?.hasPrefix("text/plain; version=0.0.4") == true)
         let samples = try Self.parse(bodyText(response))

@@ -67,7 +67,7 @@ struct BinaryInputTests {
     }
 
     @Test func gzipBombIs413WithoutInflatingPastTheLimit() throws {
-        let bomb = try #require(Gzip.deflate([UInt8](repeating: 0x20, count: RequestBody.maxInflatedBytes + 1), level: 9))
+        let bomb = try #require(Gzip.deflate([UInt8](repeating: 0x20, count: HTTPParserLimits.defaultMaxBodyBytes + 1), level: 9))
         #expect(bomb.count < 200_000)
         let response = send(bomb, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")])
         #expect(response.status.code == 413)

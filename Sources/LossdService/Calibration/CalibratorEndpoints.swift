@@ -13,10 +13,10 @@ import LossdStore
 /// (CalibratorReliability).
 enum CalibratorEndpoints {
     static func register(on router: inout Router, slot: StoreSlot) {
-        router.add("POST", "/v1/calibrators/fit") { route throws(ServiceError) in
+        router.add("POST", "/v1/calibrators/fit", cost: .heavy) { route throws(ServiceError) in
             try fit(route, slot: slot)
         }
-        router.add("POST", "/v1/calibrators/select") { route throws(ServiceError) in
+        router.add("POST", "/v1/calibrators/select", cost: .heavy) { route throws(ServiceError) in
             try CalibratorSelection.select(route, slot: slot)
         }
         router.add("POST", "/v1/calibrate") { route throws(ServiceError) in

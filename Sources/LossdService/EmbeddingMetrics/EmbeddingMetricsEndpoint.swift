@@ -9,7 +9,7 @@ enum EmbeddingMetricsEndpoint {
     typealias Metric = EmbeddingMetrics.Metric
 
     static func register(on router: inout Router) {
-        router.add("POST", "/v1/embedding-metrics") { route throws(ServiceError) in try respond(route) }
+        router.add("POST", "/v1/embedding-metrics", cost: .heavy) { route throws(ServiceError) in try respond(route) }
     }
 
     static let parameters: [ParameterSpec] = [

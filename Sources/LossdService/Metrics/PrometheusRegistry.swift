@@ -145,27 +145,6 @@ final class PrometheusRegistry: Sendable {
     }
 }
 
-/// The gauges the HTTP server knows (read at scrape time).
-public struct ServerGauges: Sendable {
-    public var openConnections: Int
-    public var queueDepth: Int
-    /// Bytes requests hold against the memory budget now, and the budget.
-    public var inflightBytes: Int
-    public var inflightLimit: Int
-    /// Every general worker is busy and requests wait (`/readyz` then says not ready).
-    public var saturated: Bool
-
-    public init(
-        openConnections: Int, queueDepth: Int, inflightBytes: Int = 0, inflightLimit: Int = 0, saturated: Bool = false
-    ) {
-        self.openConnections = openConnections
-        self.queueDepth = queueDepth
-        self.inflightBytes = inflightBytes
-        self.inflightLimit = inflightLimit
-        self.saturated = saturated
-    }
-}
-
 /// lossd's metric families on top of a ``PrometheusRegistry``.
 final class ServiceMetrics: Sendable {
     static let durationBuckets: [Double] = [
@@ -176,7 +155,6 @@ final class ServiceMetrics: Sendable {
     static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
     let registry = PrometheusRegistry()
-    private let gauges = Mutex<(@Sendable () -> ServerGauges)?>(nil)
 
     init(version: String, blas: String, simd: String) {
         let labels = ["route", "method", "status"]
@@ -203,10 +181,6 @@ final class ServiceMetrics: Sendable {
         registry.set("lossd_build_info", [version, blas, simd], 1)
     }
 
-    func setGaugeSource(_ source: @escaping @Sendable () -> ServerGauges) {
-        gauges.withLock { $0 = source }
-    }
-
     /// Records one exchange. `route` is the matched pattern (never the raw path).
     func record(route: String, method: String?, status: Int, bytesIn: Int, bytesOut: Int, seconds: Double) {
         let method = method.map { Self.knownMethods.contains($0) ? $0 : "other" } ?? "none"
@@ -222,19 +196,14 @@ final class ServiceMetrics: Sendable {
         registry.observe("lossd_batch_rows", [], Double(rows))
     }
 
-    /// The server's gauges now, when a source is set.
-    var currentGauges: ServerGauges? { gauges.withLock({ $0 })?() }
-
-    /// The exposition text, gauges refreshed first.
-    /// The exposition; `storeEntries` (nil: unknown, the store is unreachable) gives a
+    /// The exposition, the server's `gauges` (read by the caller from the request's
+    /// context) set first; `storeEntries` (nil: unknown, the store is unreachable) gives a
     /// `lossd_store_entries` sample for each of `collections`.
-    func render(storeEntries: [String: Int]?, collections: [String]) -> String {
-        if let now = currentGauges {
-            registry.set("lossd_open_connections", [], Double(now.openConnections))
-            registry.set("lossd_queue_depth", [], Double(now.queueDepth))
-            registry.set("lossd_inflight_body_bytes", [], Double(now.inflightBytes))
-            registry.set("lossd_inflight_limit_bytes", [], Double(now.inflightLimit))
-        }
+    func render(gauges now: ServerGauges, storeEntries: [String: Int]?, collections: [String]) -> String {
+        registry.set("lossd_open_connections", [], Double(now.openConnections))
+        registry.set("lossd_queue_depth", [], Double(now.queueDepth))
+        registry.set("lossd_inflight_body_bytes", [], Double(now.inflightBytes))
+        registry.set("lossd_inflight_limit_bytes", [], Double(now.inflightLimit))
         if let storeEntries {
             for collection in collections {
                 registry.set("lossd_store_entries", [collection], Double(storeEntries[collection] ?? 0))

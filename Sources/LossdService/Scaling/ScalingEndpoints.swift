@@ -10,7 +10,7 @@ import LossdStore
 /// `ScalingBootstrap`, `ScalingModel.predict` and `ScalingDerived`.
 enum ScalingEndpoints {
     static func register(on router: inout Router, slot: StoreSlot) {
-        router.add("POST", "/v1/scaling/fit") { route throws(ServiceError) in try fit(route, slot: slot) }
+        router.add("POST", "/v1/scaling/fit", cost: .heavy) { route throws(ServiceError) in try fit(route, slot: slot) }
         router.add("POST", "/v1/scaling/predict") { route throws(ServiceError) in try predict(route, slot: slot) }
         StoredRoutes<ScalingLawResource>.register(on: &router, slot: slot)
     }

@@ -75,14 +75,19 @@ enum StrictFields {
 /// RFC 6901 escaping of one reference token.
 enum JSONPointer {
     static func escape(_ token: String) -> String {
-        guard token.contains("~") || token.contains("/") else { return token }
+        token.escaping(["~": "~0", "/": "~1"])
+    }
+}
+
+extension String {
+    /// The string with every character that `escapes` names replaced by its escape (the
+    /// one escaper behind JSON pointers and the Prometheus text format).
+    func escaping(_ escapes: [Character: String]) -> String {
+        guard contains(where: { escapes[$0] != nil }) else { return self }
         var escaped = ""
-        for character in token {
-            switch character {
-            case "~": escaped += "~0"
-            case "/": escaped += "~1"
-            default: escaped.append(character)
-            }
+        escaped.reserveCapacity(utf8.count + 8)
+        for character in self {
+            if let escape = escapes[character] { escaped += escape } else { escaped.append(character) }
         }
         return escaped
     }

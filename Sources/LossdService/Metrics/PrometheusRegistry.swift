@@ -119,29 +119,14 @@ final class PrometheusRegistry: Sendable {
         return "\(value)"
     }
 
+    /// A label value in the text format: backslash, double quote and line feed escaped.
     static func escapeLabel(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(c)
-            }
-        }
-        return out
+        text.escaping(["\\": "\\\\", "\"": "\\\"", "\n": "\\n"])
     }
 
+    /// HELP text: backslash and line feed escaped (a double quote stays).
     private static func escapeHelp(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.append(c)
-            }
-        }
-        return out
+        text.escaping(["\\": "\\\\", "\n": "\\n"])
     }
 }
 

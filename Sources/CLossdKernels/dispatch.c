@@ -16,6 +16,7 @@
     void lossd_exp_shifted_f64_##level(const double *, int64_t, double, double *);             \
     double lossd_exp_shifted_sum_f64_##level(const double *, int64_t, double, double *);       \
     double lossd_max_f64_##level(const double *, int64_t);                                     \
+    double lossd_sigmoid_sum_f64_##level(const double *, int64_t, double, double, double *);   \
     void lossd_softmax_two_pass_f32_##level(const float *, int64_t, float *);                  \
     void lossd_softmax_three_pass_f32_##level(const float *, int64_t, float *);                \
     void lossd_softmax_two_pass_f64_##level(const double *, int64_t, double *);                \
@@ -33,13 +34,14 @@ typedef struct {
     void (*exp_shifted_f64)(const double *, int64_t, double, double *);
     double (*exp_shifted_sum_f64)(const double *, int64_t, double, double *);
     double (*max_f64)(const double *, int64_t);
+    double (*sigmoid_sum_f64)(const double *, int64_t, double, double, double *);
     void (*softmax_f32[2])(const float *, int64_t, float *);
     void (*softmax_f64[2])(const double *, int64_t, double *);
 } kernel_table;
 
 #define TABLE(level)                                                                           \
     {lossd_extsum_f32_##level, lossd_extsum_f64_##level, lossd_exp_shifted_f64_##level,         \
-     lossd_exp_shifted_sum_f64_##level, lossd_max_f64_##level,                                 \
+     lossd_exp_shifted_sum_f64_##level, lossd_max_f64_##level, lossd_sigmoid_sum_f64_##level,  \
      {lossd_softmax_two_pass_f32_##level, lossd_softmax_three_pass_f32_##level},                \
      {lossd_softmax_two_pass_f64_##level, lossd_softmax_three_pass_f64_##level}}
 
@@ -115,6 +117,9 @@ double lossd_exp_shifted_sum_f64(const double *x, int64_t n, double shift, doubl
     return table()->exp_shifted_sum_f64(x, n, shift, y);
 }
 double lossd_max_f64(const double *x, int64_t n) { return table()->max_f64(x, n); }
+double lossd_sigmoid_sum_f64(const double *x, int64_t n, double alpha, double t, double *slope) {
+    return table()->sigmoid_sum_f64(x, n, alpha, t, slope);
+}
 
 int lossd_bench_softmax_f32(int level, int three_pass, const float *x, int64_t n, float *y) {
     if (level < 0 || level > best_level || n < 1) return -1;

@@ -256,6 +256,47 @@ double NAME(lossd_max_f64)(const double *x, int64_t n) {
     return top;
 }
 
+// ---- Sums of logistic sigmoids (soft top-k's threshold) ----
+//
+// sigma(v) = 1/(1 + e^-v) from one exponential of u = -|v| <= 0, which cannot overflow:
+// with d = 1/(1 + e^u), sigma(v) = d for v >= 0 and e^u d for v < 0, and
+// sigma'(v) = sigma(v) sigma(-v) = e^u d^2 (no cancellation in the tails).
+
+static inline __attribute__((always_inline)) vd sigmoid_parts_vd(vd v, vd *derivative) {
+    vd u = v < 0.0 ? v : -v;
+    u = u < -746.0 ? (vd)-746.0 : u;
+    vd e;
+    vd p = ext_exp_f64(u, &e);
+    vd eu = p * exp2_f64(e);
+    vd d = 1.0 / (1.0 + eu);
+    *derivative = eu * d * d;
+    return v < 0.0 ? eu * d : d;
+}
+
+double NAME(lossd_sigmoid_sum_f64)(const double *x, int64_t n, double alpha, double t, double *slope) {
+    vd s0 = 0, s1 = 0, g0 = 0, g1 = 0;
+    int64_t i = 0;
+    for (; i + 2 * DL <= n; i += 2 * DL) {
+        vd da, db;
+        vd a = sigmoid_parts_vd(alpha * (load_vd(x + i) + t), &da);
+        vd b = sigmoid_parts_vd(alpha * (load_vd(x + i + DL) + t), &db);
+        s0 += a;
+        s1 += b;
+        g0 += da;
+        g1 += db;
+    }
+    double sum = sum_vd(s0 + s1), derivatives = sum_vd(g0 + g1);
+    for (; i < n; i++) {
+        double v = alpha * (x[i] + t);
+        double eu = exp(v < 0 ? v : -v);
+        double d = 1.0 / (1.0 + eu);
+        sum += v < 0 ? eu * d : d;
+        derivatives += eu * d * d;
+    }
+    if (slope) *slope = derivatives;
+    return sum;
+}
+
 // ---- Whole-row softmax, two-pass against three-pass (benchmark only) ----
 //
 // The comparison of Dukhan & Ablavatski's Table 1: the two-pass algorithm (pass 1 the

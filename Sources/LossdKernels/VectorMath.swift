@@ -1,3 +1,5 @@
+import CLossdKernels
+
 /// Whole-buffer loops written with SIMD vectors, for the element-wise steps between
 /// kernels (scaling a gradient, checking that an answer is finite) that the compiler
 /// cannot vectorise by itself because a floating-point reduction would need reordering.
@@ -55,9 +57,21 @@ public enum VectorMath {
         precondition(out.count >= x.count, "output too short")
         for i in 0..<x.count { out[i] = Float(x[i]) }
     }
+    /// Σ σ(α(x_i + t)) and Σ σ'(α(x_i + t)) = Σ σ(v)σ(−v) over a row, at the kernels'
+    /// instruction-set level: each sigmoid from one exponential of −|v| (no overflow for
+    /// any finite argument, no cancellation in the tails). Multiply the second sum by α
+    /// for the derivative of the first in t.
+    public static func sigmoidSum(
+        _ x: UnsafeBufferPointer<Double>, alpha: Double, shift t: Double
+    ) -> (sum: Double, derivatives: Double) {
+        var derivatives = 0.0
+        let sum = lossd_sigmoid_sum_f64(x.baseAddress, Int64(x.count), alpha, t, &derivatives)
+        return (sum, derivatives)
+    }
 }
 
 extension Array where Element == Double {
     /// Whether every value is finite.
     public var allFinite: Bool { withUnsafeBufferPointer { VectorMath.allFinite($0) } }
+
 }

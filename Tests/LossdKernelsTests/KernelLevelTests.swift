@@ -135,3 +135,28 @@ struct KernelLevelTests {
         }
     }
 }
+
+/// `VectorMath.sigmoidSum` (soft top-k's threshold equation) at the process's level against
+/// float64 libm, over every tail length and far into both tails of the sigmoid.
+@Suite("Sigmoid sums")
+struct SigmoidSumTests {
+    @Test func matchesLibmOverEveryLengthAndBothTails() {
+        for n in KernelLevelTests.lengths {
+            for (spread, alpha, shift) in [(8.0, 1.0, 0.0), (2000.0, 3.0, -1.5), (1e-3, 50.0, 0.25)] {
+                let x = KernelLevelTests.row(n, seed: UInt64(n) &* 7919, spread: spread)
+                var sum = 0.0, derivatives = 0.0
+                for xi in x {
+                    let v = alpha * (xi + shift)
+                    let sigma = v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v))
+                    sum += sigma
+                    derivatives += sigma * (v >= 0 ? exp(-v) / (1 + exp(-v)) : 1 / (1 + exp(v)))
+                }
+                let got = x.withUnsafeBufferPointer { VectorMath.sigmoidSum($0, alpha: alpha, shift: shift) }
+                #expect(abs(got.sum - sum) <= 1e-13 * max(1, sum), "n \(n) spread \(spread): \(got.sum) vs \(sum)")
+                #expect(
+                    abs(got.derivatives - derivatives) <= 1e-13 * max(1e-300, derivatives) + 1e-300,
+                    "n \(n) spread \(spread): \(got.derivatives) vs \(derivatives)")
+            }
+        }
+    }
+}

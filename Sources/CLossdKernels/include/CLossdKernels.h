@@ -54,4 +54,9 @@ double lossd_exp_shifted_sum_f64(const double *x, int64_t n, double shift, doubl
 /// max(x) of a float64 row (-inf for n = 0); x finite.
 double lossd_max_f64(const double *x, int64_t n);
 
+/// sum_i sigma(alpha (x[i] + t)) of a float64 row, the logistic sigmoid from one exponential
+/// of -|v| (no overflow for any finite argument); with slope non-null, *slope =
+/// sum_i sigma'(alpha (x[i] + t)) = sum_i sigma(v) sigma(-v) (without the factor alpha).
+double lossd_sigmoid_sum_f64(const double *x, int64_t n, double alpha, double t, double *slope);
+
 #endif

@@ -67,9 +67,12 @@ public enum SoftTopK {
         return output
     }
 
-    /// The root t of Σ_l σ(α(s_l + t)) = k (strictly increasing in t), to float64 precision: the
-    /// bracket of docs/losses.md §11.4, bisection until the midpoint is an endpoint, then at most
-    /// three Newton steps kept inside the final bracket.
+    /// The root t of Σ_l σ(α(s_l + t)) = k (strictly increasing in t), to float64 precision,
+    /// from the bracket of docs/losses.md §11.4 by safeguarded Newton (Numerical Recipes'
+    /// rtsafe): a Newton step when it stays inside the bracket and shrinks the step at least
+    /// by half, else bisection; the bracket shrinks every step. One vectorised pass a step
+    /// gives the sum and its slope α Σ σ'(v) (`VectorMath.sigmoidSum`), so a row costs about
+    /// 5–10 passes where plain bisection took 60 or more.
     static func threshold(_ s: UnsafeBufferPointer<Double>, k: Double, alpha: Double) -> Double {
         let count = Double(s.count)
         var largest = s[0], smallest = s[0]
@@ -80,28 +83,31 @@ public enum SoftTopK {
         var lo = -largest + (log(k / count) - 1) / alpha
         var hi = -smallest + (log(k / (count - k)) + 1) / alpha
 
-        func excess(_ t: Double) -> Double {
-            var total = 0.0
-            for x in s { total += StableMath.sigmoid(alpha * (x + t)) }
-            return total - k
+        /// Σ σ(α(s + t)) − k and its derivative in t.
+        func excess(_ t: Double) -> (value: Double, slope: Double) {
+            let (total, derivatives) = VectorMath.sigmoidSum(s, alpha: alpha, shift: t)
+            return (total - k, alpha * derivatives)
         }
+        var t = 0.5 * lo + 0.5 * hi  // = (lo + hi)/2 without overflow
+        var step = hi - lo, previousStep = step
         for _ in 0..<2200 {
-            let mid = 0.5 * lo + 0.5 * hi  // = (lo + hi)/2 without overflow
-            if mid <= lo || mid >= hi { break }
-            if excess(mid) < 0 { lo = mid } else { hi = mid }
-        }
-        var t = 0.5 * lo + 0.5 * hi
-        for _ in 0..<3 {
-            var slope = 0.0
-            for x in s {
-                let v = alpha * (x + t)
-                slope += exp(StableMath.logSigmoid(v) + StableMath.logSigmoid(-v))
+            let (f, slope) = excess(t)
+            if f == 0 { return t }
+            if f < 0 { lo = t } else { hi = t }
+            let newton = slope > 0 ? t - f / slope : .nan
+            // Newton only inside the bracket (NaN fails this) and when converging fast enough.
+            if lo < newton, newton < hi, abs(2 * f) <= abs(previousStep * slope) {
+                previousStep = step
+                step = newton - t
+                t = newton
+            } else {
+                let mid = 0.5 * lo + 0.5 * hi
+                if mid <= lo || mid >= hi { return t }  // the bracket is two adjacent doubles
+                previousStep = step
+                step = mid - t
+                t = mid
             }
-            slope *= alpha
-            guard slope > 0 else { break }
-            let next = t - excess(t) / slope
-            guard lo <= next, next <= hi else { break }
-            t = next
+            if abs(step) <= 2 * t.ulp { return t }
         }
         return t
     }

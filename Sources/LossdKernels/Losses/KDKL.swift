@@ -25,8 +25,7 @@ public enum KDKL {
     public static func evaluate(
         logits: Matrix, teacherLogits: Matrix, labels: [Int]?, parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = logits.rows, c = logits.cols
-        try Validate.rows(teacherLogits, name: "teacher_logits", rows: n, cols: c)
+        let (n, c) = try Validate.sameShape(teacherLogits, name: "teacher_logits", as: logits)
         let alpha = parameters.alpha, t = parameters.temperature
         if alpha < 1 && labels == nil {
             throw LossInputError(.missingField, field: "/labels", "`labels` is required")

@@ -86,8 +86,8 @@ public enum BLAS {
         }
         let lda = transA == .none ? k32 : m32
         let ldb = transB == .none ? n32 : k32
-        T.gemmRoutine(CblasRowMajor, transA.cblas, transB.cblas, m32, n32, k32,
-                alpha, pa, lda, pb, ldb, beta, c.baseAddress!, n32)
+        T.gemmRoutine(
+            CblasRowMajor, transA.cblas, transB.cblas, m32, n32, k32, alpha, pa, lda, pb, ldb, beta, c.baseAddress!, n32)
     }
 
     /// `y = alpha * op(A) * x + beta * y` with A stored `rows x cols`, row-major.

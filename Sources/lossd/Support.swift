@@ -74,8 +74,9 @@ enum MemoryLimit {
         }
         candidates += ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
         for path in candidates {
-            // One number (or "max") and a newline: the first whitespace-separated word.
-            guard let word = readFile(path)?.split(whereSeparator: \.isWhitespace).first, let value = Int(word) else { continue }
+            // One word (a number, or "max") between white space.
+            guard let words = readFile(path)?.split(whereSeparator: \.isWhitespace), words.count == 1, let value = Int(words[0])
+            else { continue }
             // "max" (v2) does not parse; v1 reports "no limit" as a huge page-aligned number.
             if value > 0 && value < (1 << 60) && value < physicalMemory { return value }
         }

@@ -71,27 +71,29 @@ enum Socket {
     }
 
     private static func describe(_ storage: inout sockaddr_storage) -> (host: String, port: Int)? {
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch Int32(storage.ss_family) {
         case AF_INET:
             return withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
-                    var addr = sin.pointee.sin_addr
-                    inet_ntop(AF_INET, &addr, &buffer, socklen_t(buffer.count))
-                    return (text(buffer), Int(UInt16(bigEndian: sin.pointee.sin_port)))
+                    format(AF_INET, sin.pointee.sin_addr, port: sin.pointee.sin_port)
                 }
             }
         case AF_INET6:
             return withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
-                    var addr = sin6.pointee.sin6_addr
-                    inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count))
-                    return (text(buffer), Int(UInt16(bigEndian: sin6.pointee.sin6_port)))
+                    format(AF_INET6, sin6.pointee.sin6_addr, port: sin6.pointee.sin6_port)
                 }
             }
         default:
             return nil
         }
+    }
+
+    /// An `in_addr` or `in6_addr` of `family` as text (`inet_ntop`) and a network-order port as a number.
+    private static func format<Address>(_ family: Int32, _ address: Address, port: in_port_t) -> (host: String, port: Int) {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        withUnsafeBytes(of: address) { _ = inet_ntop(family, $0.baseAddress, &buffer, socklen_t(buffer.count)) }
+        return (text(buffer), Int(UInt16(bigEndian: port)))
     }
 
     private static func text(_ buffer: [CChar]) -> String {

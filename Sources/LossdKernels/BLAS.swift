@@ -1,59 +1,40 @@
 import CBLAS
 
+/// The CBLAS routines lossd calls, as Swift function types over one scalar type: the `s` and
+/// `d` routines of OpenBLAS have these signatures with `T` = `Float` and `Double`.
+public enum BLASRoutine {
+    /// `cblas_?gemm(order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)`.
+    public typealias Gemm<T> = (
+        CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, Int32, Int32, Int32, T,
+        UnsafePointer<T>?, Int32, UnsafePointer<T>?, Int32, T, UnsafeMutablePointer<T>?, Int32
+    ) -> Void
+    /// `cblas_?gemv(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy)`.
+    public typealias Gemv<T> = (
+        CBLAS_ORDER, CBLAS_TRANSPOSE, Int32, Int32, T, UnsafePointer<T>?, Int32, UnsafePointer<T>?, Int32,
+        T, UnsafeMutablePointer<T>?, Int32
+    ) -> Void
+    /// `cblas_?dot(n, x, incx, y, incy)`.
+    public typealias Dot<T> = (Int32, UnsafePointer<T>?, Int32, UnsafePointer<T>?, Int32) -> T
+}
+
 /// A floating-point type that OpenBLAS computes on: `Float` (the `s` routines) or `Double` (`d`).
+/// A conforming type names its routines; the shape checks and calls live once, in ``BLAS``.
 public protocol BLASScalar: BinaryFloatingPoint, Sendable {
-    static func _gemm(
-        _ order: CBLAS_ORDER, _ transA: CBLAS_TRANSPOSE, _ transB: CBLAS_TRANSPOSE,
-        _ m: Int32, _ n: Int32, _ k: Int32, _ alpha: Self,
-        _ a: UnsafePointer<Self>, _ lda: Int32, _ b: UnsafePointer<Self>, _ ldb: Int32,
-        _ beta: Self, _ c: UnsafeMutablePointer<Self>, _ ldc: Int32)
-    static func _gemv(
-        _ order: CBLAS_ORDER, _ trans: CBLAS_TRANSPOSE, _ m: Int32, _ n: Int32, _ alpha: Self,
-        _ a: UnsafePointer<Self>, _ lda: Int32, _ x: UnsafePointer<Self>, _ incx: Int32,
-        _ beta: Self, _ y: UnsafeMutablePointer<Self>, _ incy: Int32)
-    static func _dot(_ n: Int32, _ x: UnsafePointer<Self>, _ incx: Int32, _ y: UnsafePointer<Self>, _ incy: Int32) -> Self
+    static var gemmRoutine: BLASRoutine.Gemm<Self> { get }
+    static var gemvRoutine: BLASRoutine.Gemv<Self> { get }
+    static var dotRoutine: BLASRoutine.Dot<Self> { get }
 }
 
 extension Float: BLASScalar {
-    public static func _gemm(
-        _ order: CBLAS_ORDER, _ transA: CBLAS_TRANSPOSE, _ transB: CBLAS_TRANSPOSE,
-        _ m: Int32, _ n: Int32, _ k: Int32, _ alpha: Float,
-        _ a: UnsafePointer<Float>, _ lda: Int32, _ b: UnsafePointer<Float>, _ ldb: Int32,
-        _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int32
-    ) {
-        cblas_sgemm(order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-    }
-    public static func _gemv(
-        _ order: CBLAS_ORDER, _ trans: CBLAS_TRANSPOSE, _ m: Int32, _ n: Int32, _ alpha: Float,
-        _ a: UnsafePointer<Float>, _ lda: Int32, _ x: UnsafePointer<Float>, _ incx: Int32,
-        _ beta: Float, _ y: UnsafeMutablePointer<Float>, _ incy: Int32
-    ) {
-        cblas_sgemv(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
-    }
-    public static func _dot(_ n: Int32, _ x: UnsafePointer<Float>, _ incx: Int32, _ y: UnsafePointer<Float>, _ incy: Int32) -> Float {
-        cblas_sdot(n, x, incx, y, incy)
-    }
+    public static var gemmRoutine: BLASRoutine.Gemm<Float> { cblas_sgemm }
+    public static var gemvRoutine: BLASRoutine.Gemv<Float> { cblas_sgemv }
+    public static var dotRoutine: BLASRoutine.Dot<Float> { cblas_sdot }
 }
 
 extension Double: BLASScalar {
-    public static func _gemm(
-        _ order: CBLAS_ORDER, _ transA: CBLAS_TRANSPOSE, _ transB: CBLAS_TRANSPOSE,
-        _ m: Int32, _ n: Int32, _ k: Int32, _ alpha: Double,
-        _ a: UnsafePointer<Double>, _ lda: Int32, _ b: UnsafePointer<Double>, _ ldb: Int32,
-        _ beta: Double, _ c: UnsafeMutablePointer<Double>, _ ldc: Int32
-    ) {
-        cblas_dgemm(order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-    }
-    public static func _gemv(
-        _ order: CBLAS_ORDER, _ trans: CBLAS_TRANSPOSE, _ m: Int32, _ n: Int32, _ alpha: Double,
-        _ a: UnsafePointer<Double>, _ lda: Int32, _ x: UnsafePointer<Double>, _ incx: Int32,
-        _ beta: Double, _ y: UnsafeMutablePointer<Double>, _ incy: Int32
-    ) {
-        cblas_dgemv(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
-    }
-    public static func _dot(_ n: Int32, _ x: UnsafePointer<Double>, _ incx: Int32, _ y: UnsafePointer<Double>, _ incy: Int32) -> Double {
-        cblas_ddot(n, x, incx, y, incy)
-    }
+    public static var gemmRoutine: BLASRoutine.Gemm<Double> { cblas_dgemm }
+    public static var gemvRoutine: BLASRoutine.Gemv<Double> { cblas_dgemv }
+    public static var dotRoutine: BLASRoutine.Dot<Double> { cblas_ddot }
 }
 
 /// Why a BLAS call was refused before reaching OpenBLAS.
@@ -105,8 +86,8 @@ public enum BLAS {
         }
         let lda = transA == .none ? k32 : m32
         let ldb = transB == .none ? n32 : k32
-        T._gemm(CblasRowMajor, transA.cblas, transB.cblas, m32, n32, k32,
-                alpha, pa, lda, pb, ldb, beta, c.baseAddress!, n32)
+        T.gemmRoutine(
+            CblasRowMajor, transA.cblas, transB.cblas, m32, n32, k32, alpha, pa, lda, pb, ldb, beta, c.baseAddress!, n32)
     }
 
     /// `y = alpha * op(A) * x + beta * y` with A stored `rows x cols`, row-major.
@@ -125,7 +106,7 @@ public enum BLAS {
             for i in 0..<yLength { y[i] = beta == 0 ? 0 : beta * y[i] }
             return
         }
-        T._gemv(CblasRowMajor, trans.cblas, r32, c32, alpha, pa, c32, px, 1, beta, y.baseAddress!, 1)
+        T.gemvRoutine(CblasRowMajor, trans.cblas, r32, c32, alpha, pa, c32, px, 1, beta, y.baseAddress!, 1)
     }
 
     /// The inner product of two equally long vectors.
@@ -135,7 +116,7 @@ public enum BLAS {
         }
         let n = try dimension("n", x.count)
         guard n > 0, let px = x.baseAddress, let py = y.baseAddress else { return 0 }
-        return T._dot(n, px, 1, py, 1)
+        return T.dotRoutine(n, px, 1, py, 1)
     }
 
     /// Sets how many threads OpenBLAS uses for the calls that follow (process-wide).

@@ -75,22 +75,37 @@ public enum LossErrorCode: String, Sendable {
     case contentTooLarge = "content_too_large"
 }
 
-/// An input a loss cannot evaluate, with the field it concerns (a JSON-pointer-shaped path
-/// such as `/targets/0`, built from the argument's name) and a message as in docs/losses.md §1.4.
-public struct LossInputError: Error, Sendable, Equatable {
-    public let code: LossErrorCode
+/// An input that cannot be used: the kind of rejection, the field it concerns (a
+/// JSON-pointer-shaped path such as `/targets/0` or `/data/3/loss`; nil when nothing narrower
+/// than the whole request is at fault) and a sentence for people. The kind is
+/// ``LossErrorCode`` for the losses (``LossInputError``) and ``ScalingRejection`` for the
+/// scaling laws (``ScalingInputError``).
+public struct InputError<Kind: Sendable & Equatable>: Error, Sendable, Equatable {
+    public typealias Reason = Kind
+
+    public let reason: Reason
     public let field: String?
     public let detail: String
 
-    public init(_ code: LossErrorCode, field: String?, _ detail: String) {
-        self.code = code
+    public init(_ reason: Reason, field: String?, _ detail: String) {
+        self.reason = reason
         self.field = field
         self.detail = detail
     }
+}
+
+/// An input a loss cannot evaluate, with the field it concerns (built from the argument's
+/// name) and a message as in docs/losses.md §1.4.
+public typealias LossInputError = InputError<LossErrorCode>
+
+extension InputError where Kind == LossErrorCode {
+    /// The code of docs/losses.md §1.4 (`urn:lossd:error:<code>`).
+    public var code: LossErrorCode { reason }
 
     /// The result cannot be represented in float64.
-    public static let overflow = LossInputError(
-        .valueOverflow, field: nil, "the loss or its gradient is not representable in float64")
+    public static var overflow: LossInputError {
+        LossInputError(.valueOverflow, field: nil, "the loss or its gradient is not representable in float64")
+    }
 }
 
 /// Per-row results of a loss, before reduction.

@@ -87,6 +87,17 @@ public enum TwoPassSoftmax {
         for k in 0..<row.count { out[k] = (row[k] - m) - excess }
     }
 
+    /// log softmax(row / T) into `out`, with `scratch` (at least `row.count` entries) left holding row / T:
+    /// the temperature-scaled log-probabilities of the distillation losses.
+    @inline(__always)
+    static func logSoftmax(
+        _ row: UnsafeBufferPointer<Double>, temperature t: Double, scratch: UnsafeMutableBufferPointer<Double>,
+        into out: UnsafeMutableBufferPointer<Double>
+    ) {
+        for k in 0..<row.count { scratch[k] = row[k] / t }
+        logSoftmax(UnsafeBufferPointer(rebasing: scratch[..<row.count]), into: out)
+    }
+
     static let ln2 = 0.693_147_180_559_945_3
     /// fdlibm's split of ln 2: ln2Hi has 32 significant bits.
     static let ln2Hi = 6.931_471_803_691_238_164_90e-01

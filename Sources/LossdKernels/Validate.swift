@@ -17,6 +17,14 @@ public enum Validate {
         }
     }
 
+    /// A second input beside `reference` (targets, teacher logits, keys, ...) must have its
+    /// shape. Returns that shape, the (N, C) a per-row loss then loops over.
+    @discardableResult
+    public static func sameShape(_ m: Matrix, name: String, as reference: Matrix) throws(LossInputError) -> (rows: Int, cols: Int) {
+        try rows(m, name: name, rows: reference.rows, cols: reference.cols)
+        return (reference.rows, reference.cols)
+    }
+
     /// Hard labels: one per row, each in [0, classes) (`invalid_label` otherwise). A label
     /// equal to `ignoreIndex` (cross-entropy's skipped rows) is accepted whatever its value.
     public static func labels(_ labels: [Int], rows: Int, classes: Int, ignoreIndex: Int? = nil) throws(LossInputError) {
@@ -24,6 +32,14 @@ public enum Validate {
         for (i, y) in labels.enumerated() where y != ignoreIndex && !(0..<classes).contains(y) {
             throw LossInputError(.invalidLabel, field: "/labels/\(i)", "`labels[\(i)]` = \(y) is out of range [0, \(classes))")
         }
+    }
+
+    /// Hard labels for the rows of `logits`, one class index per row (as above). Returns the
+    /// logits' shape: N rows, C classes.
+    @discardableResult
+    public static func labels(_ labels: [Int], for logits: Matrix, ignoreIndex: Int? = nil) throws(LossInputError) -> (rows: Int, classes: Int) {
+        try self.labels(labels, rows: logits.rows, classes: logits.cols, ignoreIndex: ignoreIndex)
+        return (logits.rows, logits.cols)
     }
 
     /// Probability rows: `name` is `rows x cols`, every entry ≥ 0 and every row sums to 1

@@ -89,7 +89,9 @@ public struct WritePreconditions: Sendable, Equatable {
 }
 
 extension StringProtocol {
-    fileprivate func trimmed(of set: String) -> String {
+    /// The text without leading and trailing characters of `set` (HTTP list elements,
+    /// server messages).
+    func trimmed(of set: String) -> String {
         var s = Substring(self)
         while let f = s.first, set.contains(f) { s.removeFirst() }
         while let l = s.last, set.contains(l) { s.removeLast() }

@@ -131,16 +131,7 @@ final class PostgresConnection: @unchecked Sendable {
 
     private static func message(_ text: UnsafePointer<CChar>?) -> String {
         guard let text else { return "unknown error" }
-        let message = String(cString: text).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters() }.joined(separator: " ")
+        let message = String(cString: text).split(whereSeparator: \.isNewline).map { $0.trimmed(of: " \t") }.joined(separator: " ")
         return message.isEmpty ? "unknown error" : message
-    }
-}
-
-extension StringProtocol {
-    fileprivate func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return String(s)
     }
 }

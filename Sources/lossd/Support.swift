@@ -74,7 +74,9 @@ enum MemoryLimit {
         }
         candidates += ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
         for path in candidates {
-            guard let text = readFile(path)?.trimmingCharacters(in: " \n\t"), let value = Int(text) else { continue }
+            // One word (a number, or "max") between white space.
+            guard let words = readFile(path)?.split(whereSeparator: \.isWhitespace), words.count == 1, let value = Int(words[0])
+            else { continue }
             // "max" (v2) does not parse; v1 reports "no limit" as a huge page-aligned number.
             if value > 0 && value < (1 << 60) && value < physicalMemory { return value }
         }
@@ -92,13 +94,4 @@ enum MemoryLimit {
         return text
     }
 
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let first = s.first, set.contains(first) { s.removeFirst() }
-        while let last = s.last, set.contains(last) { s.removeLast() }
-        return String(s)
-    }
 }

@@ -16,10 +16,6 @@ extension Aggregation {
         public init() {}
     }
 
-    @inline(__always) static func softplus(_ x: Double) -> Double {
-        x > 0 ? x + log1p(exp(-x)) : log1p(exp(x))
-    }
-
     public static func glad(_ data: CrowdAnnotations, options: GLADOptions = .init()) -> AggregationResult {
         let kp = data.observedCount
         let k = data.numClasses
@@ -57,7 +53,7 @@ extension Aggregation {
             for a in 0..<count {
                 let j = itemOf[a]
                 let z = x[workerOf[a]] * exp(x[nW + j])
-                let ls = -softplus(-z), l1s = -softplus(z) - logKm1
+                let ls = StableMath.logSigmoid(z), l1s = StableMath.logSigmoid(-z) - logKm1
                 wrong[j] += l1s
                 lp[j * kp + columnOf[a]] += ls - l1s
             }
@@ -84,7 +80,7 @@ extension Aggregation {
                 let eb = exp(x[nW + j])
                 let z = x[w] * eb
                 let qa = post[j * kp + columnOf[a]]
-                value += qa * -softplus(-z) + (1 - qa) * (-softplus(z) - logKm1)
+                value += qa * StableMath.logSigmoid(z) + (1 - qa) * (StableMath.logSigmoid(-z) - logKm1)
                 if gradient {
                     let common = qa - 1 / (1 + exp(-z))
                     g[w] += common * eb

@@ -8,8 +8,7 @@ public enum BinaryCrossEntropy {
     public static func evaluate(
         logits: Matrix, targets: Matrix, classWeights: [Double]?, positiveWeights: [Double]?, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = logits.rows, c = logits.cols
-        try Validate.rows(targets, name: "targets", rows: n, cols: c)
+        let (n, c) = try Validate.sameShape(targets, name: "targets", as: logits)
         try Validate.unitInterval(targets, name: "targets")
         try Validate.weights(classWeights, name: "class_weights", count: c)
         try Validate.weights(positiveWeights, name: "pos_weight", count: c)

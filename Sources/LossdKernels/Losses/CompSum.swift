@@ -17,8 +17,7 @@ public enum CompSum {
     /// carry `log_values` = log ℓ_r = `x + log1mexp(−x) − log(1 − τ)` (NaN, rendered null,
     /// where ℓ_r = 0).
     public static func evaluate(logits: Matrix, labels: [Int], tau: Double, gradient: Bool) throws(LossInputError) -> LossOutput {
-        let n = logits.rows, c = logits.cols
-        try Validate.labels(labels, rows: n, classes: c)
+        let (n, c) = try Validate.labels(labels, for: logits)
 
         let wantLogValues = tau < 1
         var values = [Double](repeating: 0, count: n)

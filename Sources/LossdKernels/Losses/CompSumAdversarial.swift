@@ -16,8 +16,7 @@ public enum CompSumAdversarial {
     public static func evaluate(
         logits: Matrix, adversarialLogits: Matrix, labels: [Int], tau: Double, nu: Double, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = logits.rows, c = logits.cols
-        try Validate.rows(adversarialLogits, name: "adv_logits", rows: n, cols: c)
+        let (n, c) = try Validate.sameShape(adversarialLogits, name: "adv_logits", as: logits)
         var output = try CompSum.evaluate(logits: logits, labels: labels, tau: tau, gradient: gradient)
         output.extras = [:]
         var gradLogits = output.gradients["logits"]?.values ?? []

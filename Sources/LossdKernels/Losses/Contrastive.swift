@@ -27,10 +27,12 @@ public enum Contrastive {
 
     /// The input checks of a labelled-embeddings loss (supcon, tcm): one label per row of
     /// `embeddings`, and an N x N similarity matrix within `maxSimilarityEntries`, in that
-    /// order so that both losses answer the same error first.
-    public static func checkLabelledEmbeddings(_ embeddings: Matrix, labels: [Int]) throws(LossInputError) {
+    /// order so that both losses answer the same error first. Returns the embeddings' (N, D).
+    @discardableResult
+    public static func checkLabelledEmbeddings(_ embeddings: Matrix, labels: [Int]) throws(LossInputError) -> (rows: Int, width: Int) {
         try Validate.count(labels.count, name: "labels", expected: embeddings.rows)
         try checkSimilaritySize(rows: embeddings.rows, cols: embeddings.rows, inputs: ["embeddings"])
+        return (embeddings.rows, embeddings.cols)
     }
 
     /// Unit-length rows of a row-major `[rows][width]` buffer and each row's original norm.

@@ -15,7 +15,7 @@ public enum DEXML {
 
     /// Checks that `targets` is `logits`-shaped with entries exactly 0 or 1.
     static func validateTargets(_ targets: Matrix, logits: Matrix) throws(LossInputError) {
-        try Validate.rows(targets, name: "targets", rows: logits.rows, cols: logits.cols)
+        try Validate.sameShape(targets, name: "targets", as: logits)
         for i in 0..<targets.rows {
             for j in 0..<targets.cols where targets[i, j] != 0 && targets[i, j] != 1 {
                 throw LossInputError(.invalidTarget, field: "/targets/\(i)/\(j)", "`targets[\(i)][\(j)]` must be 0 or 1")

@@ -35,8 +35,7 @@ public enum DHKDLogit {
     public static func evaluate(
         logits: Matrix, teacherLogits: Matrix, parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = logits.rows, c = logits.cols
-        try Validate.rows(teacherLogits, name: "teacher_logits", rows: n, cols: c)
+        let (n, c) = try Validate.sameShape(teacherLogits, name: "teacher_logits", as: logits)
         let variant = parameters.variant, t = parameters.temperature, eps = parameters.clampEps
 
         var elements = [Double](repeating: 0, count: n * c)

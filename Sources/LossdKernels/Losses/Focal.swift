@@ -13,8 +13,7 @@ public enum Focal {
     public static func softmax(
         logits: Matrix, labels: [Int], classWeights: [Double]?, gamma: Double, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = logits.rows, c = logits.cols
-        try Validate.labels(labels, rows: n, classes: c)
+        let (n, c) = try Validate.labels(labels, for: logits)
         try Validate.weights(classWeights, name: "class_weights", count: c)
 
         var values = [Double](repeating: 0, count: n)
@@ -53,8 +52,7 @@ public enum Focal {
     public static func sigmoid(
         logits: Matrix, targets: Matrix, alpha: Double?, gamma: Double, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = logits.rows, c = logits.cols
-        try Validate.rows(targets, name: "targets", rows: n, cols: c)
+        let (n, c) = try Validate.sameShape(targets, name: "targets", as: logits)
         try Validate.unitInterval(targets, name: "targets")
 
         var elements = Matrix(zeros: n, c)

@@ -27,8 +27,7 @@ public enum ImplicitPRM {
         logProbs: Matrix, refLogProbs: Matrix, outcomes: [Int], mask: Matrix?, stepEnds: Matrix?, beta: Double,
         gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = logProbs.rows, t = logProbs.cols
-        try Validate.rows(refLogProbs, name: "ref_log_probs", rows: n, cols: t)
+        let (n, t) = try Validate.sameShape(refLogProbs, name: "ref_log_probs", as: logProbs)
         try Validate.count(outcomes.count, name: "outcomes", expected: n)
         for (i, y) in outcomes.enumerated() where y != 0 && y != 1 {
             throw LossInputError(.invalidLabel, field: "/outcomes/\(i)", "`outcomes[\(i)]` = \(y) is out of range [0, 2)")

@@ -25,8 +25,7 @@ public enum KDKL {
     public static func evaluate(
         logits: Matrix, teacherLogits: Matrix, labels: [Int]?, parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = logits.rows, c = logits.cols
-        try Validate.rows(teacherLogits, name: "teacher_logits", rows: n, cols: c)
+        let (n, c) = try Validate.sameShape(teacherLogits, name: "teacher_logits", as: logits)
         let alpha = parameters.alpha, t = parameters.temperature
         if alpha < 1 && labels == nil {
             throw LossInputError(.missingField, field: "/labels", "`labels` is required")
@@ -44,11 +43,8 @@ public enum KDKL {
                     withScratch(c) { lq, lp, scaled in
                         for r in rows {
                             let z = zAll.row(r, width: c)
-                            for k in 0..<c { scaled[k] = z[k] / t }
-                            TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: lq)
-                            let teacherRow = tAll.row(r, width: c)
-                            for k in 0..<c { scaled[k] = teacherRow[k] / t }
-                            TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: lp)
+                            TwoPassSoftmax.logSoftmax(z, temperature: t, scratch: scaled, into: lq)
+                            TwoPassSoftmax.logSoftmax(tAll.row(r, width: c), temperature: t, scratch: scaled, into: lp)
                             var kl = 0.0
                             for k in 0..<c {
                                 let p = exp(lp[k])

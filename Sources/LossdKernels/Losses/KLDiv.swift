@@ -30,8 +30,7 @@ public enum KLDiv {
                     withScratch(c) { scaled, logP in
                         for r in rows {
                             let z = zAll.row(r, width: c), target = tAll.row(r, width: c)
-                            for k in 0..<c { scaled[k] = z[k] / t }
-                            TwoPassSoftmax.logSoftmax(UnsafeBufferPointer(scaled), into: logP)
+                            TwoPassSoftmax.logSoftmax(z, temperature: t, scratch: scaled, into: logP)
                             var kl = 0.0, entropy = 0.0, cross = 0.0
                             for k in 0..<c where target[k] > 0 {
                                 let logT = log(target[k])

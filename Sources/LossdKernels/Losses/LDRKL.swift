@@ -61,8 +61,7 @@ public enum LDRKL {
     public static func evaluate(
         logits: Matrix, labels: [Int], parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = logits.rows
-        try Validate.labels(labels, rows: n, classes: logits.cols)
+        let n = try Validate.labels(labels, for: logits).rows
         let lambdas = [Double](repeating: parameters.lambda, count: n)
         return try run(
             logits: logits, labels: labels, lambdas: lambdas, margin: parameters.margin,

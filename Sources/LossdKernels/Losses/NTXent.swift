@@ -20,8 +20,7 @@ public enum NTXent {
     public static func evaluate(
         queries: Matrix, keys: Matrix, parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = queries.rows, d = queries.cols
-        try Validate.rows(keys, name: "keys", rows: n, cols: d)
+        let (n, d) = try Validate.sameShape(keys, name: "keys", as: queries)
         try Contrastive.checkSimilaritySize(rows: 2 * n, cols: 2 * n, inputs: ["queries", "keys"])
         var qUnit: Contrastive.UnitRows?, kUnit: Contrastive.UnitRows?
         if parameters.normalize {

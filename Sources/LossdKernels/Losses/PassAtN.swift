@@ -10,8 +10,7 @@ public enum PassAtN {
     /// From logits and hard labels: p = softmax(z)_y, gradient w·(softmax(z) − e_y).
     /// Extras: `weight` [N] (w = ∂ℓ/∂(−log p) ∈ [0, 1]) and `p` [N].
     public static func evaluate(logits: Matrix, labels: [Int], n: Double, gradient: Bool) throws(LossInputError) -> LossOutput {
-        let rows = logits.rows, c = logits.cols
-        try Validate.labels(labels, rows: rows, classes: c)
+        let (rows, c) = try Validate.labels(labels, for: logits)
         var values = [Double](repeating: 0, count: rows)
         var weights = [Double](repeating: 0, count: rows)
         var probabilities = [Double](repeating: 0, count: rows)

@@ -23,8 +23,7 @@ public enum SupCon {
     public static func evaluate(
         embeddings: Matrix, labels: [Int], parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = embeddings.rows, d = embeddings.cols
-        try Contrastive.checkLabelledEmbeddings(embeddings, labels: labels)
+        let (n, d) = try Contrastive.checkLabelledEmbeddings(embeddings, labels: labels)
         var unit: Contrastive.UnitRows?
         if parameters.normalize {
             unit = try Contrastive.unitRows(embeddings.values, rows: n, width: d, field: "embeddings") { [$0] }

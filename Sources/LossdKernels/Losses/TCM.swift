@@ -39,8 +39,7 @@ public enum TCM {
     public static func evaluate(
         embeddings: Matrix, labels: [Int], parameters: Parameters, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
-        let n = embeddings.rows, d = embeddings.cols
-        try Contrastive.checkLabelledEmbeddings(embeddings, labels: labels)
+        let (n, d) = try Contrastive.checkLabelledEmbeddings(embeddings, labels: labels)
         let unit = try Contrastive.unitRows(embeddings.values, rows: n, width: d, field: "embeddings", minimumNorm: 1e-12) { [$0] }
         // S, overwritten with G = ∂ℓ/∂S once the hard sets are known.
         var s = Contrastive.symmetricGram(unit.values, rows: n, width: d)

@@ -32,7 +32,7 @@ public struct PredictedCurve: Sendable, Equatable {
 }
 
 /// The derived quantities of docs/scaling.md ("Derived quantities"). Each throws
-/// ``ScalingInputError/Reason/lawMismatch`` for a model of another law.
+/// ``ScalingRejection/lawMismatch`` for a model of another law.
 public enum ScalingDerived {
     /// power_law: the reducible loss `L(x) − L_inf = (x0/x)^alpha` (Henighan et al.'s
     /// KL-divergence part) at every x (> 0; field `/x/i`).

@@ -1,62 +1,55 @@
-/// Why a scaling-law request cannot be answered (docs/scaling.md, "Invalid input").
+/// Why a scaling-law request cannot be answered (docs/scaling.md, "Invalid input"): the
+/// reason, the field and a sentence (``InputError``).
 ///
-/// Every case is the service's 422 `invalid_input` except ``Reason/tooLarge``, which is
-/// 413 `content_too_large` (see ``code``).
-public struct ScalingInputError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The kind of rejection, stable for clients and tests.
-    public enum Reason: String, Sendable, Equatable {
-        /// `law` names no known law.
-        case unknownLaw = "unknown_law"
-        /// Fewer fitted points than the law's fitted parameters + 1.
-        case tooFewPoints = "too_few_points"
-        /// A size (`x`, `n`, `d`, `n_encoder`, `n_decoder`), loss, compute budget or total
-        /// that must be > 0 is not; or every weight is 0.
-        case nonPositive = "non_positive"
-        /// A NaN or infinite number.
-        case nonFinite = "non_finite"
-        /// Two arrays that must have the same length do not (a curve's `lr` and `loss`,
-        /// sparse `steps` and `loss`, `weights` and the fitted points).
-        case lengthMismatch = "length_mismatch"
-        /// Sparse `steps` not strictly increasing inside `[W+1, S]`.
-        case invalidSteps = "invalid_steps"
-        /// A learning rate below 0, or a forward area `S1 ≤ 0` at a fitted step.
-        case invalidSchedule = "invalid_schedule"
-        /// An option (or a stored parameter) outside its range.
-        case invalidOption = "invalid_option"
-        /// Data, parameters or a query of one law handed to another law.
-        case lawMismatch = "law_mismatch"
-        /// No start of the grid gives a positive predicted loss at every point
-        /// (`lr_annealing` only), so there is nothing to optimise.
-        case noFeasibleStart = "no_feasible_start"
-        /// More than ``ScalingLimits/maxPoints`` points or ``ScalingLimits/maxCurveSteps``
-        /// curve steps in total.
-        case tooLarge = "too_large"
-    }
+/// Every reason is the service's 422 `invalid_input` except ``ScalingRejection/tooLarge``,
+/// which is 413 `content_too_large` (see its `code`). Fields are
+/// JSON-pointer-shaped: `/data/3/loss`, `/data/0/lr/17`, `/weights/2`, `/params/decay`; for
+/// queries relative to the query (`/x/4`, `/steps/1`), to be prefixed by the endpoint with
+/// ``InputError/prefixed(_:)``.
+public typealias ScalingInputError = InputError<ScalingRejection>
 
-    public let reason: Reason
-    /// A JSON-pointer-shaped location: `/data/3/loss`, `/data/0/lr/17`, `/weights/2`,
-    /// `/params/decay`; for queries relative to the query (`/x/4`, `/steps/1`), to be
-    /// prefixed by the endpoint with ``prefixed(_:)``. Nil when nothing narrower than the
-    /// whole request is at fault.
-    public let field: String?
-    /// A sentence for people.
-    public let detail: String
+/// The kind of a ``ScalingInputError`` (`ScalingInputError.Reason`), stable for clients and tests.
+public enum ScalingRejection: String, Sendable, Equatable {
+    /// `law` names no known law.
+    case unknownLaw = "unknown_law"
+    /// Fewer fitted points than the law's fitted parameters + 1.
+    case tooFewPoints = "too_few_points"
+    /// A size (`x`, `n`, `d`, `n_encoder`, `n_decoder`), loss, compute budget or total
+    /// that must be > 0 is not; or every weight is 0.
+    case nonPositive = "non_positive"
+    /// A NaN or infinite number.
+    case nonFinite = "non_finite"
+    /// Two arrays that must have the same length do not (a curve's `lr` and `loss`,
+    /// sparse `steps` and `loss`, `weights` and the fitted points).
+    case lengthMismatch = "length_mismatch"
+    /// Sparse `steps` not strictly increasing inside `[W+1, S]`.
+    case invalidSteps = "invalid_steps"
+    /// A learning rate below 0, or a forward area `S1 ≤ 0` at a fitted step.
+    case invalidSchedule = "invalid_schedule"
+    /// An option (or a stored parameter) outside its range.
+    case invalidOption = "invalid_option"
+    /// Data, parameters or a query of one law handed to another law.
+    case lawMismatch = "law_mismatch"
+    /// No start of the grid gives a positive predicted loss at every point
+    /// (`lr_annealing` only), so there is nothing to optimise.
+    case noFeasibleStart = "no_feasible_start"
+    /// More than ``ScalingLimits/maxPoints`` points or ``ScalingLimits/maxCurveSteps``
+    /// curve steps in total.
+    case tooLarge = "too_large"
+}
 
-    public init(_ reason: Reason, field: String?, _ detail: String) {
-        self.reason = reason
-        self.field = field
-        self.detail = detail
-    }
-
-    /// The service's error code: 413 `content_too_large` for ``Reason/tooLarge``, else
-    /// 422 `invalid_input`.
+extension InputError where Kind == ScalingRejection {
+    /// The service's error code: 413 `content_too_large` for ``ScalingRejection/tooLarge``,
+    /// else 422 `invalid_input`.
     public var code: LossErrorCode { reason == .tooLarge ? .contentTooLarge : .invalidInput }
 
     /// The same error with `prefix` put before its field (`"/query"` + `"/x/4"`).
     public func prefixed(_ prefix: String) -> ScalingInputError {
         ScalingInputError(reason, field: prefix + (field ?? ""), detail)
     }
+}
 
+extension InputError: CustomStringConvertible where Kind == ScalingRejection {
     public var description: String { "\(reason.rawValue) at \(field ?? "-"): \(detail)" }
 }
 

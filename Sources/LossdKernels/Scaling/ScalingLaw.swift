@@ -15,7 +15,7 @@ public enum ScalingLawKind: String, Sendable, CaseIterable, Equatable {
     /// `L(s) = L0 + A·S1(s)^(−alpha) − C·S2(s)` (Tissue et al. 2024).
     case lrAnnealing = "lr_annealing"
 
-    /// The kind named `name`, or ``ScalingInputError/Reason/unknownLaw`` at `/law`.
+    /// The kind named `name`, or ``ScalingRejection/unknownLaw`` at `/law`.
     public static func named(_ name: String) throws(ScalingInputError) -> ScalingLawKind {
         guard let kind = ScalingLawKind(rawValue: name) else {
             let known = allCases.map(\.rawValue).joined(separator: ", ")

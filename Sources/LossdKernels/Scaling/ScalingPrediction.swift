@@ -6,7 +6,7 @@
 
 /// Where to evaluate a law (predict, derived quantities, bootstrap intervals). Fields of
 /// errors are relative to the query: `/x/i`, `/n/i`, `/d/i`, `/n_encoder/i`,
-/// `/n_decoder/i`, `/lr/i`, `/steps/i` (see ``ScalingInputError/prefixed(_:)``).
+/// `/n_decoder/i`, `/lr/i`, `/steps/i` (see ``InputError/prefixed(_:)``).
 public enum ScalingQuery: Sendable, Equatable {
     case powerLaw(x: [Double])
     case chinchilla(n: [Double], d: [Double])

@@ -81,32 +81,20 @@ public struct RequestContext: Sendable {
 
 /// One finished exchange, as the access log records it: handed to
 /// ``HTTPResponder/requestCompleted(_:)`` for every response the server sends, its own
-/// errors (400, 408, 413, 431, 503) included.
+/// errors (400, 408, 413, 431, 503) included. Only the server makes them (its memberwise
+/// initialiser is internal); a responder reads them.
 public struct RequestRecord: Sendable {
     /// Nil when the request line was never read (a timeout or an oversized header block).
     public var method: String?
     public var path: String?
     /// The label of the request's plan (``RequestPlan/label``), or for a request whose head
     /// was never complete, ``HTTPResponder/routeLabel(method:path:)``.
-    public var route: String
+    public var route: String = "none"
     public var status: HTTPStatus
     public var bytesIn: Int
     public var bytesOut: Int
     /// Seconds from the request's first byte to its response being queued for sending.
     public var duration: Double
-
-    public init(
-        method: String?, path: String?, route: String = "none", status: HTTPStatus, bytesIn: Int, bytesOut: Int,
-        duration: Double
-    ) {
-        self.method = method
-        self.path = path
-        self.route = route
-        self.status = status
-        self.bytesIn = bytesIn
-        self.bytesOut = bytesOut
-        self.duration = duration
-    }
 }
 
 /// The application side of the server: turns complete requests into responses.

@@ -1,4 +1,4 @@
-import LossdHTTP
+@testable import LossdHTTP
 import Testing
 
 @testable import LossdService

@@ -24,10 +24,10 @@ struct Lossd: ParsableCommand {
         version: LossdService.version
     )
 
-    @Option(help: "Address to listen on; 0.0.0.0 or :: for every interface. [env: LOSSD_HOST] (default: 127.0.0.1)")
+    @Option(help: "Address to listen on; 0.0.0.0 or :: for every interface. [env: LOSSD_HOST] (default: \(Defaults.http.host))")
     var host: String?
 
-    @Option(help: "TCP port; 0 picks a free one. [env: LOSSD_PORT] (default: 8080)")
+    @Option(help: "TCP port; 0 picks a free one. [env: LOSSD_PORT] (default: \(Defaults.http.port))")
     var port: Int?
 
     @Option(help: "Port of the operations listener, which serves only /healthz, /readyz and /metrics (plain HTTP); 0 picks a free one. [env: LOSSD_OPS_PORT] (default: off, everything on --port)")
@@ -39,13 +39,13 @@ struct Lossd: ParsableCommand {
     @Option(help: "Log format: text (swift-log's lines) or json (one object per line: time, level, message and every field). [env: LOSSD_LOG_FORMAT] (default: text)")
     var logFormat: String?
 
-    @Option(help: "Largest request body accepted, in bytes (413 beyond). [env: LOSSD_MAX_BODY_BYTES] (default: 67108864)")
+    @Option(help: "Largest request body accepted, in bytes (413 beyond). [env: LOSSD_MAX_BODY_BYTES] (default: \(Defaults.http.parserLimits.maxBodyBytes))")
     var maxBodyBytes: Int?
 
     @Option(help: "Request-handler threads. [env: LOSSD_THREADS] (default: the number of cores)")
     var threads: Int?
 
-    @Option(help: "Directory of the embedded store. [env: LOSSD_DATA_DIR] (default: ./data)")
+    @Option(help: "Directory of the embedded store. [env: LOSSD_DATA_DIR] (default: \(Defaults.service.dataDirectory))")
     var dataDir: String?
 
     @Option(
@@ -65,38 +65,38 @@ struct Lossd: ParsableCommand {
             Seconds start-up keeps retrying an unreachable PostgreSQL before it exits 1 (a wrong \
             password or database stops it at once). Once serving, lossd never exits for the database: \
             store routes answer 503 and /readyz 503 while it is down, and recover by themselves. \
-            [env: LOSSD_STORE_STARTUP_WAIT] (default: 30)
+            [env: LOSSD_STORE_STARTUP_WAIT] (default: \(Defaults.seconds(StoreSettings.defaultStartupWait)))
             """)
     var storeStartupWait: Double?
 
-    @Option(help: "Largest request header section, in bytes (431 beyond). [env: LOSSD_MAX_HEADER_BYTES] (default: 16384)")
+    @Option(help: "Largest request header section, in bytes (431 beyond). [env: LOSSD_MAX_HEADER_BYTES] (default: \(Defaults.http.parserLimits.maxHeaderBytes))")
     var maxHeaderBytes: Int?
 
-    @Option(help: "Open connections at most; at the cap the longest-idle keep-alive connection is closed to admit a new one, and when none is idle a new one gets 503. [env: LOSSD_MAX_CONNECTIONS] (default: 1024)")
+    @Option(help: "Open connections at most; at the cap the longest-idle keep-alive connection is closed to admit a new one, and when none is idle a new one gets 503. [env: LOSSD_MAX_CONNECTIONS] (default: \(Defaults.http.maxConnections))")
     var maxConnections: Int?
 
-    @Option(help: "Connections admitted beyond --max-connections that serve only /healthz, /readyz, /metrics and other cheap GETs, so probes reach a saturated server. [env: LOSSD_PROBE_CONNECTIONS] (default: 8)")
+    @Option(help: "Connections admitted beyond --max-connections that serve only /healthz, /readyz, /metrics and other cheap GETs, so probes reach a saturated server. [env: LOSSD_PROBE_CONNECTIONS] (default: \(Defaults.http.probeConnections))")
     var probeConnections: Int?
 
     @Option(help: "Requests that may wait for a handler thread before 503; each connection has at most one in flight, so the default never sheds load below the connection cap. [env: LOSSD_QUEUE_DEPTH] (default: the connection cap)")
     var queueDepth: Int?
 
-    @Option(help: "Seconds for a request's headers to arrive (408 after). [env: LOSSD_HEADER_TIMEOUT] (default: 10)")
+    @Option(help: "Seconds for a request's headers to arrive (408 after). [env: LOSSD_HEADER_TIMEOUT] (default: \(Defaults.seconds(Defaults.http.headerTimeout)))")
     var headerTimeout: Double?
 
-    @Option(help: "Seconds a request body may stall without a byte (408 after). [env: LOSSD_BODY_TIMEOUT] (default: 30)")
+    @Option(help: "Seconds a request body may stall without a byte (408 after). [env: LOSSD_BODY_TIMEOUT] (default: \(Defaults.seconds(Defaults.http.bodyTimeout)))")
     var bodyTimeout: Double?
 
-    @Option(help: "Seconds an idle keep-alive connection stays open. [env: LOSSD_KEEP_ALIVE_TIMEOUT] (default: 60)")
+    @Option(help: "Seconds an idle keep-alive connection stays open. [env: LOSSD_KEEP_ALIVE_TIMEOUT] (default: \(Defaults.seconds(Defaults.http.keepAliveTimeout)))")
     var keepAliveTimeout: Double?
 
-    @Option(help: "Seconds a whole request (head and body) may take to arrive, however steadily it trickles (408 after). [env: LOSSD_READ_TIMEOUT] (default: 120)")
+    @Option(help: "Seconds a whole request (head and body) may take to arrive, however steadily it trickles (408 after). [env: LOSSD_READ_TIMEOUT] (default: \(Defaults.seconds(Defaults.http.readTimeout)))")
     var readTimeout: Double?
 
-    @Option(help: "Seconds a response may wait for the client to take any byte before the connection is dropped; every write that makes progress renews it. [env: LOSSD_WRITE_TIMEOUT] (default: 30)")
+    @Option(help: "Seconds a response may wait for the client to take any byte before the connection is dropped; every write that makes progress renews it. [env: LOSSD_WRITE_TIMEOUT] (default: \(Defaults.seconds(Defaults.http.writeTimeout)))")
     var writeTimeout: Double?
 
-    @Option(help: "Seconds a request may run in its handler before it is stopped and answered 503. [env: LOSSD_REQUEST_TIMEOUT] (default: 60)")
+    @Option(help: "Seconds a request may run in its handler before it is stopped and answered 503. [env: LOSSD_REQUEST_TIMEOUT] (default: \(Defaults.seconds(Defaults.http.requestTimeout)))")
     var requestTimeout: Double?
 
     @Option(
@@ -109,19 +109,19 @@ struct Lossd: ParsableCommand {
             """)
     var maxInflightBytes: Int?
 
-    @Option(help: "Threads beside --threads that run only light requests (a loss, metrics or apply on at most 1 MiB), so cheap work keeps its latency while fits saturate the others. [env: LOSSD_LIGHT_THREADS] (default: 1)")
+    @Option(help: "Threads beside --threads that run only light requests (a loss, metrics or apply on at most 1 MiB), so cheap work keeps its latency while fits saturate the others. [env: LOSSD_LIGHT_THREADS] (default: \(Defaults.http.reservedLightThreads))")
     var lightThreads: Int?
 
-    @Option(help: "zlib level of gzip responses, 1 (fastest) to 9; 0 never compresses. [env: LOSSD_GZIP_LEVEL] (default: 1)")
+    @Option(help: "zlib level of gzip responses, 1 (fastest) to 9; 0 never compresses. [env: LOSSD_GZIP_LEVEL] (default: \(Defaults.compression.level))")
     var gzipLevel: Int?
 
-    @Option(help: "Smallest response body gzip-encoded for a client that accepts it. [env: LOSSD_GZIP_MIN_BYTES] (default: 1024)")
+    @Option(help: "Smallest response body gzip-encoded for a client that accepts it. [env: LOSSD_GZIP_MIN_BYTES] (default: \(Defaults.compression.minBytes))")
     var gzipMinBytes: Int?
 
-    @Option(help: "Largest response body gzip-encoded; larger ones go out as identity, which on a sidecar's loopback is faster. [env: LOSSD_GZIP_MAX_BYTES] (default: 1048576)")
+    @Option(help: "Largest response body gzip-encoded; larger ones go out as identity, which on a sidecar's loopback is faster. [env: LOSSD_GZIP_MAX_BYTES] (default: \(Defaults.compression.maxBytes))")
     var gzipMaxBytes: Int?
 
-    @Option(help: "Seconds in-flight requests get to finish on shutdown. [env: LOSSD_SHUTDOWN_GRACE] (default: 10)")
+    @Option(help: "Seconds in-flight requests get to finish on shutdown. [env: LOSSD_SHUTDOWN_GRACE] (default: \(Defaults.seconds(Defaults.http.shutdownGracePeriod)))")
     var shutdownGrace: Double?
 
     @Option(
@@ -292,5 +292,19 @@ enum Environment {
             pointer += 1
         }
         return result
+    }
+}
+
+/// The configuration types' own defaults, which the help text shows: each default is
+/// written once, in `HTTPServerConfiguration`, `HTTPParserLimits`, `ServiceConfiguration` and
+/// `CompressionPolicy`, never again here.
+enum Defaults {
+    static let http = HTTPServerConfiguration()
+    static let service = ServiceConfiguration()
+    static let compression = CompressionPolicy()
+
+    /// Seconds as help text: `10`, not `10.0`.
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 }

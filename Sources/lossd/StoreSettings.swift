@@ -17,7 +17,9 @@ struct StoreSettings: Sendable {
     /// Pooled PostgreSQL connections (default: the worker threads, so no request waits).
     var poolSize: Int = 1
     /// Seconds start-up retries an unreachable PostgreSQL before exiting 1.
-    var startupWait: Double = 30
+    var startupWait: Double = StoreSettings.defaultStartupWait
+    /// Seconds start-up retries an unreachable PostgreSQL by default.
+    static let defaultStartupWait: Double = 30
 
     /// SQLite in the data directory.
     init() {}
@@ -46,7 +48,7 @@ struct StoreSettings: Sendable {
             return parsed
         }
         self.poolSize = try number(poolSize, "LOSSD_STORE_POOL_SIZE") { Int($0) } ?? max(1, workerThreads)
-        self.startupWait = try number(startupWait, "LOSSD_STORE_STARTUP_WAIT") { Double($0) } ?? 30
+        self.startupWait = try number(startupWait, "LOSSD_STORE_STARTUP_WAIT") { Double($0) } ?? Self.defaultStartupWait
         guard (1...1024).contains(self.poolSize) else { throw ValidationError("store pool size must be in 1...1024") }
         guard self.startupWait >= 0 && self.startupWait.isFinite else {
             throw ValidationError("store startup wait must be a non-negative number of seconds")

@@ -47,4 +47,19 @@ struct SettingsTests {
             #expect(throws: (any Error).self, "\(environment)") { try Settings(from: try Lossd.parse([]), environment: environment) }
         }
     }
+
+    /// The help shows the configuration types' defaults, not copies of them.
+    @Test func theHelpShowsTheConfigurationTypesDefaults() {
+        let help = Lossd.helpMessage(columns: 10_000)
+        let http = HTTPServerConfiguration()
+        for shown in [
+            "[env: LOSSD_PORT] (default: \(http.port))",
+            "[env: LOSSD_MAX_BODY_BYTES] (default: \(HTTPParserLimits.defaultMaxBodyBytes))",
+            "[env: LOSSD_MAX_CONNECTIONS] (default: \(http.maxConnections))",
+            "[env: LOSSD_READ_TIMEOUT] (default: \(Int(http.readTimeout)))",
+            "[env: LOSSD_GZIP_MIN_BYTES] (default: \(CompressionPolicy().minBytes))",
+        ] {
+            #expect(help.contains(shown), "\(shown)")
+        }
+    }
 }

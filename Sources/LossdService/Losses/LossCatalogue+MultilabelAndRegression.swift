@@ -157,7 +157,6 @@ extension LossCatalogue {
                 "bag_weighting", AggregateResponse.BagWeighting.allCases.map(\.rawValue), default: "size",
                 "Bag-level loss weighted by bag size, or uniform over bags."),
         ],
-        acceptsSampleWeights: false,
         evaluate: { context throws(ServiceError) in
             guard let predictions = try context.tensors.vector("predictions") else { throw ServiceError.missing("predictions") }
             guard let bags = try context.tensors.integers("bags") else { throw ServiceError.missing("bags") }

@@ -69,9 +69,9 @@ extension LossCatalogue {
         name: "pass_at_n", kind: "classification",
         summary: "Pass@n coverage loss (Chen et al. 2025): -log(1 - (1 - p)^n) from logits+labels or from log_probs; n = 1 is cross-entropy.",
         inputs: [
-            InputSpec(name: "logits", shape: "[N][C]", presence: "one of logits+labels/log_probs", gradient: true),
+            .oneOf("logits", "[N][C]", group: "logits+labels/log_probs", gradient: true),
             .optional("labels", "[N]"),
-            InputSpec(name: "log_probs", shape: "[N]", presence: "one of logits+labels/log_probs", gradient: true),
+            .oneOf("log_probs", "[N]", group: "logits+labels/log_probs", gradient: true),
             .optional("sample_weights", "[N]"),
         ],
         parameters: [

@@ -18,7 +18,6 @@ extension LossCatalogue {
             .number("margin_minus", default: 0.5, min: -1, max: 1, "Different-label pairs with cosine above m− are hard."),
             .boolean("normalize", default: true, "L2-normalise the rows first (the loss uses cosines either way)."),
         ],
-        acceptsSampleWeights: false,
         batchValue: true,
         evaluate: { context throws(ServiceError) in
             let embeddings = try context.tensors.requiredMatrix("embeddings")

@@ -63,6 +63,7 @@ extension LossCatalogue {
             .number("base_temperature", default: 0.07, min: 0, minOpen: true, "Base temperature τ_b (loss scaled by τ/τ_b)."),
             .boolean("normalize", default: true, "L2-normalise the rows first."),
         ],
+        openAPI: LossSchemaOptions(inputSchemas: ["embeddings": "Tensor2D"]),
         evaluate: { context throws(ServiceError) in
             let embeddings = try context.tensors.requiredMatrix("embeddings")
             guard let labels = try context.tensors.integers("labels") else { throw ServiceError.missing("labels") }
@@ -91,6 +92,7 @@ extension LossCatalogue {
             .number("tau_neg", default: 1, min: 0, "τ⁻: closer negatives weigh more."),
             .boolean("normalize", default: true, "L2-normalise every view first."),
         ],
+        openAPI: LossSchemaOptions(handWrittenRequests: ["CacrPairRequest", "CacrViewsRequest"]),
         evaluate: { context throws(ServiceError) in
             let views: CACR.Views
             if context.tensors.contains("embeddings") {

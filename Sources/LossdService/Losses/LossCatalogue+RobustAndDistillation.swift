@@ -77,6 +77,7 @@ extension LossCatalogue {
         parameters: [
             .number("n", default: 16, min: 1, "Number of samples n ≥ 1 (real)."),
         ],
+        openAPI: LossSchemaOptions(handWrittenRequests: ["PassAtNLogitsRequest", "PassAtNLogProbsRequest"]),
         evaluate: { context throws(ServiceError) in
             let n = context.parameters.number("n")
             if context.tensors.contains("log_probs") {
@@ -110,6 +111,7 @@ extension LossCatalogue {
             .number("temperature", default: 4, min: 0, minOpen: true, "Softening temperature T."),
             .number("alpha", default: 0.9, min: 0, max: 1, "Weight of the soft term; labels are required when alpha < 1."),
         ],
+        openAPI: LossSchemaOptions(handWrittenRequests: ["KdKlRequest"]),
         evaluate: { context throws(ServiceError) in
             let logits = try context.tensors.requiredMatrix("logits")
             let teacher = try context.tensors.requiredMatrix("teacher_logits")

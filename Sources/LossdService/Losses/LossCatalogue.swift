@@ -70,6 +70,9 @@ enum LossCatalogue {
             .number("gamma", default: 2, min: 0, "Focusing exponent γ."),
             .number("alpha", default: 0.25, min: 0, max: 1, nullable: true, "Sigmoid mode only: weight of positives; null disables."),
         ],
+        openAPI: LossSchemaOptions(
+            handWrittenRequests: ["FocalSoftmaxRequest", "FocalSigmoidRequest"],
+            handWrittenParams: ["FocalSoftmaxParams", "FocalSigmoidParams"]),
         evaluate: { context throws(ServiceError) in
             let gamma = context.parameters.number("gamma")
             let logits = try context.tensors.requiredMatrix("logits")

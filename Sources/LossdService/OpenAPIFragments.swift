@@ -3,7 +3,7 @@ import LossdJSON
 /// The parts of openapi.yaml that derive from the catalogues, as YAML text: the loss
 /// schemas (`LossName`, each loss's `XParams`, `XRequest` and `XEntry`, and the `oneOf`
 /// lists that reference them) and the method-name enums of the calibrators, aggregation and
-/// ensemble methods and metrics. In the document each region sits between
+/// ensemble methods (with those that take no `weights`) and metrics. In the document each region sits between
 ///
 ///     # BEGIN GENERATED <id> — make openapi
 ///     # END GENERATED <id>
@@ -20,6 +20,7 @@ enum OpenAPIFragments {
             ("loss-entries", refList(LossCatalogue.all.map { "\(schemaName($0.name))Entry" }, indent: 8)),
             ("calibrator-methods", enumLine(CalibratorCatalogue.all.names, indent: 6)),
             ("ensemble-methods", enumLine(EnsembleCatalogue.all.names, indent: 18)),
+            ("ensemble-methods-without-weights", enumLine(EnsembleCatalogue.all.filter { !$0.acceptsWeights }.map(\.name), indent: 24)),
             ("aggregation-methods", enumLine(AggregationCatalogue.all.names, indent: 18)),
             ("metric-names", enumLine(MetricCatalogue.all.names, indent: 12)),
             ("embedding-metric-names", enumLine(EmbeddingMetricsEndpoint.catalogue.names, indent: 6)),

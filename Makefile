@@ -1,5 +1,5 @@
 # lossd — see README.md. Every target installs missing Debian packages first when run as root.
-.PHONY: run build test lint bench bench-http bench-kernels bench-loss bench-tls bench-store bench-fairness bench-client bench-scaling bench-cldice fuzz clean
+.PHONY: run build test lint openapi bench bench-http bench-kernels bench-loss bench-tls bench-store bench-fairness bench-client bench-scaling bench-cldice fuzz clean
 
 FUZZ_SECONDS ?= 60
 
@@ -15,6 +15,10 @@ test:           ## every test: swift test (unit + real-binary integration) and t
 
 lint:           ## openapi.yaml, Dockerfile and deploy/ manifests
 	bash scripts/lint.sh
+
+openapi:        ## rewrite openapi.yaml's generated regions (loss schemas, method enums) from the catalogues
+	swift build --build-tests
+	LOSSD_WRITE_OPENAPI=1 swift test --skip-build --filter OpenAPIFragmentTests
 
 bench: bench-kernels bench-http bench-loss bench-tls bench-store bench-fairness bench-client bench-scaling bench-cldice  ## all benchmarks, printing figures
 

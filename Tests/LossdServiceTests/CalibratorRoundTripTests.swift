@@ -11,7 +11,7 @@ struct CalibratorRoundTripTests {
     /// does not check the refit again, so the stored model must still be accepted by PUT's
     /// validation.
     @Test func betaFittedOnAntiCorrelatedScoresPassesItsOwnValidation() throws {
-        let definition = try #require(CalibratorCatalogue.byMethod["beta"])
+        let definition = try #require(CalibratorCatalogue.all["beta"])
         let input = CalibrationInput(
             logits: nil, scores: [0.1, 0.8, 0.3, 0.9, 0.6, 0.2, 0.7, 0.4], labels: [1, 0, 1, 0, 0, 1, 1, 0], views: nil)
         let parameters = try ResolvedParameters(nil, specs: definition.parameters, pointer: "/params")
@@ -22,7 +22,7 @@ struct CalibratorRoundTripTests {
 
 @Suite("Temperature fit options")
 struct TemperatureOptionTests {
-    let definition = CalibratorCatalogue.byMethod["temperature"]!
+    let definition = CalibratorCatalogue.all["temperature"]!
     /// Every row is classified correctly, so the NLL keeps falling as T → 0: T stops at the bound.
     let allCorrect = CalibrationInput(
         logits: Matrix(rows: 3, cols: 2, values: [2, 0, 0, 3, 1, -1]), scores: nil, labels: [0, 1, 0], views: nil)

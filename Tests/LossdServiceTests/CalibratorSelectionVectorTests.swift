@@ -133,7 +133,7 @@ struct CalibratorSelectionVectorTests {
     }
 
     @Test func tieOrderCoversTheCatalogue() {
-        #expect(Set(CalibratorCatalogue.simplestFirst) == Set(CalibratorCatalogue.all.map(\.method)))
+        #expect(Set(CalibratorCatalogue.simplestFirst) == Set(CalibratorCatalogue.all.map(\.name)))
         #expect(CalibratorCatalogue.simplestFirst.count == CalibratorCatalogue.all.count)
     }
 }

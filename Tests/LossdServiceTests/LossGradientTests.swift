@@ -29,8 +29,8 @@ func randomInputs(for definition: LossDefinition, rows n: Int = 4, classes c: In
     var inputs: [String: Any] = [:]
     var groupsTaken = Set<String>()
     for spec in definition.inputs {
-        if spec.presence.hasPrefix("one of") {
-            guard groupsTaken.insert(spec.presence).inserted else { continue }
+        if case .oneOf(let group) = spec.presence {
+            guard groupsTaken.insert(group).inserted else { continue }
         }
         switch spec.name {
         case "logits", "teacher_logits": inputs[spec.name] = (0..<n).map { _ in row(c) }
@@ -50,7 +50,7 @@ struct LossGradientTests {
     /// differentiable input of every loss: a new loss is checked the moment it is registered.
     @Test(arguments: LossCatalogue.all.map(\.name))
     func gradientsMatchCentralDifferences(_ name: String) throws {
-        let definition = LossCatalogue.byName[name]!
+        let definition = LossCatalogue.all[name]!
         for _ in 0..<3 {
             var body = randomInputs(for: definition)
             body["loss"] = name
@@ -93,7 +93,7 @@ struct LossGradientTests {
 
     @Test(arguments: LossCatalogue.all.filter { $0.inputs.contains { $0.name == "logits" } }.map(\.name), [1e4, 1e30])
     func extremeLogitsGiveFiniteValuesAndGradients(_ name: String, _ magnitude: Double) throws {
-        let definition = LossCatalogue.byName[name]!
+        let definition = LossCatalogue.all[name]!
         var body = randomInputs(for: definition, scale: 1)
         guard body["logits"] is [[Double]] else { return }
         var sign = 1.0

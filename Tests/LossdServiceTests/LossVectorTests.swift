@@ -13,7 +13,7 @@ enum LossVectors {
     /// Cases of losses the catalogue has; the rest wait for their loss to be implemented.
     static var implemented: [[String: Any]] {
         cases.filter {
-            LossCatalogue.byName[$0["loss"] as! String] != nil
+            LossCatalogue.all[$0["loss"] as! String] != nil
                 || ($0["expected_error"] as? [String: Any])?["code"] as? String == "unknown_loss"
         }
     }

@@ -26,7 +26,7 @@ enum LossVectors2 {
     /// Cases whose losses the catalogue has (and composites once they are implemented).
     static var implementedNames: [String] {
         cases.filter { vector in
-            (vector["composite"] == nil || compositesImplemented) && losses(of: vector).allSatisfy { LossCatalogue.byName[$0] != nil }
+            (vector["composite"] == nil || compositesImplemented) && losses(of: vector).allSatisfy { LossCatalogue.all[$0] != nil }
         }.map { $0["name"] as! String }
     }
 

@@ -25,16 +25,16 @@ struct OpenAPICatalogueTests {
     }
 
     @Test func lossNamesAreTheLossCatalogue() {
-        #expect(Self.enumeration(after: "    LossName:") == LossCatalogue.names)
+        #expect(Self.enumeration(after: "    LossName:") == LossCatalogue.all.namesAndAliases)
     }
 
     @Test func calibrationMethodsAreTheCalibratorCatalogue() {
-        #expect(Self.enumeration(after: "    CalibratorMethod:") == CalibratorCatalogue.all.map(\.method))
+        #expect(Self.enumeration(after: "    CalibratorMethod:") == CalibratorCatalogue.all.map(\.name))
     }
 
     @Test func aggregationAndEnsembleMethodsAreTheirEndpoints() {
-        #expect(Self.enumeration(after: "operationId: aggregateAnnotations") == AggregateEndpoint.methodNames)
-        #expect(Self.enumeration(after: "operationId: combineEnsemble") == EnsembleEndpoint.methodNames)
+        #expect(Self.enumeration(after: "operationId: aggregateAnnotations") == AggregationCatalogue.all.names)
+        #expect(Self.enumeration(after: "operationId: combineEnsemble") == EnsembleCatalogue.all.names)
     }
 }
 

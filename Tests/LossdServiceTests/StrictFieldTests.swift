@@ -102,30 +102,30 @@ struct StrictFieldTests {
             for spec in definition.parameters {
                 let answer = post(
                     "/v1/calibrators/fit",
-                    ["method": .string(definition.method), "params": .object([(typo(of: spec.name), sample(spec))])])
+                    ["method": .string(definition.name), "params": .object([(typo(of: spec.name), sample(spec))])])
                 expectTypoRefused(
-                    answer, pointer: "/params/\(typo(of: spec.name))", suggesting: spec.name, "\(definition.method).\(spec.name)")
+                    answer, pointer: "/params/\(typo(of: spec.name))", suggesting: spec.name, "\(definition.name).\(spec.name)")
             }
         }
     }
 
     @Test func everyAggregationParameterTypoIsRefusedWithASuggestion() {
-        for (method, specs) in AggregateEndpoint.parameterSpecs {
-            for spec in specs {
+        for method in AggregationCatalogue.all {
+            for spec in method.parameters {
                 let answer = post(
                     "/v1/aggregate",
                     [
-                        "method": .string(method.rawValue), "num_classes": 3,
+                        "method": .string(method.name), "num_classes": 3,
                         "params": .object([(typo(of: spec.name), sample(spec))]), "annotations": .array([]),
                     ])
                 expectTypoRefused(
-                    answer, pointer: "/params/\(typo(of: spec.name))", suggesting: spec.name, "\(method.rawValue).\(spec.name)")
+                    answer, pointer: "/params/\(typo(of: spec.name))", suggesting: spec.name, "\(method.name).\(spec.name)")
             }
         }
     }
 
     @Test func everyEnsembleAndMetricsParameterTypoIsRefusedWithASuggestion() {
-        for spec in EnsembleEndpoint.crossMaxParameters {
+        for spec in EnsembleCatalogue.crossMaxParameters {
             let answer = post("/v1/ensemble", ["method": "crossmax", "params": .object([(typo(of: spec.name), sample(spec))])])
             expectTypoRefused(answer, pointer: "/params/\(typo(of: spec.name))", suggesting: spec.name, "crossmax.\(spec.name)")
         }

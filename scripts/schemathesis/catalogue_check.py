@@ -12,6 +12,11 @@ one. Checks that
     whose range depends on the input, excepted);
   * the inputs of each request schema are inputs the catalogue lists for that loss.
 Prints one line and exits 0, or prints every difference and exits 1.
+
+Most of these schemas are generated from the same catalogue (`make openapi`, checked by
+Tests/LossdServiceTests/OpenAPIFragmentTests.swift); this check also covers the ones a
+loss's record names as written by hand (focal's modes, pass_at_n's and cacr's forms,
+kd_kl, hl_gauss's and soft_topk's params) and the document the server was built with.
 """
 
 import json

@@ -194,48 +194,40 @@ class Unrepairable(Exception):
 N = 3  # rows of every repaired batch
 D = 2  # embedding width
 
-# Per loss: the input forms. A form: (required, forbidden, reads); `takes` is every input
-# the catalogue lists (the strict-field rule), `reads` what the server validates.
+# Per loss, from the catalogue the server serves (`GET /v1/losses`, read once by
+# `load_catalogue` before the first /v1/loss case): every input it lists (the strict-field
+# rule: `TAKES`), those listed as required (`REQUIRED`), the losses without
+# `sample_weights` (`NO_SAMPLE_WEIGHTS`) and each alias's loss (`ALIASES`). `loss_forms`
+# turns them into input forms: (required, forbidden, reads), `reads` what the server
+# validates.
 SW = "sample_weights"
-TAKES = {
-    "cross_entropy": {"logits", "labels", "targets", "class_weights", SW},
-    "binary_cross_entropy": {"logits", "targets", "class_weights", "pos_weight", SW},
-    "focal": {"logits", "labels", "targets", "class_weights", SW},
-    "comp_sum": {"logits", "labels", SW},
-    "generalized_cross_entropy": {"logits", "labels", SW},
-    "mae": {"logits", "labels", SW},
-    "z_loss": {"logits", "labels", SW},
-    "log_z_penalty": {"logits", SW},
-    "poly1": {"logits", "labels", "targets", SW},
-    "ldr_kl": {"logits", "labels", SW},
-    "aldr_kl": {"logits", "labels", "lambda_prev", SW},
-    "pass_at_n": {"logits", "labels", "log_probs", SW},
-    "kd_kl": {"logits", "teacher_logits", "labels", SW},
-    "dhkd_logit": {"logits", "teacher_logits", SW},
-    "decoupled_softmax": {"logits", "targets", SW},
-    "multilabel_infonce": {"logits", "targets", SW},
-    "soft_topk": {"logits", "targets", SW},
-    "hl_gauss": {"logits", "values", SW},
-    "two_hot": {"logits", "values", SW},
-    "aggregate_response": {"predictions", "bags", "bag_responses"},
-    "info_nce": {"queries", "keys"},
-    "nt_xent": {"queries", "keys"},
-    "supcon": {"embeddings", "labels"},
-    "cacr": {"queries", "keys", "embeddings"},
-    "tcm": {"embeddings", "labels"},
-    "implicit_prm": {"log_probs", "ref_log_probs", "outcomes", "mask", "step_ends", SW},
-    "kl_div": {"logits", "targets", SW},
-    "comp_sum_adversarial": {"logits", "adv_logits", "labels", SW},
-    "normalized_softmax": {"embeddings", "prototypes", "labels", SW},
-    "dice": {"logits", "labels", "targets", SW},
-    "cldice": {"logits", "labels", "targets", SW},
-    "skeleton_recall": {"logits", "skeleton", SW},
-}
+TAKES: dict[str, set] = {}
+REQUIRED: dict[str, set] = {}
+NO_SAMPLE_WEIGHTS: set = set()
+ALIASES: dict[str, str] = {}
+
+
+def load_catalogue(case: Any) -> None:
+    """Fills TAKES, REQUIRED, NO_SAMPLE_WEIGHTS and ALIASES from the server's catalogue."""
+    if TAKES:
+        return
+    catalogue = stored_document(case, "/v1/losses")
+    if not isinstance(catalogue, list) or not catalogue:
+        raise RuntimeError("hooks: GET /v1/losses gave no catalogue")
+    for entry in catalogue:
+        name = entry["name"]
+        TAKES[name] = {i["name"] for i in entry["inputs"]}
+        REQUIRED[name] = {i["name"] for i in entry["inputs"] if i["presence"] == "required"}
+        if not entry["sample_weights"]:
+            NO_SAMPLE_WEIGHTS.add(name)
+        for alias in entry.get("aliases", []):
+            ALIASES[alias] = name
+
+
 # Segmentation losses: logits [N][C][H][W](…), class maps [N][H][W](…); a list holding
 # one can hold only these, since their shapes differ from the others'.
 SEGMENTATION = {"dice", "cldice", "skeleton_recall"}
 SEG_SIZE = 4  # H = W (= Z) of every repaired segmentation batch
-NO_SAMPLE_WEIGHTS = {"aggregate_response", "info_nce", "nt_xent", "supcon", "cacr", "tcm"}
 # Losses whose `embeddings` are [N][D] (cacr's views form is [N][V][D]).
 FLAT_EMBEDDINGS = {"supcon", "tcm", "normalized_softmax"}
 T = 4  # tokens per row of implicit_prm's [N][T] inputs
@@ -269,31 +261,13 @@ def loss_forms(loss: str, params: dict) -> list[tuple[set, set, set]]:
         return [(need, set(), {"logits", "teacher_logits", "labels"} | sw)]
     if loss == "cacr":
         return [({"queries", "keys"}, {"embeddings"}, {"queries", "keys"}), ({"embeddings"}, {"queries", "keys"}, {"embeddings"})]
-    required = {
-        "binary_cross_entropy": {"logits", "targets"},
-        "log_z_penalty": {"logits"},
-        "dhkd_logit": {"logits", "teacher_logits"},
-        "decoupled_softmax": {"logits", "targets"},
-        "multilabel_infonce": {"logits", "targets"},
-        "soft_topk": {"logits", "targets"},
-        "hl_gauss": {"logits", "values"},
-        "two_hot": {"logits", "values"},
-        "aggregate_response": {"predictions", "bags", "bag_responses"},
-        "info_nce": {"queries", "keys"},
-        "nt_xent": {"queries", "keys"},
-        "supcon": {"embeddings", "labels"},
-        "tcm": {"embeddings", "labels"},
-        "implicit_prm": {"log_probs", "ref_log_probs", "outcomes"},
-        "kl_div": {"logits", "targets"},
-        "comp_sum_adversarial": {"logits", "adv_logits", "labels"},
-        "normalized_softmax": {"embeddings", "prototypes", "labels"},
-        "skeleton_recall": {"logits", "skeleton"},
-    }.get(loss, {"logits", "labels"})
+    # Every other loss has one form: the inputs its catalogue entry lists as required.
+    required = REQUIRED[loss]
     return [(required, set(), set(TAKES[loss]) - ({SW} - sw))]
 
 
 def canonical_loss(name: str) -> str:
-    return "multilabel_infonce" if name == "infonce" else name
+    return ALIASES.get(name, name)
 
 
 def histogram_columns(params: dict, loss: str) -> int | None:
@@ -1092,6 +1066,7 @@ def repaired(case: Any) -> Any:
     if not isinstance(body, dict):
         return body
     if route == ("POST", "/v1/loss"):
+        load_catalogue(case)
         if case.media_type and case.media_type.startswith("multipart/"):
             return repair_loss_multipart(body)
         return repair_loss(body)

@@ -13,7 +13,6 @@ enum AggregateEndpoint {
     static let maxMatrixEntries = 1 << 24
     /// Annotations × observed labels for the iterative methods (work per pass); 413 beyond.
     static let maxPassWork = 1 << 28
-    static let methodNames = AggregationMethod.allCases.map(\.rawValue)
 
     /// An item or annotator id: `1` and `"1"` are different ids.
     enum ID: Hashable {
@@ -92,49 +91,12 @@ enum AggregateEndpoint {
         }
     }
 
-    // MARK: Parameters
-
-    static let parameterSpecs: [AggregationMethod: [ParameterSpec]] = [
-        .majorityVote: [],
-        .frequency: [],
-        .wawa: [],
-        .softmax: [.number("temperature", default: 1, min: 0, max: 1e6, minOpen: true, "temperature τ of softmax(n_t / τ)")],
-        .dawidSkene: [
-            .integer("n_iter", default: 100, min: 1, max: 10_000, "most EM iterations"),
-            .number("tol", default: 1e-5, min: 0, "stop when the ELBO per annotation rises by less"),
-        ],
-        .glad: [
-            .integer("n_iter", default: 100, min: 1, max: 10_000, "most EM iterations"),
-            .number("tol", default: 1e-5, min: 0, "stop when Q rises by less"),
-            .integer("m_step_max_iter", default: 25, min: 1, max: 1000, "most conjugate-gradient steps per M-step"),
-            .number("m_step_tol", default: 1e-2, min: 0, minOpen: true, "M-step gradient tolerance (max norm)"),
-        ],
-        .mace: [
-            .integer("n_restarts", default: 10, min: 1, max: 1000, "restarts (identical under one seed, as in crowd-kit)"),
-            .integer("n_iter", default: 50, min: 1, max: 10_000, "iterations per restart"),
-            .choice("method", ["vb", "em"], default: "vb", "variational Bayes or EM training"),
-            .number("smoothing", default: 0.1, min: 0, "accepted for compatibility; crowd-kit uses 0.01/K'"),
-            .number("default_noise", default: 0.5, min: 0, max: 1e6, "initialisation noise"),
-            .number("alpha", default: 0.5, min: 1e-6, "Beta prior α on spamming (smaller priors underflow the variational update)"),
-            .number("beta", default: 0.5, min: 1e-6, "Beta prior β on spamming (smaller priors underflow the variational update)"),
-            .integer("random_state", default: 0, min: 0, max: 4_294_967_295, "seed of the initialisation"),
-        ],
-        .zeroBasedSkill: [
-            .integer("n_iter", default: 100, min: 1, max: 10_000, "iterations"),
-            .number("lr_init", default: 1, min: 0, max: 1e6, minOpen: true, "initial learning rate"),
-            .integer("lr_steps_to_reduce", default: 20, min: 1, max: 10_000, "reduce the rate every this many steps"),
-            .number("lr_reduce_factor", default: 0.5, min: 0, max: 1, minOpen: true, "rate multiplier"),
-            .number("eps", default: 1e-5, min: 0, max: 1, "added to the initial skill 1/K'"),
-        ],
-        .average: [],
-    ]
-
     // MARK: Request
 
     static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
         let (body, output) = try RequestMembers.checkedBody(
             route, allowed: ["method", "num_classes", "params", "annotations"], place: "an aggregation request")
-        let method: AggregationMethod = try RequestMembers.method(body, names: methodNames)
+        let method = try RequestMembers.method(body, in: AggregationCatalogue.all)
         guard let kNode = body["num_classes"] else { throw ServiceError.missing("num_classes") }
         guard case .number(let kValue) = kNode, kValue == kValue.rounded(), kValue >= 2, kValue <= Double(maxClasses) else {
             throw ServiceError.invalid(
@@ -181,7 +143,7 @@ enum AggregateEndpoint {
                 field: fixedItems != nil ? "/params/items" : "/annotations",
                 "\(itemCount) items × \(k) classes exceed the \(maxMatrixEntries)-entry limit on soft labels")
         }
-        if plan.methods.contains(.dawidSkene) || picture, annotatorCount * k * k > maxMatrixEntries {
+        if plan.methods.contains(where: \.confusionMatrices) || picture, annotatorCount * k * k > maxMatrixEntries {
             throw tooLarge(
                 field: "/annotations",
                 "\(annotatorCount) annotators × \(k)² classes exceed the \(maxMatrixEntries)-entry limit on confusion matrices")
@@ -198,12 +160,12 @@ enum AggregateEndpoint {
                 WorkingSet.product(itemCount, k, WorkingSet.replyBytesPerValue)),
             for: "this aggregation", in: route.context)
 
-        let sortOrder = plan.methods.contains(.mace)
+        let sortOrder = plan.methods.contains(where: \.sortsAnnotators)
             ? (0..<annotatorCount).sorted { ID.sortsBefore(annotatorTable.ids[$0], annotatorTable.ids[$1]) } : nil
         let data = CrowdAnnotations(
             itemCount: itemCount, annotatorCount: annotatorCount, numClasses: k,
             items: coded.items, annotators: coded.annotators, labels: coded.labels, annotatorSortOrder: sortOrder)
-        if plan.methods.contains(where: { [.dawidSkene, .glad, .mace].contains($0) }),
+        if plan.methods.contains(where: \.iterative),
             data.count * data.observedCount > maxPassWork
         {
             throw tooLarge(
@@ -230,7 +192,9 @@ enum AggregateEndpoint {
     /// The annotators' confusion matrices as heat maps (AnnotatorConfusionSVG): Dawid–Skene's
     /// as fitted, the others' estimated against the soft labels; ordered by the method's skill,
     /// or by the agreement with the soft labels where the method has none.
-    static func confusionPicture(_ result: AggregationResult, method: AggregationMethod, data: CrowdAnnotations, annotators: [ID]) -> HTTPResponse {
+    static func confusionPicture(
+        _ result: AggregationResult, method: AggregationMethodDefinition, data: CrowdAnnotations, annotators: [ID]
+    ) -> HTTPResponse {
         // Estimated only where the method has no matrices or no skill of its own.
         let confusion: Tensor, skill: [Double]
         if let fitted = result.confusion, let own = result.skill {
@@ -246,7 +210,7 @@ enum AggregateEndpoint {
                 rows: confusion.values[(w * k * k)..<((w + 1) * k * k)])
         }
         let svg = AnnotatorConfusionSVG.render(
-            method: method.rawValue, fitted: result.confusion != nil, classes: k, panels: panels,
+            method: method.name, fitted: result.confusion != nil, classes: k, panels: panels,
             skillName: result.skill == nil ? "agreement" : "skill")
         return HTTPResponse(status: .ok, headers: ["Content-Type": "image/svg+xml; charset=utf-8"], body: Array(svg.utf8))
     }
@@ -367,26 +331,27 @@ enum AggregateEndpoint {
 
     /// A validated method with its parameters (and, for `average`, its components).
     struct Plan {
-        let method: AggregationMethod
+        let method: AggregationMethodDefinition
         let parameters: ResolvedParameters
         var components: [Plan] = []
         var weights: [Double] = []
 
         /// Every method this plan runs (for the size checks).
-        var methods: [AggregationMethod] { [method] + components.flatMap(\.methods) }
+        var methods: [AggregationMethodDefinition] { [method] + components.flatMap(\.methods) }
 
-        init(method: AggregationMethod, params: JSONObject?, pointer: String) throws(ServiceError) {
+        init(method: AggregationMethodDefinition, params: JSONObject?, pointer: String) throws(ServiceError) {
             self.method = method
             // `items` is read by the endpoint; `average` also takes its methods, their weights
             // and each method's own params object.
-            let extra = method == .average
-                ? ["items", "methods", "weights"] + methodNames.filter { $0 != "average" } : (pointer == "/params" ? ["items"] : [])
+            let combinable = AggregationCatalogue.combinable.map(\.name)
+            let extra = method.combinesMethods
+                ? ["items", "methods", "weights"] + combinable : (pointer == "/params" ? ["items"] : [])
             parameters = try ResolvedParameters(
-                params, specs: parameterSpecs[method] ?? [], pointer: pointer, extra: extra,
-                owner: "aggregation method `\(method.rawValue)`")
-            guard method == .average else { return }
+                params, specs: method.parameters, pointer: pointer, extra: extra,
+                owner: "aggregation method `\(method.name)`")
+            guard method.combinesMethods else { return }
 
-            var chosen = AggregationMethod.averageDefault
+            var chosen = AggregationCatalogue.averageDefault
             if let node = params?["methods"], !node.isNull {
                 guard case .array(let list) = node, !list.isEmpty, list.count <= 32 else {
                     throw ServiceError.invalid(
@@ -394,23 +359,23 @@ enum AggregateEndpoint {
                 }
                 chosen = []
                 for (i, entry) in list.enumerated() {
-                    guard case .string(let name) = entry, let m = AggregationMethod(rawValue: name), m != .average else {
+                    guard case .string(let name) = entry, let m = AggregationCatalogue.all[name], !m.combinesMethods else {
                         throw ServiceError.invalid(
                             .invalidParam, field: "\(pointer)/methods/\(i)",
-                            "`methods[\(i)]` must be one of \(methodNames.filter { $0 != "average" }.joined(separator: ", ")) (got \(ResolvedParameters.text(entry)))")
+                            "`methods[\(i)]` must be one of \(combinable.joined(separator: ", ")) (got \(ResolvedParameters.text(entry)))")
                     }
                     chosen.append(m)
                 }
             }
             for m in chosen {
                 var nested: JSONObject?
-                switch params?[m.rawValue] {
+                switch params?[m.name] {
                 case nil, .null?: nested = nil
                 case .object(let object)?: nested = object
                 default:
-                    throw ServiceError.invalid(.invalidParam, field: "\(pointer)/\(m.rawValue)", "`\(m.rawValue)` must be an object")
+                    throw ServiceError.invalid(.invalidParam, field: "\(pointer)/\(m.name)", "`\(m.name)` must be an object")
                 }
-                components.append(try Plan(method: m, params: nested, pointer: "\(pointer)/\(m.rawValue)"))
+                components.append(try Plan(method: m, params: nested, pointer: "\(pointer)/\(m.name)"))
             }
             weights = [Double](repeating: 1, count: chosen.count)
             if let node = params?["weights"], !node.isNull {
@@ -431,41 +396,11 @@ enum AggregateEndpoint {
             }
         }
 
-        func run(_ data: CrowdAnnotations) -> (AggregationResult, [(AggregationMethod, AggregationResult)]) {
-            let p = parameters
-            switch method {
-            case .majorityVote: return (Aggregation.majorityVote(data), [])
-            case .frequency: return (Aggregation.frequency(data), [])
-            case .softmax: return (Aggregation.softmax(data, temperature: p.number("temperature")), [])
-            case .wawa: return (Aggregation.wawa(data), [])
-            case .dawidSkene:
-                return (Aggregation.dawidSkene(data, options: .init(maxIterations: p.integer("n_iter"), tolerance: p.number("tol"))), [])
-            case .glad:
-                var o = Aggregation.GLADOptions()
-                o.maxIterations = p.integer("n_iter")
-                o.tolerance = p.number("tol")
-                o.mStepMaxIterations = p.integer("m_step_max_iter")
-                o.mStepTolerance = p.number("m_step_tol")
-                return (Aggregation.glad(data, options: o), [])
-            case .mace:
-                var o = Aggregation.MACEOptions()
-                o.restarts = p.integer("n_restarts")
-                o.iterations = p.integer("n_iter")
-                o.training = p.string("method") == "em" ? .em : .vb
-                o.defaultNoise = p.number("default_noise")
-                o.alpha = p.number("alpha")
-                o.beta = p.number("beta")
-                o.seed = UInt32(p.integer("random_state"))
-                return (Aggregation.mace(data, options: o), [])
-            case .zeroBasedSkill:
-                var o = Aggregation.ZeroBasedSkillOptions()
-                o.iterations = p.integer("n_iter")
-                o.learningRate = p.number("lr_init")
-                o.stepsToReduce = p.integer("lr_steps_to_reduce")
-                o.reduceFactor = p.number("lr_reduce_factor")
-                o.eps = p.number("eps")
-                return (Aggregation.zeroBasedSkill(data, options: o), [])
-            case .average:
+        func run(_ data: CrowdAnnotations) -> (AggregationResult, [(AggregationMethodDefinition, AggregationResult)]) {
+            switch method.kernel {
+            case .single(let kernel):
+                return (kernel(data, parameters), [])
+            case .averageOfMethods:
                 let parts = components.map { ($0.method, $0.run(data).0) }
                 var result = Aggregation.average(parts.map(\.1.soft), weights: weights, data: data)
                 result.iterations = 1
@@ -478,7 +413,7 @@ enum AggregateEndpoint {
     // MARK: Response
 
     static func render(
-        _ output: (AggregationResult, [(AggregationMethod, AggregationResult)]), plan: Plan, data: CrowdAnnotations,
+        _ output: (AggregationResult, [(AggregationMethodDefinition, AggregationResult)]), plan: Plan, data: CrowdAnnotations,
         items: [ID], annotators: [ID]
     ) -> JSONValue {
         let (result, parts) = output
@@ -490,7 +425,7 @@ enum AggregateEndpoint {
             annotatorMembers.append(("confusion", .tensor(shape: confusion.shape, values: confusion.values)))
         }
         var members: [(String, JSONValue)] = [
-            ("method", .string(plan.method.rawValue)),
+            ("method", .string(plan.method.name)),
             ("items", .array(items.map(\.json))),
             ("soft_labels", .matrix(rows: result.soft.rows, cols: result.soft.cols, values: result.soft.values)),
             ("labels", .array(result.labels.map { .int($0) })),
@@ -505,7 +440,7 @@ enum AggregateEndpoint {
             members.append((
                 "components",
                 .object(parts.map { m, r in
-                    (m.rawValue, .object([("iterations", .int(r.iterations)), ("converged", .bool(r.converged))]))
+                    (m.name, .object([("iterations", .int(r.iterations)), ("converged", .bool(r.converged))]))
                 })
             ))
         }

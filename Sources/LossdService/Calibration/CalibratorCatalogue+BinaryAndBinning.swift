@@ -7,9 +7,9 @@ extension CalibratorCatalogue {
     // MARK: - platt
 
     static let platt = CalibratorDefinition(
-        method: "platt",
+        name: "platt",
         summary: "Platt scaling (binary): P(y=1|f) = sigmoid(a·f + b) on f = z1 − z0 or `scores`, fitted to Platt's smoothed targets by Newton's method",
-        acceptsScores: true,
+        inputs: CalibratorDefinition.logitsOrScoresInputs,
         binaryOnly: true,
         parameters: [],
         fit: { input, _ throws(ServiceError) in
@@ -37,9 +37,9 @@ extension CalibratorCatalogue {
     // MARK: - beta
 
     static let beta = CalibratorDefinition(
-        method: "beta",
+        name: "beta",
         summary: "Beta calibration (binary, abm): p = sigmoid(a·ln s − b·ln(1 − s) + c), a, b ≥ 0, on s = softmax(z)_1 or `scores` in [0, 1]",
-        acceptsScores: true,
+        inputs: CalibratorDefinition.logitsOrScoresInputs,
         binaryOnly: true,
         scoresAreProbabilities: true,
         parameters: [],
@@ -105,7 +105,7 @@ extension CalibratorCatalogue {
         apply: @escaping @Sendable (Maps, Matrix) -> Matrix
     ) -> CalibratorDefinition {
         CalibratorDefinition(
-            method: method, summary: summary, parameters: parameters,
+            name: method, summary: summary, parameters: parameters,
             fit: { input, options throws(ServiceError) in
                 let (logits, labels) = try CalibratorInputs.labelledLogits(input)
                 let model = CalibratorModel(method: method, classes: logits.cols, parameters: fit(logits, labels, options))

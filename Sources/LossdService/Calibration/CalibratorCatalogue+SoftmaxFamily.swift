@@ -10,7 +10,7 @@ extension CalibratorCatalogue {
     // MARK: - temperature
 
     static let temperatureScaling = CalibratorDefinition(
-        method: "temperature",
+        name: "temperature",
         summary: "Temperature scaling: p = softmax(z / T), T > 0, fitted by minimising the mean NLL (convex in 1/T; safeguarded Newton, log(1/T) in [-10, 10])",
         parameters: [
             .interval(
@@ -36,7 +36,7 @@ extension CalibratorCatalogue {
     // MARK: - vector
 
     static let vectorScaling = CalibratorDefinition(
-        method: "vector",
+        name: "vector",
         summary: "Vector scaling: p = softmax(w ⊙ z + b), w, b ∈ R^C with b[C-1] = 0, fitted by mean NLL (+ optional l2·Σ((w−1)² + b²)); Newton, or L-BFGS above 600 parameters",
         parameters: [
             .number("l2", default: 0, min: 0, max: 1e6, "ridge towards the identity map: l2·Σ_j ((w_j − 1)² + b_j²)")
@@ -91,7 +91,7 @@ extension CalibratorCatalogue {
         features: @escaping @Sendable (Matrix) -> Matrix
     ) -> CalibratorDefinition {
         CalibratorDefinition(
-            method: method, summary: summary,
+            name: method, summary: summary,
             maxClasses: maxFullMatrixClasses,
             fittedParameters: { $0 * ($0 + 1) },
             parameters: parameters,
@@ -118,7 +118,7 @@ extension CalibratorCatalogue {
     // MARK: - ensemble_temperature
 
     static let ensembleTemperature = CalibratorDefinition(
-        method: "ensemble_temperature",
+        name: "ensemble_temperature",
         summary: "Ensemble temperature scaling (Mix-n-Match ETS): p = w0·softmax(z/T) + w1·softmax(z) + w2/C, T in [0.05, 5] and weights on the simplex, both by MSE",
         parameters: [],
         fit: { input, _ throws(ServiceError) in
@@ -150,9 +150,9 @@ extension CalibratorCatalogue {
     // MARK: - correctness_aware
 
     static let correctnessAware = CalibratorDefinition(
-        method: "correctness_aware",
+        name: "correctness_aware",
         summary: "Correctness-aware calibration (Liu et al. 2024): per-sample T_i = clamp(w2ᵀ ReLU(W1 φ_i + b1) + b2, 0.1, 10) from the softmax of transformed views (`views_logits` [V][N][C]) at view 0's top-k classes, trained on the class-balanced CA loss by full-batch Adam from a seeded initialisation",
-        needsViews: true,
+        inputs: CalibratorDefinition.viewsInputs,
         parameters: [
             .integer("k", default: 4, min: 1, max: 10_000, "top-k classes of view 0 read from each transformed view (capped at C)"),
             .integer("hidden", default: 5, min: 1, max: 1_000, "hidden width of the temperature network"),

@@ -93,21 +93,17 @@ enum CalibratorCodec {
         case .some:
             throw ServiceError.invalid(.invalidParam, field: "\(pointer)/params", "`params` must be an object")
         }
-        return (CalibratorModel(method: definition.method, classes: classes, parameters: parameters), definition)
+        return (CalibratorModel(method: definition.name, classes: classes, parameters: parameters), definition)
     }
 
     /// The catalogue entry named by a `method` member.
     static func definition(_ node: JSONNode?, field: String) throws(ServiceError) -> CalibratorDefinition {
         guard let node, !node.isNull else { throw ServiceError.missing("method", pointer: field) }
-        guard case .string(let name) = node, let definition = CalibratorCatalogue.byMethod[name] else {
-            let known = CalibratorCatalogue.all.map(\.method).joined(separator: ", ")
-            throw ServiceError.invalid(
+        return try CalibratorCatalogue.all.record(node) { given, suggestion in
+            ServiceError.invalid(
                 .invalidParam, field: field,
-                "unknown calibration method `\(ResolvedParameters.plain(node))`"
-                    + StrictFields.suggestion(for: ResolvedParameters.plain(node), among: CalibratorCatalogue.all.map(\.method))
-                    + "; known: \(known)")
+                "unknown calibration method `\(given)`" + suggestion + "; known: \(CalibratorCatalogue.all.names.joined(separator: ", "))")
         }
-        return definition
     }
 
     /// One `params` value: a number, a string, a 1-D array, a 2-D array or ragged rows,

@@ -14,11 +14,15 @@ struct CalibrationInput: Sendable {
 
 /// A catalogue entry for one calibration method: fit, apply and validate a stored model.
 /// Adding a method means one kernel file in LossdKernels/Calibration and one of these.
-struct CalibratorDefinition: Sendable {
-    let method: String
+struct CalibratorDefinition: CatalogueRecord {
+    /// The method's name (a stored model's `method`).
+    let name: String
+    var aliases: [String] = []
     let summary: String
-    /// Binary methods (platt, beta) also accept `scores` [N] instead of 2-column logits.
-    var acceptsScores = false
+    /// What a fit reads (`labels` only there): `logits` [N][C] by default; binary methods
+    /// (platt, beta) also `scores` [N] instead of 2-column logits, correctness_aware
+    /// `views_logits` [V][N][C].
+    var inputs: [InputSpec] = CalibratorDefinition.logitsInputs
     /// The most classes a fit takes (413 beyond): methods with C×C parameters need a bound,
     /// or a small body could ask for gigabytes of optimiser state.
     var maxClasses: Int? = nil
@@ -27,9 +31,6 @@ struct CalibratorDefinition: Sendable {
     var fittedParameters: @Sendable (_ classes: Int) -> Int = { 2 * $0 }
     /// Binary methods (platt, beta) fit C = 2 only: selection tries them only then.
     var binaryOnly = false
-    /// Fits and applies on `views_logits` (correctness_aware): selection tries it only
-    /// when they are sent.
-    var needsViews = false
     /// `scores` are probabilities in [0, 1] (beta), not logits (platt): selection tries
     /// such a method on `scores` only when every score lies in [0, 1].
     var scoresAreProbabilities = false
@@ -46,6 +47,23 @@ struct CalibratorDefinition: Sendable {
 }
 
 extension CalibratorDefinition {
+    static let labels = InputSpec.required("labels", "[N]")
+    /// `logits` [N][C] and, to fit, `labels`.
+    static let logitsInputs: [InputSpec] = [.required("logits", "[N][C]"), labels]
+    /// A binary method's `logits` [N][2] or `scores` [N], and, to fit, `labels`.
+    static let logitsOrScoresInputs: [InputSpec] = [
+        .oneOf("logits", "[N][2]", group: "logits/scores"), .oneOf("scores", "[N]", group: "logits/scores"), labels,
+    ]
+    /// `views_logits` [V][N][C] (view 0 the logits as they are) and, to fit, `labels`.
+    static let viewsInputs: [InputSpec] = [.required("views_logits", "[V][N][C]"), labels]
+
+    /// Binary methods (platt, beta) also accept `scores` [N] instead of 2-column logits.
+    var acceptsScores: Bool { inputs.contains { $0.name == "scores" } }
+
+    /// Fits and applies on `views_logits` (correctness_aware): selection tries it only
+    /// when they are sent.
+    var needsViews: Bool { inputs.contains { $0.name == "views_logits" } }
+
     /// Classes of the fit input (2 for binary scores).
     private func classes(of input: CalibrationInput) -> Int {
         if let logits = input.logits { return logits.cols }
@@ -58,7 +76,7 @@ extension CalibratorDefinition {
         guard let maxClasses, classes(of: input) > maxClasses else { return }
         throw ServiceError(
             status: .contentTooLarge, code: "content_too_large",
-            detail: "`\(method)` fits at most \(maxClasses) classes (its parameters grow as C²); got \(classes(of: input))",
+            detail: "`\(name)` fits at most \(maxClasses) classes (its parameters grow as C²); got \(classes(of: input))",
             field: input.logits != nil ? "/logits" : "/views_logits")
     }
 
@@ -74,7 +92,7 @@ extension CalibratorDefinition {
 
 /// Every calibration method; each family lives in its own file.
 enum CalibratorCatalogue {
-    static let all: [CalibratorDefinition] = softmaxFamily + binaryAndBinning
+    static let all = Catalogue<CalibratorDefinition>(softmaxFamily + binaryAndBinning)
 
     /// Selection's tie order (`POST /v1/calibrators/select`, docs/calibration.md §5): the
     /// simpler method first, by the number of fitted parameters and then by flexibility.
@@ -82,10 +100,4 @@ enum CalibratorCatalogue {
         "temperature", "platt", "beta", "histogram", "isotonic", "vector", "ensemble_temperature", "matrix", "dirichlet",
         "correctness_aware",
     ]
-
-    static let byMethod: [String: CalibratorDefinition] = {
-        var table: [String: CalibratorDefinition] = [:]
-        for definition in all { table[definition.method] = definition }
-        return table
-    }()
 }

@@ -37,7 +37,7 @@ enum CalibratorEndpoints {
         let request = route.request
         let body = try RequestBody.object(route)
         try StrictFields.check(
-            body, allowed: ["method", "name", "params", "logits", "scores", "labels", "views_logits"], pointer: "",
+            body, allowed: ["method", "name", "params"] + CalibratorCatalogue.all.inputNames, pointer: "",
             place: "a calibrator fit")
         // Validation order: method, name, params, inputs, then the method's own checks.
         let definition = try CalibratorCodec.definition(body["method"], field: "/method")
@@ -45,7 +45,7 @@ enum CalibratorEndpoints {
         let store = name == nil ? nil : try slot.current()
         let paramsObject = try RequestMembers.params(body)
         let parameters = try ResolvedParameters(
-            paramsObject, specs: definition.parameters, pointer: "/params", owner: "calibrator `\(definition.method)`")
+            paramsObject, specs: definition.parameters, pointer: "/params", owner: "calibrator `\(definition.name)`")
         let tensors = TensorReader(object: body)
         var input = try inputs(tensors, definition: definition)
         guard let labels = try tensors.integers("labels") else { throw ServiceError.missing("labels") }
@@ -53,7 +53,7 @@ enum CalibratorEndpoints {
         try definition.checkSize(input)
         try WorkingSet.reserve(
             WorkingSet.sum(WorkingSet.typical(for: body, factor: 8), definition.fitWorkingSet(input)),
-            for: "this \(definition.method) fit", in: route.context)
+            for: "this \(definition.name) fit", in: route.context)
 
         let (model, report) = try definition.fit(input, parameters)
         var applyInput = input
@@ -95,7 +95,7 @@ enum CalibratorEndpoints {
             var values: [Double] = []
             values.reserveCapacity(scores.count * 2)
             for s in scores {
-                let p = definition.method == "beta" ? min(max(s, 0), 1) : sigmoid(s)
+                let p = definition.name == "beta" ? min(max(s, 0), 1) : sigmoid(s)
                 values.append(1 - p)
                 values.append(p)
             }
@@ -153,7 +153,7 @@ enum CalibratorEndpoints {
     }
 
     private static func apply(record: CalibratorRecord, body: JSONObject, route: RouteRequest) throws(ServiceError) -> HTTPResponse {
-        guard let definition = CalibratorCatalogue.byMethod[record.model.method] else {
+        guard let definition = CalibratorCatalogue.all[record.model.method] else {
             throw ServiceError.invalid(.invalidInput, field: nil, "calibration method `\(record.model.method)` is not available")
         }
         let input = try inputs(TensorReader(object: body), definition: definition)
@@ -167,7 +167,7 @@ enum CalibratorEndpoints {
         if tensors.contains("scores") {
             guard definition.acceptsScores else {
                 throw ServiceError.invalid(
-                    .invalidInput, field: "/scores", "`scores` is accepted only by binary methods (platt, beta), not `\(definition.method)`")
+                    .invalidInput, field: "/scores", "`scores` is accepted only by binary methods (platt, beta), not `\(definition.name)`")
             }
             if input.logits != nil {
                 throw ServiceError.invalid(.invalidInput, field: "/scores", "send either `logits` or `scores`, not both")
@@ -178,7 +178,7 @@ enum CalibratorEndpoints {
             input.views = Tensor(shape: views.shape, values: views.values)
         }
         if input.logits == nil && input.scores == nil && input.views == nil {
-            throw ServiceError.missing(definition.method == "correctness_aware" ? "views_logits" : "logits")
+            throw ServiceError.missing(definition.name == "correctness_aware" ? "views_logits" : "logits")
         }
         return input
     }

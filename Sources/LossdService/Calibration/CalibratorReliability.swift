@@ -25,7 +25,7 @@ enum CalibratorReliability {
             try paramsObject(body), specs: parameters, pointer: "/params", owner: "the reliability diagram")
         let title = try readTitle(body["title"])
         let record = try CalibratorEndpoints.load(name, slot: slot)
-        guard let definition = CalibratorCatalogue.byMethod[record.model.method] else {
+        guard let definition = CalibratorCatalogue.all[record.model.method] else {
             throw ServiceError.invalid(.invalidInput, field: nil, "calibration method `\(record.model.method)` is not available")
         }
         let tensors = TensorReader(object: body)

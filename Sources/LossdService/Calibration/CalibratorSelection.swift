@@ -125,7 +125,7 @@ enum CalibratorSelection {
         var chosen: [CalibratorDefinition] = []
         switch body["methods"] {
         case nil:
-            chosen = CalibratorCatalogue.simplestFirst.compactMap { CalibratorCatalogue.byMethod[$0] }.filter {
+            chosen = CalibratorCatalogue.simplestFirst.compactMap { CalibratorCatalogue.all[$0] }.filter {
                 data.applicability($0) == nil && $0.maxClasses.map { data.classes <= $0 } ?? true
             }
         case .array(let items)?:
@@ -133,14 +133,14 @@ enum CalibratorSelection {
             for (i, item) in items.enumerated() {
                 let field = "/methods/\(i)"
                 let definition = try CalibratorCodec.definition(item, field: field)
-                if chosen.contains(where: { $0.method == definition.method }) {
-                    throw ServiceError.invalid(.invalidParam, field: field, "`\(definition.method)` is listed twice")
+                if chosen.contains(where: { $0.name == definition.name }) {
+                    throw ServiceError.invalid(.invalidParam, field: field, "`\(definition.name)` is listed twice")
                 }
                 if let refusal = data.applicability(definition) { throw refusal.error(field) }
                 try definition.checkSize(data.input)
                 chosen.append(definition)
             }
-            let rank = { (d: CalibratorDefinition) in CalibratorCatalogue.simplestFirst.firstIndex(of: d.method) ?? Int.max }
+            let rank = { (d: CalibratorDefinition) in CalibratorCatalogue.simplestFirst.firstIndex(of: d.name) ?? Int.max }
             chosen.sort { rank($0) < rank($1) }
         default:
             throw ServiceError.invalid(.invalidParam, field: "/methods", "`methods` must be an array of method names")
@@ -150,11 +150,11 @@ enum CalibratorSelection {
         switch body["params"] {
         case nil: break
         case .object(let object)?:
-            try StrictFields.check(object, allowed: CalibratorCatalogue.all.map(\.method), pointer: "/params", place: "`params` (keyed by method)")
+            try StrictFields.check(object, allowed: CalibratorCatalogue.all.map(\.name), pointer: "/params", place: "`params` (keyed by method)")
             for (method, node) in object.members {
                 let field = "/params/\(JSONPointer.escape(method))"
-                guard chosen.contains(where: { $0.method == method }) else {
-                    throw ServiceError.invalid(.invalidParam, field: field, "`\(method)` is not among the methods tried (\(chosen.map(\.method).joined(separator: ", ")))")
+                guard chosen.contains(where: { $0.name == method }) else {
+                    throw ServiceError.invalid(.invalidParam, field: field, "`\(method)` is not among the methods tried (\(chosen.map(\.name).joined(separator: ", ")))")
                 }
                 guard case .object(let params) = node else {
                     throw ServiceError.invalid(.invalidParam, field: field, "`params.\(method)` must be an object")
@@ -167,8 +167,8 @@ enum CalibratorSelection {
         var result: [Candidate] = []
         for definition in chosen {
             let parameters = try ResolvedParameters(
-                options[definition.method], specs: definition.parameters, pointer: "/params/\(definition.method)",
-                owner: "calibrator `\(definition.method)`")
+                options[definition.name], specs: definition.parameters, pointer: "/params/\(definition.name)",
+                owner: "calibrator `\(definition.name)`")
             result.append(Candidate(definition: definition, parameters: parameters))
         }
         return result
@@ -182,7 +182,7 @@ enum CalibratorSelection {
         let assignment = StratifiedFolds.assign(labels: data.labels, classes: data.classes, folds: k, seed: seed)
         let members = StratifiedFolds.members(assignment, folds: k)
         var uncalibrated = Scores(method: "uncalibrated", perFold: [])
-        var scores = candidates.map { Scores(method: $0.definition.method, perFold: []) }
+        var scores = candidates.map { Scores(method: $0.definition.name, perFold: []) }
         for (fold, heldOut) in members.enumerated() {
             var training: [Int] = []
             training.reserveCapacity(data.rows - heldOut.count)
@@ -226,7 +226,7 @@ enum CalibratorSelection {
         full.labels = data.labels
         var lastError: ServiceError?
         for entry in ranking where entry.mean != nil {
-            guard let candidate = candidates.first(where: { $0.definition.method == entry.method }) else { continue }
+            guard let candidate = candidates.first(where: { $0.definition.name == entry.method }) else { continue }
             if Cancellation.isCancelled { throw cancelled }
             do {
                 let (model, _) = try candidate.definition.fit(full, candidate.parameters)

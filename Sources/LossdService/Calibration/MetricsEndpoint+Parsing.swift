@@ -163,7 +163,7 @@ extension MetricsEndpoint {
     /// `metrics`: absent or null for the default list; otherwise a non-empty array of
     /// known names (repeats are answered once).
     static func metricList(_ node: JSONNode?) throws(ServiceError) -> [String] {
-        guard let names = try MetricNameList.parse(node, known: metricNames) else { return defaultMetrics }
+        guard let names = try MetricNameList.parse(node, known: MetricCatalogue.all.names) else { return MetricCatalogue.defaults }
         var unique: [String] = []
         for name in names where !unique.contains(name) { unique.append(name) }
         return unique

@@ -7,12 +7,6 @@ import LossdKernels
 /// §1-§2), the reliability diagram's bins, and its SVG. Parsing is in
 /// MetricsEndpoint+Parsing.swift.
 enum MetricsEndpoint {
-    static let metricNames = [
-        "ece", "ace", "mce", "classwise_ece", "brier", "nll", "accuracy", "top_k_accuracy", "opis", "rmsce", "target_entropy", "kl",
-        "calibrated_nll",
-    ]
-    static let defaultMetrics = ["ece", "nll", "brier", "accuracy"]
-
     /// `params` of both routes (`brier_scale_by_half`, which also takes `"auto"`, is read apart).
     static let parameters: [ParameterSpec] = [
         .integer("bins", default: 15, min: 1, max: 10_000, "Equal-width bins for ece, mce, classwise_ece and the reliability bins; equal-mass bins for ace"),
@@ -103,56 +97,10 @@ enum MetricsEndpoint {
         if let p = r.probabilities { members.append(("classes", .int(p.cols))) }
         // Top labels (argmax of the scores as sent), computed once for every binned metric.
         let top = r.probabilities.map { CalibrationMetrics.topLabels(scores: r.scores ?? $0, probabilities: $0, targets: r.targets) }
-        func nll(_ p: Matrix) -> Double {
-            r.logits.map { CalibrationMetrics.nll(logits: $0, targets: r.targets) }
-                ?? CalibrationMetrics.nll(probabilities: p, targets: r.targets)
-        }
+        let context = MetricContext(request: r, probabilities: r.probabilities, scores: r.scores, top: top)
         for name in r.metrics {
-            if name == "opis", let o = r.opis, case .labels(let labels) = r.targets {
-                let result = CalibrationMetrics.opis(
-                    scores: o.scores, labels: labels, dMin: o.dMin, dMax: o.dMax, thresholds: o.thresholds,
-                    utility: o.utility, higherIsSimilar: o.higherIsSimilar)
-                members.append(("opis", .double(result.value)))
-                members.append(("opis_classes_used", .array(result.classesUsed.map { .int($0) })))
-                members.append(("opis_classes_skipped", .array(result.classesSkipped.map { .int($0) })))
-                continue
-            }
-            guard let p = r.probabilities, let scores = r.scores, let top else { continue }
-            switch name {
-            case "ece":
-                members.append((name, .double(CalibrationMetrics.ece(top, bins: r.bins, binRule: r.binRule))))
-            case "mce":
-                members.append((name, .double(CalibrationMetrics.mce(top, bins: r.bins, binRule: r.binRule))))
-            case "rmsce":
-                members.append((name, .double(CalibrationMetrics.rmsce(top, bins: r.bins, binRule: r.binRule))))
-            case "ace":
-                let (value, edges) = CalibrationMetrics.ace(top, bins: r.bins)
-                members.append((name, .double(value)))
-                members.append(("ace_edges", .doubles(edges)))
-            case "classwise_ece":
-                let (value, perClass) = CalibrationMetrics.classwiseECE(
-                    probabilities: p, targets: r.targets, bins: r.bins, binRule: r.binRule)
-                members.append((name, .double(value)))
-                members.append(("classwise_ece_per_class", .doubles(perClass)))
-            case "brier":
-                members.append((name, .double(CalibrationMetrics.brier(probabilities: p, targets: r.targets, halve: r.halveBrier))))
-            case "nll":
-                members.append((name, .double(nll(p))))
-            case "target_entropy":
-                members.append((name, .double(CalibrationMetrics.targetEntropy(r.targets))))
-            case "kl":
-                members.append((name, .double(nll(p) - CalibrationMetrics.targetEntropy(r.targets))))
-            case "accuracy":
-                members.append((name, .double(CalibrationMetrics.accuracy(top))))
-            case "top_k_accuracy":
-                members.append((name, .double(CalibrationMetrics.topKAccuracy(scores: scores, targets: r.targets, k: r.k))))
-            case "calibrated_nll":
-                let result = try calibratedNLL(r)
-                members.append((name, .double(result.mean)))
-                members.append(("calibrated_nll_std", .double(result.standardDeviation)))
-            default:
-                break
-            }
+            guard let metric = MetricCatalogue.all[name] else { continue }
+            members.append(contentsOf: try metric.evaluate(context))
         }
         if r.reliability, let top {
             let bins = CalibrationMetrics.reliability(top, bins: r.bins, binRule: r.binRule)

@@ -81,14 +81,14 @@ struct SelectionData {
     }
 
     func applicability(_ definition: CalibratorDefinition) -> Refusal? {
-        let method = definition.method
+        let method = definition.name
         if definition.binaryOnly && classes != 2 {
             return .invalid("`\(method)` is binary (C = 2) but the input has C = \(classes)")
         }
         if definition.needsViews && input.views == nil { return .missingViews }
         if input.scores != nil {
             guard definition.acceptsScores else {
-                return .invalid("`\(method)` calibrates `logits`; binary `scores` suit \(CalibratorCatalogue.all.filter(\.acceptsScores).map(\.method).joined(separator: " and ")) only")
+                return .invalid("`\(method)` calibrates `logits`; binary `scores` suit \(CalibratorCatalogue.all.filter(\.acceptsScores).map(\.name).joined(separator: " and ")) only")
             }
             if definition.scoresAreProbabilities && !scoresInUnitInterval {
                 return .invalid("`\(method)` reads `scores` as probabilities, but some lie outside [0, 1]")

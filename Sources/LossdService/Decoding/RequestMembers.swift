@@ -14,19 +14,15 @@ enum RequestMembers {
         return (body, try OutputEncoding(body, for: route))
     }
 
-    /// The required `method` member: a string naming one case of `Method`, whose raw values
-    /// are `names` (listed, with a near-miss suggestion, when the value is not one of them).
-    static func method<Method: RawRepresentable>(
-        _ body: JSONObject, names: [String]
-    ) throws(ServiceError) -> Method where Method.RawValue == String {
+    /// The required `method` member: a string naming a record of `catalogue` (listed, with a
+    /// near-miss suggestion, when the value is not one of them).
+    static func method<Record>(_ body: JSONObject, in catalogue: Catalogue<Record>) throws(ServiceError) -> Record {
         guard let node = body["method"], !node.isNull else { throw ServiceError.missing("method") }
-        guard case .string(let name) = node, let method = Method(rawValue: name) else {
-            throw ServiceError.invalid(
+        return try catalogue.record(node) { _, suggestion in
+            ServiceError.invalid(
                 .invalidParam, field: "/method",
-                "`method` must be one of \(names.joined(separator: ", ")) (got \(ResolvedParameters.text(node)))"
-                    + StrictFields.suggestion(for: ResolvedParameters.plain(node), among: names))
+                "`method` must be one of \(catalogue.names.joined(separator: ", ")) (got \(ResolvedParameters.text(node)))" + suggestion)
         }
-        return method
     }
 
     /// The optional `params` member: nil when absent or null, else the object it must be.

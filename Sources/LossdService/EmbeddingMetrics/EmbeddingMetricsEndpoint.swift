@@ -21,7 +21,18 @@ enum EmbeddingMetricsEndpoint {
     /// The members a request may have.
     static let fields = ["embeddings", "labels", "queries", "keys", "metrics", "params"] + OutputEncoding.fields
 
-    static var metricNames: [String] { Metric.allCases.map(\.rawValue) }
+    /// The metrics by name, in the kernel's order (`EmbeddingMetrics` computes the asked
+    /// ones together).
+    static let catalogue = Catalogue<NamedMethod>([
+        NamedMethod(name: Metric.alignment.rawValue, summary: "Mean ‖u_i − u_j‖^α over positive pairs (Wang & Isola 2020)."),
+        NamedMethod(name: Metric.uniformity.rawValue, summary: "log of the mean exp(−t‖u_i − u_j‖²) over all pairs (Wang & Isola 2020)."),
+        NamedMethod(name: Metric.tolerance.rawValue, summary: "Mean cosine of same-label pairs (Wang & Liu 2021)."),
+        NamedMethod(name: Metric.nc1.rawValue, summary: "tr(Σ_W Σ_B⁺) / C: within-class variability against the spread of the class means (Papyan et al. 2020)."),
+        NamedMethod(name: Metric.meanPositiveCosine.rawValue, summary: "Mean cosine of the positive pairs."),
+        NamedMethod(name: Metric.meanNegativeCosine.rawValue, summary: "Mean cosine of the negative pairs."),
+    ])
+
+    static var metricNames: [String] { catalogue.names }
 
     enum Input {
         case embeddings(Matrix, labels: (indices: [Int], count: Int)?)

@@ -5,50 +5,34 @@ import LossdKernels
 /// `POST /v1/ensemble`: combines M members' logits [M][N][C] into one prediction per sample
 /// (docs/ensembles.md).
 enum EnsembleEndpoint {
-    /// CrossMax's parameters; the other methods take none.
-    static let crossMaxParameters: [ParameterSpec] = [
-        ParameterSpec(
-            name: "k", kind: .integer(lower: 1, upper: nil), defaultValue: .null, nullable: true,
-            summary: "Pool each class with the k-th highest value over members; default 3, or M when M < 3; at most M"),
-        .choice(
-            "reduce", CrossMax.Reduce.allCases.map(\.rawValue), default: CrossMax.Reduce.kthHighest.rawValue,
-            "Pooling over members: the k-th highest value, or the median (mean of the two middle values for even M)"),
-    ]
-
-    static let methodNames = EnsembleMethod.allCases.map(\.rawValue)
-
     static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
         let (body, output) = try RequestMembers.checkedBody(
-            route, allowed: ["method", "params", "logits", "weights"], place: "an ensemble request")
+            route, allowed: ["method", "params"] + EnsembleCatalogue.all.inputNames, place: "an ensemble request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this ensemble", in: route.context)
         let tensors = TensorReader(object: body)
 
         // Validation order: method, params, logits, weights, then the method's own checks.
-        let method: EnsembleMethod = try RequestMembers.method(body, names: methodNames)
+        let method = try RequestMembers.method(body, in: EnsembleCatalogue.all)
         let paramsObject = try RequestMembers.params(body)
         let parameters = try ResolvedParameters(
-            paramsObject, specs: method == .crossmax ? crossMaxParameters : [], pointer: "/params",
-            owner: "ensemble method `\(method.rawValue)`")
+            paramsObject, specs: method.parameters, pointer: "/params", owner: "ensemble method `\(method.name)`")
 
         let logits = try readLogits(body, tensors: tensors)
         if tensors.contains("weights") && !method.acceptsWeights {
-            throw ServiceError.invalid(.invalidInput, field: "/weights", "weights are not supported by \(method.rawValue)")
+            throw ServiceError.invalid(.invalidInput, field: "/weights", "weights are not supported by \(method.name)")
         }
         let weights = try tensors.vector("weights")
 
         let result: EnsembleResult
         do {
-            result = try Ensemble.combine(
-                method, logits: logits, weights: weights,
-                k: parameters.optionalNumber("k").map { Int($0) },
-                reduce: CrossMax.Reduce(rawValue: parameters.string("reduce")) ?? .kthHighest)
+            result = try method.combine(logits, weights, parameters)
         } catch {
             throw ServiceError(error)
         }
         let n = result.scores.rows, c = result.scores.cols
         return LossdService.json(
             [
-                "method": .string(method.rawValue),
+                "method": .string(method.name),
                 "scores": .matrix(rows: n, cols: c, values: result.scores.values),
                 "predictions": .array(result.predictions.map { .int($0) }),
                 "probs": .matrix(rows: n, cols: c, values: result.probs.values),

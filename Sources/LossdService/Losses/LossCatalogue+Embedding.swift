@@ -16,7 +16,6 @@ extension LossCatalogue {
             .boolean("normalize", default: true, "L2-normalise queries and keys first."),
             .boolean("symmetric", default: false, "Average with the key→query direction (CLIP); needs M = N."),
         ],
-        acceptsSampleWeights: false,
         evaluate: { context throws(ServiceError) in
             let queries = try context.tensors.requiredMatrix("queries")
             let keys = try context.tensors.requiredMatrix("keys")
@@ -41,7 +40,6 @@ extension LossCatalogue {
             .number("temperature", default: 0.1, min: 0, minOpen: true, "Temperature τ."),
             .boolean("normalize", default: true, "L2-normalise the rows first."),
         ],
-        acceptsSampleWeights: false,
         evaluate: { context throws(ServiceError) in
             let queries = try context.tensors.requiredMatrix("queries")
             let keys = try context.tensors.requiredMatrix("keys")
@@ -65,7 +63,7 @@ extension LossCatalogue {
             .number("base_temperature", default: 0.07, min: 0, minOpen: true, "Base temperature τ_b (loss scaled by τ/τ_b)."),
             .boolean("normalize", default: true, "L2-normalise the rows first."),
         ],
-        acceptsSampleWeights: false,
+        openAPI: LossSchemaOptions(inputSchemas: ["embeddings": "Tensor2D"]),
         evaluate: { context throws(ServiceError) in
             let embeddings = try context.tensors.requiredMatrix("embeddings")
             guard let labels = try context.tensors.integers("labels") else { throw ServiceError.missing("labels") }
@@ -83,9 +81,9 @@ extension LossCatalogue {
         name: "cacr", kind: "embedding",
         summary: "Contrastive attraction and repulsion (Zheng et al. 2023, Euclidean cost): weighted positives and negatives.",
         inputs: [
-            InputSpec(name: "queries", shape: "[N][D]", presence: "one of queries+keys/embeddings", gradient: true),
-            InputSpec(name: "keys", shape: "[N][D]", presence: "one of queries+keys/embeddings", gradient: true),
-            InputSpec(name: "embeddings", shape: "[N][V>=2][D]", presence: "one of queries+keys/embeddings", gradient: true),
+            .oneOf("queries", "[N][D]", group: "queries+keys/embeddings", gradient: true),
+            .oneOf("keys", "[N][D]", group: "queries+keys/embeddings", gradient: true),
+            .oneOf("embeddings", "[N][V>=2][D]", group: "queries+keys/embeddings", gradient: true),
         ],
         parameters: [
             .number("alpha", default: 1, min: 0, minOpen: true, "Weight α of the attraction."),
@@ -94,7 +92,7 @@ extension LossCatalogue {
             .number("tau_neg", default: 1, min: 0, "τ⁻: closer negatives weigh more."),
             .boolean("normalize", default: true, "L2-normalise every view first."),
         ],
-        acceptsSampleWeights: false,
+        openAPI: LossSchemaOptions(handWrittenRequests: ["CacrPairRequest", "CacrViewsRequest"]),
         evaluate: { context throws(ServiceError) in
             let views: CACR.Views
             if context.tensors.contains("embeddings") {

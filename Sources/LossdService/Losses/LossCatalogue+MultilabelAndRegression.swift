@@ -65,6 +65,7 @@ extension LossCatalogue {
             .number("alpha", default: 2, min: 0, minOpen: true, "Sharpness α of the sigmoid membership."),
             dexmlTemperature,
         ],
+        openAPI: LossSchemaOptions(handWrittenParams: ["SoftTopkParams"]),
         evaluate: { context throws(ServiceError) in
             let logits = try context.tensors.requiredMatrix("logits")
             let targets = try context.tensors.requiredMatrix("targets")
@@ -104,6 +105,7 @@ extension LossCatalogue {
             .number("sigma_ratio", default: 0.75, min: 0, minOpen: true, "σ as a multiple of the bin width (used when sigma is absent)."),
             .boolean("clip_target", default: true, "Clip targets into [min, max] before building the histogram."),
         ],
+        openAPI: LossSchemaOptions(handWrittenParams: ["HlGaussParams"]),
         evaluate: { context throws(ServiceError) in
             let logits = try context.tensors.requiredMatrix("logits")
             guard let values = try context.tensors.vector("values") else { throw ServiceError.missing("values") }
@@ -157,7 +159,6 @@ extension LossCatalogue {
                 "bag_weighting", AggregateResponse.BagWeighting.allCases.map(\.rawValue), default: "size",
                 "Bag-level loss weighted by bag size, or uniform over bags."),
         ],
-        acceptsSampleWeights: false,
         evaluate: { context throws(ServiceError) in
             guard let predictions = try context.tensors.vector("predictions") else { throw ServiceError.missing("predictions") }
             guard let bags = try context.tensors.integers("bags") else { throw ServiceError.missing("bags") }

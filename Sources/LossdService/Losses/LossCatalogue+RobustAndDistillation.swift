@@ -69,14 +69,15 @@ extension LossCatalogue {
         name: "pass_at_n", kind: "classification",
         summary: "Pass@n coverage loss (Chen et al. 2025): -log(1 - (1 - p)^n) from logits+labels or from log_probs; n = 1 is cross-entropy.",
         inputs: [
-            InputSpec(name: "logits", shape: "[N][C]", presence: "one of logits+labels/log_probs", gradient: true),
+            .oneOf("logits", "[N][C]", group: "logits+labels/log_probs", gradient: true),
             .optional("labels", "[N]"),
-            InputSpec(name: "log_probs", shape: "[N]", presence: "one of logits+labels/log_probs", gradient: true),
+            .oneOf("log_probs", "[N]", group: "logits+labels/log_probs", gradient: true),
             .optional("sample_weights", "[N]"),
         ],
         parameters: [
             .number("n", default: 16, min: 1, "Number of samples n ≥ 1 (real)."),
         ],
+        openAPI: LossSchemaOptions(handWrittenRequests: ["PassAtNLogitsRequest", "PassAtNLogProbsRequest"]),
         evaluate: { context throws(ServiceError) in
             let n = context.parameters.number("n")
             if context.tensors.contains("log_probs") {
@@ -110,6 +111,7 @@ extension LossCatalogue {
             .number("temperature", default: 4, min: 0, minOpen: true, "Softening temperature T."),
             .number("alpha", default: 0.9, min: 0, max: 1, "Weight of the soft term; labels are required when alpha < 1."),
         ],
+        openAPI: LossSchemaOptions(handWrittenRequests: ["KdKlRequest"]),
         evaluate: { context throws(ServiceError) in
             let logits = try context.tensors.requiredMatrix("logits")
             let teacher = try context.tensors.requiredMatrix("teacher_logits")

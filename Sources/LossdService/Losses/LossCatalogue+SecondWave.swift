@@ -18,8 +18,8 @@ extension LossCatalogue {
             .number("margin_minus", default: 0.5, min: -1, max: 1, "Different-label pairs with cosine above m− are hard."),
             .boolean("normalize", default: true, "L2-normalise the rows first (the loss uses cosines either way)."),
         ],
-        acceptsSampleWeights: false,
         batchValue: true,
+        openAPI: LossSchemaOptions(inputSchemas: ["embeddings": "Tensor2D"]),
         evaluate: { context throws(ServiceError) in
             let embeddings = try context.tensors.requiredMatrix("embeddings")
             guard let labels = try context.tensors.integers("labels") else { throw ServiceError.missing("labels") }
@@ -46,6 +46,7 @@ extension LossCatalogue {
         parameters: [
             .number("beta", default: 0.05, min: 0, minOpen: true, "Reward scale β of r = β·log(π/π_ref)."),
         ],
+        openAPI: LossSchemaOptions(inputSchemas: ["log_probs": "Tensor2D"]),
         evaluate: { context throws(ServiceError) in
             let logProbs = try context.tensors.requiredMatrix("log_probs")
             let reference = try context.tensors.requiredMatrix("ref_log_probs")
@@ -124,6 +125,7 @@ extension LossCatalogue {
                 "filter_threshold", min: -1, max: 1, minOpen: true,
                 "In-batch negatives with a cosine above it are dropped as noise; null keeps all."),
         ],
+        openAPI: LossSchemaOptions(inputSchemas: ["embeddings": "Tensor2D"], reduction: "BatchReduction"),
         evaluate: { context throws(ServiceError) in
             let embeddings = try context.tensors.requiredMatrix("embeddings")
             let prototypes = try context.tensors.requiredMatrix("prototypes")

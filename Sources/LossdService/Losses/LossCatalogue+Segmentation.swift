@@ -41,11 +41,18 @@ extension LossCatalogue {
             includeBackground: context.parameters.bool("include_background"), smooth: context.parameters.number("smooth"))
     }
 
+    /// dice and cldice take segmentation-shaped logits, labels and targets.
+    private static let segmentationSchemas = LossSchemaOptions(inputSchemas: [
+        "logits": "LossInputSegmentationLogits", "labels": "LossInputSegmentationLabels",
+        "targets": "LossInputSegmentationTargets",
+    ])
+
     static let dice = LossDefinition(
         name: "dice", kind: "segmentation",
         summary: "Soft Dice (Milletari et al. 2016, V-Net): 1 - (2 sum p*g + smooth)/(sum p + sum g + smooth) per class, softmax over C, mean over classes.",
         inputs: segmentationInputs,
         parameters: segmentationParameters,
+        openAPI: segmentationSchemas,
         evaluate: { context throws(ServiceError) in
             let logits = try segmentationLogits(context.tensors)
             let truth = try segmentationTruth(context.tensors, logitsRank: logits.shape.count)
@@ -63,6 +70,7 @@ extension LossCatalogue {
             .integer("iterations", default: 3, min: 0, max: 100, "Loop rounds k of the soft skeleton (the code's iter_)."),
             .number("alpha", default: 0.5, min: 0, max: 1, "Weight of the clDice term; 1 - alpha weighs Dice."),
         ],
+        openAPI: segmentationSchemas,
         evaluate: { context throws(ServiceError) in
             let logits = try segmentationLogits(context.tensors)
             let truth = try segmentationTruth(context.tensors, logitsRank: logits.shape.count)
@@ -84,6 +92,7 @@ extension LossCatalogue {
             .optional("sample_weights", "[N]"),
         ],
         parameters: segmentationParameters,
+        openAPI: LossSchemaOptions(inputSchemas: ["logits": "LossInputSegmentationLogits"]),
         evaluate: { context throws(ServiceError) in
             let logits = try segmentationLogits(context.tensors)
             guard let skeleton = try context.tensors.integerTensor("skeleton", rank: logits.shape.count - 1) else {

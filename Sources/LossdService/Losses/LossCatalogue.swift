@@ -3,23 +3,11 @@ import LossdKernels
 /// Every loss `/v1/loss` evaluates, in the order `/v1/losses` lists them. Formulas,
 /// defaults and ranges are each entry's own, with the paper it comes from in its kernel file.
 enum LossCatalogue {
-    /// Each family lives in its own file (`LossCatalogue+Family.swift`).
-    static let all: [LossDefinition] =
+    /// Each family lives in its own file (`LossCatalogue+Family.swift`); lookup by name or
+    /// alias, "did you mean" and the listing come with `Catalogue`.
+    static let all = Catalogue<LossDefinition>(
         [crossEntropy, binaryCrossEntropy, focal] + marginFamily + robustAndDistillation + multilabelAndRegression
-        + embedding + secondWave + segmentation
-
-    /// Every name and alias, in catalogue order (for "did you mean" suggestions).
-    static let names: [String] = all.flatMap { [$0.name] + $0.aliases }
-
-    /// Name or alias → definition.
-    static let byName: [String: LossDefinition] = {
-        var table: [String: LossDefinition] = [:]
-        for definition in all {
-            table[definition.name] = definition
-            for alias in definition.aliases { table[alias] = definition }
-        }
-        return table
-    }()
+            + embedding + secondWave + segmentation)
 
     static let crossEntropy = LossDefinition(
         name: "cross_entropy", kind: "classification",
@@ -82,6 +70,9 @@ enum LossCatalogue {
             .number("gamma", default: 2, min: 0, "Focusing exponent γ."),
             .number("alpha", default: 0.25, min: 0, max: 1, nullable: true, "Sigmoid mode only: weight of positives; null disables."),
         ],
+        openAPI: LossSchemaOptions(
+            handWrittenRequests: ["FocalSoftmaxRequest", "FocalSigmoidRequest"],
+            handWrittenParams: ["FocalSoftmaxParams", "FocalSigmoidParams"]),
         evaluate: { context throws(ServiceError) in
             let gamma = context.parameters.number("gamma")
             let logits = try context.tensors.requiredMatrix("logits")

@@ -5,7 +5,7 @@ import LossdKernels
 /// `POST /v1/loss` and `GET /v1/losses`.
 enum LossEndpoint {
     /// The catalogue, rendered once.
-    static let catalogue: [UInt8] = JSONValue.array(LossCatalogue.all.map(\.catalogueEntry)).bytes
+    static let catalogue: [UInt8] = LossCatalogue.all.listing(\.catalogueEntry).bytes
 
     static func listLosses() -> HTTPResponse {
         HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: catalogue)
@@ -41,16 +41,16 @@ enum LossEndpoint {
             for (i, item) in items.enumerated() {
                 guard case .object(let entry) = item else { return }
                 try StrictFields.check(entry, allowed: listEntryFields, pointer: "/losses/\(i)", place: "`losses[\(i)]`")
-                guard case .string(let name)? = entry["loss"], let definition = LossCatalogue.byName[name] else { return }
+                guard case .string(let name)? = entry["loss"], let definition = LossCatalogue.all[name] else { return }
                 definitions.append(definition)
             }
         } else {
-            guard case .string(let name)? = body["loss"], let definition = LossCatalogue.byName[name] else { return }
+            guard case .string(let name)? = body["loss"], let definition = LossCatalogue.all[name] else { return }
             definitions = [definition]
         }
         var allowed = commonFields + (body["losses"] == nil ? entryFields : ["losses"])
         for definition in definitions {
-            for input in definition.inputs where !allowed.contains(input.name) { allowed.append(input.name) }
+            for input in definition.inputNames where !allowed.contains(input) { allowed.append(input) }
         }
         let names = definitions.map { "`\($0.name)`" }.joined(separator: ", ")
         try StrictFields.check(body, allowed: allowed, pointer: "", place: "a request for \(names)")
@@ -118,11 +118,8 @@ enum LossEndpoint {
         // Validation order (docs/losses.md §1.4): loss name, reduction (and `groups` for
         // group_mean), params, an entry's weight and columns, then the loss's own checks.
         guard let lossNode = entry.lossNode else { throw ServiceError.missing("loss", pointer: "\(entry.pointer)/loss") }
-        guard case .string(let name) = lossNode, let definition = LossCatalogue.byName[name] else {
-            let given = ResolvedParameters.plain(lossNode)
-            throw ServiceError.invalid(
-                .unknownLoss, field: "\(entry.pointer)/loss",
-                "unknown loss `\(given)`" + StrictFields.suggestion(for: given, among: LossCatalogue.names))
+        let definition = try LossCatalogue.all.record(lossNode) { given, suggestion in
+            ServiceError.invalid(.unknownLoss, field: "\(entry.pointer)/loss", "unknown loss `\(given)`" + suggestion)
         }
         let reduction = try EntryReduction(entry.reduction, pointer: "\(entry.pointer)/reduction", definition: definition)
         if reduction == .byGroup && groups == nil { throw ServiceError.missing("groups") }
@@ -137,7 +134,7 @@ enum LossEndpoint {
             paramsObject, specs: definition.parameters, pointer: paramsPointer, owner: "loss `\(definition.name)`")
         let weight = try CompositeTotal.weight(entry.weight, pointer: "\(entry.pointer)/weight")
         let slice = try ColumnSlice(entry.columns, pointer: "\(entry.pointer)/columns", tensors: tensors)
-        if tensors.contains("sample_weights") && !definition.acceptsSampleWeights {
+        if tensors.contains(InputSpec.sampleWeightsName) && !definition.acceptsSampleWeights {
             throw ServiceError.invalid(
                 .invalidInput, field: "/sample_weights", "`sample_weights` is not supported by loss `\(definition.name)`")
         }

@@ -5,13 +5,13 @@ import LossdKernels
 /// the losses themselves (tensor decoding, validation, kernel) without JSON parsing.
 public enum LossTiming {
     /// Every catalogue name, in catalogue order.
-    public static var lossNames: [String] { LossCatalogue.all.map(\.name) }
+    public static var lossNames: [String] { LossCatalogue.all.names }
 
     /// Evaluates `loss` over the fields of `request` (tensors as `.numbers`, params under
     /// `"params"`) and returns the number of rows; throws the request's problem.
     @discardableResult
     public static func evaluate(_ loss: String, request: JSONObject, gradient: Bool) throws(ServiceError) -> Int {
-        guard let definition = LossCatalogue.byName[loss] else {
+        guard let definition = LossCatalogue.all[loss] else {
             throw ServiceError.invalid(.unknownLoss, field: "/loss", "unknown loss `\(loss)`")
         }
         var params: JSONObject?

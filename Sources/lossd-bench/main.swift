@@ -36,9 +36,14 @@ let labels = (0..<rows).map { _ in Int32.random(in: 0..<Int32(cols), using: &gen
 let megabytes = Double(rows * cols * 4) / 1e6
 
 var sink = 0.0
-// `lossd-bench softmax-passes` prints only the two-pass/three-pass table.
+// `lossd-bench softmax-passes` prints only the two-pass/three-pass table, `lossd-bench
+// loss-costs` only the table of every loss's cost relative to cross_entropy.
 if arguments.contains("softmax-passes") {
     benchSoftmaxPasses()
+    exit(sink == 0.123 ? 1 : 0)
+}
+if arguments.contains("loss-costs") {
+    benchLossCosts()
     exit(sink == 0.123 ? 1 : 0)
 }
 print("== cross-entropy (mean, hard labels) on \(rows)x\(cols) float32 logits (\(megabytes) MB)")

@@ -113,7 +113,7 @@ struct RobustAndDistillationTests {
     @Test func dhkdBinaryKLNormIsAnEighthOfTheSquaredGapForSmallGaps() throws {
         let student = Matrix(rows: 1, cols: 3, values: [1e-3, -2e-3, 0])
         let out = try DHKDLogit.evaluate(
-            logits: student, teacherLogits: Matrix(zeros: 1, 3), parameters: .init(temperature: 2), gradient: true)
+            logits: student, teacherLogits: Matrix(zeros: 1, 3), temperature: 2, gradient: true)
         let want = (1e-6 + 4e-6) / 8
         #expect(abs(out.values[0] - want) <= 1e-6 * want)
     }
@@ -122,7 +122,7 @@ struct RobustAndDistillationTests {
         #expect(throws: LossInputError.overflow) {
             try DHKDLogit.evaluate(
                 logits: Matrix(rows: 1, cols: 1, values: [1.5e308]), teacherLogits: Matrix(rows: 1, cols: 1, values: [-1.5e308]),
-                parameters: .init(), gradient: true)
+                gradient: true)
         }
     }
 
@@ -144,7 +144,7 @@ struct RobustAndDistillationTests {
         for variant in DHKDLogit.Variant.allCases {
             try both {
                 try DHKDLogit.evaluate(
-                    logits: Self.logits, teacherLogits: Self.teacher, parameters: .init(variant: variant), gradient: $0)
+                    logits: Self.logits, teacherLogits: Self.teacher, variant: variant, gradient: $0)
             }
         }
     }

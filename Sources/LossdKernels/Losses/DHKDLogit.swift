@@ -15,28 +15,16 @@ public enum DHKDLogit {
         case mse
     }
 
-    public struct Parameters: Sendable {
-        public var variant: Variant
-        /// Temperature T > 0 (binary variants).
-        public var temperature: Double
-        /// ε ∈ [0, 0.5): clamp sigmoid outputs to [ε, 1 − ε] as the DHKD code does (1e-8 there);
-        /// the loss then saturates and its gradient is 0 where clamped. 0 = exact formulas.
-        public var clampEps: Double
-
-        public init(variant: Variant = .binaryKLNorm, temperature: Double = 2, clampEps: Double = 0) {
-            self.variant = variant
-            self.temperature = temperature
-            self.clampEps = clampEps
-        }
-    }
-
     /// Row value Σ_c ℓ_c (binary variants; extra `per_element` [N][C]) or mean_c (z − t)²
-    /// (`mse`, no extras), with its gradient w.r.t. the student logits.
+    /// (`mse`, no extras), with its gradient w.r.t. the student logits. `temperature` T > 0
+    /// applies to the binary variants; `clampEps` ε ∈ [0, 0.5) clamps sigmoid outputs to
+    /// [ε, 1 − ε] as the DHKD code does (1e-8 there), where the loss then saturates and its
+    /// gradient is 0; 0 gives the exact formulas.
     public static func evaluate(
-        logits: Matrix, teacherLogits: Matrix, parameters: Parameters, gradient: Bool
+        logits: Matrix, teacherLogits: Matrix, variant: Variant = .binaryKLNorm, temperature t: Double = 2,
+        clampEps eps: Double = 0, gradient: Bool
     ) throws(LossInputError) -> LossOutput {
         let (n, c) = try Validate.sameShape(teacherLogits, name: "teacher_logits", as: logits)
-        let variant = parameters.variant, t = parameters.temperature, eps = parameters.clampEps
 
         var elements = [Double](repeating: 0, count: n * c)
         var grad = [Double](repeating: 0, count: gradient ? n * c : 0)

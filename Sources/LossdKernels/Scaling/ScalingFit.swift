@@ -62,7 +62,7 @@ public enum ScalingFit {
     /// least one > 0) default to 1. Stops early, with a meaningless answer, when
     /// ``Cancellation`` says the request was cancelled.
     public static func fit(
-        _ data: ScalingData, options: ScalingOptions = ScalingOptions(), weights: [Double]? = nil
+        _ data: ScalingData, options: ScalingOptions = .defaults, weights: [Double]? = nil
     ) throws(ScalingInputError) -> ScalingFitResult {
         let law = try ScalingLaw.resolve(data.kind, options: options, data: data)
         let problem = try ScalingProblem(law: law, delta: options.huberDelta, data: data, weights: weights)

@@ -39,28 +39,21 @@ public enum ScalingLawKind: String, Sendable, CaseIterable, Equatable {
 /// filled in by ``ScalingLaw/resolve(_:options:data:)``.
 public struct ScalingOptions: Sendable, Equatable {
     /// power_law: fit `L_inf` (true) or fix it at 0 (false, Kaplan et al.'s pure power law).
-    public var irreducible: Bool
+    public var irreducible = true
     /// nmt: reference sizes (> 0); nil = the geometric mean of the posted sizes.
-    public var nEncoderRef: Double?
-    public var nDecoderRef: Double?
+    public var nEncoderRef: Double? = nil
+    public var nDecoderRef: Double? = nil
     /// lr_annealing: momentum decay λ ∈ [0, 1) of the annealing area.
-    public var decay: Double
+    public var decay = 0.999
     /// lr_annealing: warm-up steps W ≥ 0, outside both areas and never fitted.
-    public var warmupSteps: Int
+    public var warmupSteps = 0
     /// Huber threshold δ > 0 on log residuals.
-    public var huberDelta: Double
+    public var huberDelta = 1e-3
+}
 
-    public init(
-        irreducible: Bool = true, nEncoderRef: Double? = nil, nDecoderRef: Double? = nil,
-        decay: Double = 0.999, warmupSteps: Int = 0, huberDelta: Double = 1e-3
-    ) {
-        self.irreducible = irreducible
-        self.nEncoderRef = nEncoderRef
-        self.nDecoderRef = nDecoderRef
-        self.decay = decay
-        self.warmupSteps = warmupSteps
-        self.huberDelta = huberDelta
-    }
+extension ScalingOptions {
+    /// Every option at its default: start here and set the ones a request names.
+    public static let defaults = ScalingOptions()
 }
 
 /// A law with its (non-fitted) options resolved: what a fit answers and a stored law keeps.

@@ -143,11 +143,11 @@ extension LossCatalogue {
         evaluate: { context throws(ServiceError) in
             let logits = try context.tensors.requiredMatrix("logits")
             let teacher = try context.tensors.requiredMatrix("teacher_logits")
-            let parameters = DHKDLogit.Parameters(
-                variant: DHKDLogit.Variant(rawValue: context.parameters.string("variant")) ?? .binaryKLNorm,
-                temperature: context.parameters.number("temperature"), clampEps: context.parameters.number("clamp_eps"))
+            let variant = DHKDLogit.Variant(rawValue: context.parameters.string("variant")) ?? .binaryKLNorm
             return try kernel { () throws(LossInputError) in
-                try DHKDLogit.evaluate(logits: logits, teacherLogits: teacher, parameters: parameters, gradient: context.gradient)
+                try DHKDLogit.evaluate(
+                    logits: logits, teacherLogits: teacher, variant: variant, temperature: context.parameters.number("temperature"),
+                    clampEps: context.parameters.number("clamp_eps"), gradient: context.gradient)
             }
         }
     )

@@ -50,7 +50,7 @@ enum ScalingRequest {
 
     /// The options of `kind` read from `params` (huber_delta only when fitting).
     static func options(_ params: JSONObject, kind: ScalingLawKind, fitting: Bool) throws(ServiceError) -> ScalingOptions {
-        var options = ScalingOptions()
+        var options = ScalingOptions.defaults
         if let node = params["irreducible"] {
             guard case .bool(let b) = node else { throw invalidParam("irreducible", "true or false", node) }
             options.irreducible = b

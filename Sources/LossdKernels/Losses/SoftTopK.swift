@@ -74,6 +74,11 @@ public enum SoftTopK {
     /// gives the sum and its slope α Σ σ'(v) (`VectorMath.sigmoidSum`), so a row costs about
     /// 5–10 passes where plain bisection took 60 or more.
     static func threshold(_ s: UnsafeBufferPointer<Double>, k: Double, alpha: Double) -> Double {
+        solveThreshold(s, k: k, alpha: alpha).t
+    }
+
+    /// The root and the passes over the row it took (for the tests).
+    static func solveThreshold(_ s: UnsafeBufferPointer<Double>, k: Double, alpha: Double) -> (t: Double, passes: Int) {
         let count = Double(s.count)
         var largest = s[0], smallest = s[0]
         for x in s {
@@ -90,11 +95,15 @@ public enum SoftTopK {
         }
         var t = 0.5 * lo + 0.5 * hi  // = (lo + hi)/2 without overflow
         var step = hi - lo, previousStep = step
-        for _ in 0..<2200 {
+        for pass in 1...2200 {
             let (f, slope) = excess(t)
-            if f == 0 { return t }
+            if f == 0 { return (t, pass) }
             if f < 0 { lo = t } else { hi = t }
             let newton = slope > 0 ? t - f / slope : .nan
+            // Converged: the next Newton step is within rounding of t. (Testing this first
+            // matters: Newton on this convex-concave sum approaches from one side, so the
+            // bracket's far end stays wide, and bisecting from it would take ~50 more passes.)
+            if abs(newton - t) <= 2 * t.ulp { return (newton, pass) }
             // Newton only inside the bracket (NaN fails this) and when converging fast enough.
             if lo < newton, newton < hi, abs(2 * f) <= abs(previousStep * slope) {
                 previousStep = step
@@ -102,13 +111,13 @@ public enum SoftTopK {
                 t = newton
             } else {
                 let mid = 0.5 * lo + 0.5 * hi
-                if mid <= lo || mid >= hi { return t }  // the bracket is two adjacent doubles
+                if mid <= lo || mid >= hi { return (t, pass) }  // the bracket is two adjacent doubles
                 previousStep = step
                 step = mid - t
                 t = mid
             }
-            if abs(step) <= 2 * t.ulp { return t }
+            if abs(step) <= 2 * t.ulp { return (t, pass) }
         }
-        return t
+        return (t, 2200)
     }
 }

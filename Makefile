@@ -25,7 +25,7 @@ bench: bench-kernels bench-http bench-loss bench-tls bench-store bench-fairness 
 bench-kernels:  ## cross-entropy kernel and JSON tensor parsing, beside NumPy
 	bash bench/kernels/run.sh
 
-bench-loss:     ## wrk on POST /v1/loss (256x1000) against a FastAPI+NumPy app
+bench-loss:     ## wrk on POST /v1/loss (64x10 at 32 connections, 256x1000 at 8) against a FastAPI+NumPy app
 	bash bench/loss/run.sh
 
 bench-http:     ## wrk against lossd and a FastAPI app on the same routes

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of POST /v1/loss: lossd against a FastAPI + NumPy app
-# (uvicorn), both on loopback, driven by wrk with one ~2 MB JSON body.
+# (uvicorn), both on loopback, driven by wrk: a small body (64x10 logits, 32
+# connections) and a ~2 MB one (256x1000, 8 connections).
 #
 #   bench/loss/run.sh
 #   BENCH_SECONDS=3 bench/loss/run.sh
 #
-# The request: cross_entropy, reduction mean, logits 256 x 1000 float64 drawn
+# The request: cross_entropy, reduction mean, logits N x C float64 drawn
 # from N(0, 2) with a fixed seed and rounded to 4 decimals (at most 6
-# significant digits), as nested JSON arrays, and 256 labels. Two variants, one
+# significant digits), as nested JSON arrays, and N labels. Two variants, one
 # body file each: return_grad false (the answer is one number) and return_grad
-# true (the answer also holds the 256 x 1000 gradient, about 5 MB of JSON).
+# true (the answer also holds the N x C gradient: about 5 MB of JSON at 256x1000).
 #
 # What runs:
 #   lossd    scripts/build-release.sh, then .build/release/lossd --port 0 with
@@ -23,7 +24,7 @@
 #            answer 200 with the same value to 1e-9 relative (and, with
 #            return_grad, the same gradient to 1e-9 of its largest entry), or
 #            the script stops before measuring anything.
-#   wrk      for each variant x connections (1, 8): -t1 for 1 connection, -t2
+#   wrk      for each size, variant and connection count: -t1 for 1 connection, -t2
 #            otherwise, --latency, --timeout 10s, BENCH_SECONDS each, lossd
 #            then fastapi, with bench/loss/post_body.lua.
 # wrk shares the machine's cores with the server it drives, so the numbers
@@ -32,7 +33,9 @@
 # Environment:
 #   BENCH_SECONDS      seconds per wrk run (default 5)
 #   BENCH_WARMUP       seconds of warm-up per server and variant, not reported (default 1; 0: none)
-#   BENCH_CONNECTIONS  connection counts (default "1 8")
+#   BENCH_SIZES        "ROWSxCLASSES:CONNECTIONS ..." (default "64x10:32 256x1000:8"; a
+#                      size's connections may be a quoted list, e.g. through BENCH_CONNECTIONS)
+#   BENCH_CONNECTIONS  connection counts for every size (default: each size's own)
 #   BENCH_VENV         Python venv for FastAPI and NumPy (default .venv-bench, git-ignored)
 #   BENCH_BUILD        0: use the existing .build/release/lossd, do not build
 #   BENCH_LOSSD        a lossd binary to use instead (nothing is built)
@@ -45,14 +48,29 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
+# One run per size (rows x classes : connections), each with its own servers, folder and
+# table; the binary is built once, by the first.
+if [ -z "${BENCH_ROWS:-}" ]; then
+  base_out=${BENCH_OUT:-bench/results/loss-$(date -u +%Y%m%dT%H%M%SZ)}
+  build=${BENCH_BUILD:-1}
+  sizes=${BENCH_SIZES:-"64x10:32 256x1000:8"}
+  for size in $sizes; do
+    shape=${size%%:*}
+    BENCH_ROWS=${shape%x*} BENCH_CLASSES=${shape#*x} BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-${size#*:}} \
+      BENCH_OUT="$base_out/$shape" BENCH_BUILD=$build bash "${BASH_SOURCE[0]}" || exit 1
+    build=0
+  done
+  exit 0
+fi
+
 seconds=${BENCH_SECONDS:-5}
 warmup=${BENCH_WARMUP:-1}
 connections=${BENCH_CONNECTIONS:-"1 8"}
 venv=${BENCH_VENV:-.venv-bench}
 out=${BENCH_OUT:-bench/results/loss-$(date -u +%Y%m%dT%H%M%SZ)}
 variants="false true"  # return_grad
-rows=256
-classes=1000
+rows=$BENCH_ROWS
+classes=${BENCH_CLASSES:-1000}
 seed=20261129
 
 # Pinned versions, verified together on Python 3.11: bench/http/run.sh's pins

@@ -45,12 +45,14 @@ public final class LossdService: HTTPResponder {
         var router = Router()
         LossdService.registerRoutes(on: &router, state: state)
         self.router = router
+        // Cancelling wraps everything after it (nothing is compressed for a client that has
+        // gone); Compression wraps content decoding, so its errors are compressed too.
         middleware = [
             Authentication(apiKey: configuration.apiKey),
             RoutingErrors(),
-            ContentDecoding(maxInflatedBytes: configuration.maxBodyBytes),
             Cancelling(),
             Compression(policy: configuration.compression),
+            ContentDecoding(maxInflatedBytes: configuration.maxBodyBytes),
             RequestMetrics(metrics: state.metrics),
         ]
     }
@@ -82,6 +84,9 @@ public final class LossdService: HTTPResponder {
             refusal = step.screen(head, match: match)
             if refusal != nil { break }
         }
+        // A refusal goes out as any answer would: gzipped when the client takes it and the
+        // policy allows (a 404 naming a long path can pass the policy's minimum size).
+        refusal = refusal.map { Gzip.compressed($0, for: HTTPRequest(head: head), policy: configuration.compression) }
         guard case let .found(route, parameters) = match else {
             return RequestPlan(label: "unmatched", inline: true, workClass: .light, refusal: refusal)
         }

@@ -42,4 +42,17 @@ struct SoftTopKSolverTests {
             #expect(abs(t - reference) <= 1e-13 * max(1, abs(reference)) + conditioning, "\(t) vs \(reference)")
         }
     }
+
+    /// A row symmetric about 0 with k = C/2 has its root at t = 0, where a purely relative
+    /// stopping test never fires; the solve still ends in a few passes, at a root within the
+    /// row's rounding of 0.
+    @Test(arguments: [2, 11, 1001])
+    func aRootAtZeroStillConvergesInAFewPasses(columns: Int) {
+        var generator = SplitMix64(seed: UInt64(columns))
+        let half = (0..<(columns / 2)).map { _ in Double.random(in: 0.1...3, using: &generator) }
+        let row = half + (columns % 2 == 1 ? [0] : []) + half.map { -$0 }
+        let (t, passes) = row.withUnsafeBufferPointer { SoftTopK.solveThreshold($0, k: Double(columns) / 2, alpha: 2) }
+        #expect(passes <= 15, "\(passes) passes")
+        #expect(abs(t) <= 1e-12, "t = \(t)")
+    }
 }

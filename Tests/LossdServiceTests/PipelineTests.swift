@@ -92,4 +92,14 @@ struct PipelineTests {
         #expect(response.status.code == 422)
         #expect(response.headers["Content-Encoding"] == "gzip")
     }
+
+    /// A refusal goes out like any answer: a 404 long enough for the compression policy is
+    /// gzipped for a client that takes gzip.
+    @Test func aLargeRefusalIsCompressed() {
+        let service = LossdService(configuration: ServiceConfiguration())
+        let path = "/v1/" + String(repeating: "x", count: 1500)
+        let plan = service.plan(Self.head("GET", path, ["Host": "x", "Accept-Encoding": "gzip"]))
+        #expect(plan.refusal?.status.code == 404)
+        #expect(plan.refusal?.headers["Content-Encoding"] == "gzip")
+    }
 }

@@ -34,8 +34,8 @@
 #   BENCH_SECONDS      seconds per wrk run (default 5)
 #   BENCH_WARMUP       seconds of warm-up per server and variant, not reported (default 1; 0: none)
 #   BENCH_SIZES        "ROWSxCLASSES:CONNECTIONS ..." (default "64x10:32 256x1000:8"; a
-#                      size's connections may be a quoted list, e.g. through BENCH_CONNECTIONS)
-#   BENCH_CONNECTIONS  connection counts for every size (default: each size's own)
+#                      size without ":CONNECTIONS" runs at 1 and 8)
+#   BENCH_CONNECTIONS  connection counts for every size, e.g. "1 8" (default: each size's own)
 #   BENCH_VENV         Python venv for FastAPI and NumPy (default .venv-bench, git-ignored)
 #   BENCH_BUILD        0: use the existing .build/release/lossd, do not build
 #   BENCH_LOSSD        a lossd binary to use instead (nothing is built)
@@ -56,7 +56,9 @@ if [ -z "${BENCH_ROWS:-}" ]; then
   sizes=${BENCH_SIZES:-"64x10:32 256x1000:8"}
   for size in $sizes; do
     shape=${size%%:*}
-    BENCH_ROWS=${shape%x*} BENCH_CLASSES=${shape#*x} BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-${size#*:}} \
+    size_connections=${size#*:}
+    [[ $size == *:* ]] || size_connections="1 8"
+    BENCH_ROWS=${shape%x*} BENCH_CLASSES=${shape#*x} BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-$size_connections} \
       BENCH_OUT="$base_out/$shape" BENCH_BUILD=$build bash "${BASH_SOURCE[0]}" || exit 1
     build=0
   done

@@ -93,6 +93,10 @@ public enum SoftTopK {
             let (total, derivatives) = VectorMath.sigmoidSum(s, alpha: alpha, shift: t)
             return (total - k, alpha * derivatives)
         }
+        // t enters only through s_l + t, so it is resolved to the rounding of the row's largest
+        // magnitude: the stopping tests use that as an absolute floor (a root near 0 would
+        // otherwise never meet a purely relative one).
+        let resolution = 2 * max(abs(largest), abs(smallest)).ulp
         var t = 0.5 * lo + 0.5 * hi  // = (lo + hi)/2 without overflow
         var step = hi - lo, previousStep = step
         for pass in 1...2200 {
@@ -103,7 +107,7 @@ public enum SoftTopK {
             // Converged: the next Newton step is within rounding of t. (Testing this first
             // matters: Newton on this convex-concave sum approaches from one side, so the
             // bracket's far end stays wide, and bisecting from it would take ~50 more passes.)
-            if abs(newton - t) <= 2 * t.ulp { return (newton, pass) }
+            if abs(newton - t) <= max(2 * t.ulp, resolution) { return (newton, pass) }
             // Newton only inside the bracket (NaN fails this) and when converging fast enough.
             if lo < newton, newton < hi, abs(2 * f) <= abs(previousStep * slope) {
                 previousStep = step
@@ -116,7 +120,7 @@ public enum SoftTopK {
                 step = mid - t
                 t = mid
             }
-            if abs(step) <= 2 * t.ulp { return (t, pass) }
+            if abs(step) <= max(2 * t.ulp, resolution) { return (t, pass) }
         }
         return (t, 2200)
     }

@@ -55,7 +55,8 @@ struct ContentDecoding: Middleware {
 
 /// Lets kernels poll the request's cancellation flag (set when the client has gone or the
 /// request timed out) and answers 503 for a cancelled request, its output dropped.
-/// Outermost, so that nothing is compressed for nobody.
+/// Placed before `Compression` and `ContentDecoding`, so that it wraps them: nothing is
+/// compressed for a client that has gone.
 struct Cancelling: Middleware {
     func respond(_ request: RouteRequest, next: NextStep) throws(ServiceError) -> HTTPResponse {
         let cancellation = request.context.cancellation

@@ -11,13 +11,8 @@
 # the JSON answers. Needs python3, curl and chromium (apt-get installs it as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-${TMPDIR:-/tmp}/lossd-aggregate}"
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-
 source scripts/render-lib.sh
-render_locate_lossd
-render_locate_chromium
+render_prepare aggregate "${1:-}"
 
 python3 - "$out/annotations.json" <<'PY'
 import json, random, sys
@@ -54,7 +49,6 @@ PY
     curl -sS --fail-with-body -H 'Content-Type: application/json' \
         --data-binary @"$out/$method-request.json" -o "$out/$method.json" "$url"
     height="$(sed -n 's/.*<svg[^>]* height="\([0-9]*\)".*/\1/p' "$out/$method.svg" | head -n1)"
-    "$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --screenshot="$out/$method.png" \
-        --window-size="960,${height:-700}" "file://$out/$method.svg" >/dev/null 2>&1
+    render_png "$out/$method.svg" "$out/$method.png" "960,${height:-700}"
 done
 echo "wrote $out/{dawid_skene,majority_vote}.{svg,png}"

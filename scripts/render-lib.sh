@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
 # Shared by the scripts that render lossd's SVG answers to PNG with headless Chromium
-# (scripts/render-reliability.sh, scripts/render-scaling.sh). Source it from the
+# (scripts/render-{reliability,scaling,selection,aggregate}.sh). Source it from the
 # repository root after `set -euo pipefail`:
 #
+#   render_prepare NAME [OUT_DIR]
+#                            sets $out (OUT_DIR, default ${TMPDIR:-/tmp}/lossd-NAME, made and
+#                            absolute), $binary and $chrome (the two below)
+#   render_png SVG PNG SIZE  screenshots the SVG file to PNG at SIZE ("900,700")
 #   render_locate_lossd      sets $binary: $LOSSD_BINARY, else .build/debug/lossd, else
 #                            .build/release/lossd, else a debug build made now
 #   render_locate_chromium   sets $chrome: chromium (apt-get install as root when missing)
 #   render_start_lossd DIR   starts $binary on a free port with a scratch data directory,
 #                            logging to DIR/lossd.log (emptied first: a stale log would name
 #                            an old port); sets $port and stops lossd on exit
+
+render_prepare() {
+    out="${2:-${TMPDIR:-/tmp}/lossd-$1}"
+    mkdir -p "$out"
+    out="$(cd "$out" && pwd)"
+    render_locate_lossd
+    render_locate_chromium
+}
+
+render_png() {
+    "$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --screenshot="$2" \
+        --window-size="$3" "file://$1" >/dev/null 2>&1
+}
 
 render_locate_lossd() {
     binary="${LOSSD_BINARY:-}"

@@ -15,13 +15,8 @@
 # (installed with apt-get when missing and run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-${TMPDIR:-/tmp}/lossd-reliability}"
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-
 source scripts/render-lib.sh
-render_locate_lossd
-render_locate_chromium
+render_prepare reliability "${1:-}"
 
 # Synthetic over-confident classifier: logits scaled up so confidences exceed accuracy.
 python3 - "$out/request.json" <<'PY'
@@ -47,8 +42,7 @@ curl -sS --fail-with-body -H 'Content-Type: application/json' -H 'Accept: image/
 curl -sS --fail-with-body -H 'Content-Type: application/json' \
     --data-binary @"$out/request.json" -o "$out/reliability.json" "$url"
 
-"$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --screenshot="$out/reliability.png" \
-    --window-size=900,700 "file://$out/reliability.svg" >/dev/null 2>&1
+render_png "$out/reliability.svg" "$out/reliability.png" "900,700"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("ECE %.4f  MCE %.4f  accuracy %.3f  N %d" % (d["ece"], d["mce"], d["accuracy"], d["n"]))' "$out/reliability.json"
 
 # The same model made under-confident (logits × 0.3), titled.
@@ -78,7 +72,6 @@ curl -sS --fail-with-body -H 'Content-Type: application/json' \
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("temperature: ECE %.4f -> %.4f  NLL %.4f -> %.4f" % (d["before"]["ece"], d["after"]["ece"], d["before"]["nll"], d["after"]["nll"]))' "$out/calibrator.json"
 
 for name in underconfident calibrator; do
-    "$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --screenshot="$out/$name.png" \
-        --window-size=900,700 "file://$out/$name.svg" >/dev/null 2>&1
+    render_png "$out/$name.svg" "$out/$name.png" "900,700"
 done
 echo "wrote $out/{reliability,underconfident,calibrator}.{svg,png}"

@@ -13,13 +13,8 @@
 # (installed with apt-get when missing and run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-${TMPDIR:-/tmp}/lossd-scaling}"
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-
 source scripts/render-lib.sh
-render_locate_lossd
-render_locate_chromium
+render_prepare scaling "${1:-}"
 
 # Synthetic runs from known laws with 0.5-1% multiplicative noise.
 python3 - "$out" <<'PY'
@@ -82,7 +77,6 @@ for name in power-law chinchilla nmt lr-annealing-fit lr-annealing-wsd; do
     curl -sS --retry 5 --retry-connrefused --fail-with-body -H 'Content-Type: application/json' -H 'Accept: image/svg+xml' \
         --data-binary @"$out/scaling-$name.json" -o "$out/scaling-$name.svg" "http://127.0.0.1:$port/v1/scaling/$endpoint"
     size="$(sed -n 's/.*<svg [^>]*width="\([0-9]*\)" height="\([0-9]*\)".*/\1,\2/p' "$out/scaling-$name.svg" | head -n1)"
-    "$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --screenshot="$out/scaling-$name.png" \
-        --window-size="$size" "file://$out/scaling-$name.svg" >/dev/null 2>&1
+    render_png "$out/scaling-$name.svg" "$out/scaling-$name.png" "$size"
     echo "wrote $out/scaling-$name.svg and .png ($size)"
 done

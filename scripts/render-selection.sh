@@ -12,13 +12,8 @@
 # python3, curl and chromium (installed with apt-get when missing and run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-${TMPDIR:-/tmp}/lossd-selection}"
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-
 source scripts/render-lib.sh
-render_locate_lossd
-render_locate_chromium
+render_prepare selection "${1:-}"
 
 python3 - "$out/request.json" <<'PY'
 import json, sys
@@ -38,8 +33,7 @@ curl -sS --fail-with-body -H 'Content-Type: application/json' \
 
 # The chart's height grows with the number of methods: size the window from the SVG.
 size="$(sed -n 's/.*<svg [^>]*width="\([0-9]*\)" height="\([0-9]*\)".*/\1,\2/p' "$out/selection.svg" | head -n1)"
-"$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --screenshot="$out/selection.png" \
-    --window-size="${size:-960,600}" "file://$out/selection.svg" >/dev/null 2>&1
+render_png "$out/selection.svg" "$out/selection.png" "${size:-960,600}"
 python3 - "$out/selection.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))

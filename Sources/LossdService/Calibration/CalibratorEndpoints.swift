@@ -33,12 +33,13 @@ enum CalibratorEndpoints {
 
     // MARK: Fit
 
+    /// The members a fit request may have: its own and every method's inputs (gathered once).
+    static let fitFields = ["method", "name", "params"] + CalibratorCatalogue.all.inputNames
+
     static func fit(_ route: RouteRequest, slot: StoreSlot) throws(ServiceError) -> HTTPResponse {
         let request = route.request
         let body = try RequestBody.object(route)
-        try StrictFields.check(
-            body, allowed: ["method", "name", "params"] + CalibratorCatalogue.all.inputNames, pointer: "",
-            place: "a calibrator fit")
+        try StrictFields.check(body, allowed: fitFields, pointer: "", place: "a calibrator fit")
         // Validation order: method, name, params, inputs, then the method's own checks.
         let definition = try CalibratorCodec.definition(body["method"], field: "/method")
         let name = try CalibratorResource.optionalName(in: body)

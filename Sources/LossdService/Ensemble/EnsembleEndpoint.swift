@@ -5,9 +5,11 @@ import LossdKernels
 /// `POST /v1/ensemble`: combines M members' logits [M][N][C] into one prediction per sample
 /// (docs/ensembles.md).
 enum EnsembleEndpoint {
+    /// The members a request may have: its own and every method's inputs (gathered once).
+    static let fields = ["method", "params"] + EnsembleCatalogue.all.inputNames
+
     static func respond(_ route: RouteRequest) throws(ServiceError) -> HTTPResponse {
-        let (body, output) = try RequestMembers.checkedBody(
-            route, allowed: ["method", "params"] + EnsembleCatalogue.all.inputNames, place: "an ensemble request")
+        let (body, output) = try RequestMembers.checkedBody(route, allowed: fields, place: "an ensemble request")
         try WorkingSet.reserve(WorkingSet.typical(for: body), for: "this ensemble", in: route.context)
         let tensors = TensorReader(object: body)
 

@@ -66,7 +66,9 @@ let package = Package(
             name: "LossdKernels",
             dependencies: ["CBLAS", "CLossdKernels"]
         ),
-        .target(name: "LossdJSON"),
+        // LossdJSON's number-scanning inner loop and Eisel-Lemire, in C (see its header).
+        .target(name: "CLossdJSON"),
+        .target(name: "LossdJSON", dependencies: ["CLossdJSON"]),
         .target(
             name: "LossdHTTP",
             dependencies: [

@@ -74,17 +74,25 @@ public struct JSONLimits: Sendable {
     /// Bytes of one string, after unescaping (base64 tensors are long strings).
     public var maxStringBytes = 64 << 20
 
-    public init(maxDepth: Int = 64, maxStringBytes: Int = 64 << 20) {
+    /// A two-dimensional numeric array with at least this many bytes of input left after its
+    /// first row has its second half read on another thread (`ParallelRows`); `Int.max`
+    /// reads everything on the calling thread.
+    public var parallelRowsMinimumBytes = 4 << 20
+
+    public init(maxDepth: Int = 64, maxStringBytes: Int = 64 << 20, parallelRowsMinimumBytes: Int = 4 << 20) {
         self.maxDepth = maxDepth
         self.maxStringBytes = maxStringBytes
+        self.parallelRowsMinimumBytes = parallelRowsMinimumBytes
     }
 }
 
 /// A strict RFC 8259 parser over UTF-8 bytes.
 public struct JSONReader {
     public static func parse(_ bytes: [UInt8], limits: JSONLimits = JSONLimits()) throws(JSONSyntaxError) -> JSONNode {
+        let scratch = UnsafeMutableBufferPointer<Double>.allocate(capacity: 512)
+        defer { scratch.deallocate() }
         let result: Result<JSONNode, JSONSyntaxError> = bytes.withUnsafeBufferPointer { buffer in
-            var reader = JSONReader(buffer: buffer, limits: limits)
+            var reader = JSONReader(buffer: buffer, limits: limits, scratch: scratch)
             do throws(JSONSyntaxError) {
                 reader.skipWhitespace()
                 let value = try reader.parseValue(depth: 0)
@@ -100,11 +108,14 @@ public struct JSONReader {
 
     private let buffer: UnsafeBufferPointer<UInt8>
     private let limits: JSONLimits
+    /// Where `scanNumberRun` collects values before appending them to the tensor.
+    private let scratch: UnsafeMutableBufferPointer<Double>
     private var index = 0
 
-    private init(buffer: UnsafeBufferPointer<UInt8>, limits: JSONLimits) {
+    private init(buffer: UnsafeBufferPointer<UInt8>, limits: JSONLimits, scratch: UnsafeMutableBufferPointer<Double>) {
         self.buffer = buffer
         self.limits = limits
+        self.scratch = scratch
     }
 
     // MARK: Values
@@ -222,6 +233,11 @@ public struct JSONReader {
         var leafLevel = -1  // the level whose elements are numbers
         var values: [Double] = []
         var level = -1
+        // The second half of a large matrix, read on another thread; always waited for
+        // before returning, since it reads `buffer`.
+        var tail: ParallelRows?
+        defer { _ = tail?.finish() }
+        var reserved = false
 
         // Opens an array (the current byte is '[').
         func open() -> Bool {
@@ -236,6 +252,7 @@ public struct JSONReader {
             return true
         }
 
+        let arrayStart = index
         guard open() else { return nil }
         while true {
             skipWhitespace()
@@ -265,22 +282,52 @@ public struct JSONReader {
                 continue
             }
             if byte == UInt8(ascii: "[") {
+                if level == 0 && leafLevel == 1 && shape.count == 2 {
+                    // A row of a matrix whose first row has been read.
+                    if !reserved {
+                        // Room for the rest at the first row's density, so that the values never
+                        // grow by copying (pages never written are never committed); only after a
+                        // first row long enough for its density to say something.
+                        reserved = true
+                        let valuesPerByte = Double(values.count) / Double(max(index - arrayStart, 1))
+                        if index - arrayStart >= 1024 {
+                            values.reserveCapacity(values.count + Int(Double(buffer.count - index) * valuesPerByte * 1.05))
+                        }
+                        if buffer.count - index >= limits.parallelRowsMinimumBytes {
+                            tail = ParallelRows.start(buffer, from: index, columns: shape[1], valuesPerByte: valuesPerByte)
+                        }
+                    } else if let rows = tail, index >= rows.rowStart {
+                        tail = nil
+                        // Waited for in every case; used only when this row is where it began.
+                        if let read = rows.finish(), index == rows.rowStart {
+                            values.append(contentsOf: read.values)
+                            counts[0] += read.count
+                            index = read.closingBracket
+                            continue
+                        }
+                    }
+                }
                 if leafLevel != -1 && leafLevel <= level { return nil }
                 guard open() else { return nil }
                 continue
             }
             guard byte == UInt8(ascii: "-") || DecimalParsing.isDigit(byte) else { return nil }
             if leafLevel == -1 { leafLevel = level } else if leafLevel != level { return nil }
-            do {
-                let scanned = try DecimalParsing.scan(buffer, from: index)
-                index = scanned.end
-                values.append(scanned.value)
-            } catch {
-                if case .invalidSyntax(let at) = error { index = at }
-                throw self.error("invalid number")
-            }
-            counts[level] += 1
-            guard skipSeparator() else { return nil }
+            guard let run = try scanNumberRun(into: &values) else { return nil }
+            counts[level] += run
+        }
+    }
+
+    /// Reads a leaf array's numbers up to, not past, its `]` (see `NumberRuns.read`);
+    /// returns how many, or nil when anything but numbers and commas comes first.
+    private mutating func scanNumberRun(into values: inout [Double]) throws(JSONSyntaxError) -> Int? {
+        do throws(DecimalParsing.Failure) {
+            guard case .closed(let count) = try NumberRuns.read(buffer, from: &index, scratch: scratch, into: &values)
+            else { return nil }
+            return count
+        } catch {
+            if case .invalidSyntax(let at) = error { index = at }
+            throw self.error("invalid number")
         }
     }
 

@@ -42,6 +42,12 @@ if arguments.contains("softmax-passes") {
     benchSoftmaxPasses()
     exit(sink == 0.123 ? 1 : 0)
 }
+if arguments.contains("json") || arguments.contains("json-only") {
+    benchJSONParsing()
+    if arguments.contains("json-only") { exit(sink == 0.123 ? 1 : 0) }
+    benchNumberWriting()
+    exit(sink == 0.123 ? 1 : 0)
+}
 if arguments.contains("loss-costs") {
     benchLossCosts()
     exit(sink == 0.123 ? 1 : 0)
@@ -68,28 +74,11 @@ for threads in [1, 2] {
 }
 Parallel.maxThreads = 0
 
-print("== JSON tensor parsing")
-var body = Array(#"{"loss": "cross_entropy", "logits": ["#.utf8)
-var text = generator
-for r in 0..<5000 {
-    if r > 0 { body.append(UInt8(ascii: ",")) }
-    body.append(UInt8(ascii: "["))
-    for c in 0..<200 {
-        if c > 0 { body.append(contentsOf: ", ".utf8) }
-        body.append(contentsOf: "\(Double.random(in: -10...10, using: &text))".utf8)
-    }
-    body.append(UInt8(ascii: "]"))
-}
-body.append(contentsOf: "]}".utf8)
-let bodyMB = Double(body.count) / 1e6
-let parseMs = time(5) {
-    if case .object(let o)? = try? JSONReader.parse(body), case .numbers(let n)? = o["logits"] { sink += n.values[0] }
-}
-print("parse \(format3(bodyMB)) MB body of 1,000,000 shortest-round-trip doubles: \(format3(parseMs)) ms, \(format3(bodyMB / parseMs * 1000)) MB/s")
-
+benchJSONParsing()
 benchNumberWriting()
 
 print("== POST /v1/loss in-process (no sockets): 256x1000 nested-array logits")
+var text = Generator(state: 7)
 var request = Array(#"{"loss": "cross_entropy", "labels": ["#.utf8)
 request.append(contentsOf: (0..<256).map { String($0 % 1000) }.joined(separator: ",").utf8)
 request.append(contentsOf: #"], "logits": ["#.utf8)
@@ -120,4 +109,33 @@ if sink == 0.123 { print(sink) }
 func format3(_ x: Double) -> String {
     let scaled = (x * 1000).rounded() / 1000
     return "\(scaled)"
+}
+
+/// Parses a 1,000,000-number nested-array body (5000 rows of 200 shortest-round-trip doubles).
+@MainActor func benchJSONParsing() {
+    print("== JSON tensor parsing")
+    var body = Array(#"{"loss": "cross_entropy", "logits": ["#.utf8)
+    var text = generator
+    for r in 0..<5000 {
+        if r > 0 { body.append(UInt8(ascii: ",")) }
+        body.append(UInt8(ascii: "["))
+        for c in 0..<200 {
+            if c > 0 { body.append(contentsOf: ", ".utf8) }
+            body.append(contentsOf: "\(Double.random(in: -10...10, using: &text))".utf8)
+        }
+        body.append(UInt8(ascii: "]"))
+    }
+    body.append(contentsOf: "]}".utf8)
+    let bodyMB = Double(body.count) / 1e6
+    // One thread (the rows' second half read on the calling thread too), then the default:
+    // a matrix this large has its second half read on another thread.
+    let repeats = arguments.contains("json-only") ? 30 : 5
+    for (label, limits) in [("1 thread", JSONLimits(parallelRowsMinimumBytes: .max)), ("2 threads", JSONLimits())] {
+        let parseMs = time(repeats) {
+            if case .object(let o)? = try? JSONReader.parse(body, limits: limits), case .numbers(let n)? = o["logits"] {
+                sink += n.values[0]
+            }
+        }
+        print("parse \(format3(bodyMB)) MB body of 1,000,000 shortest-round-trip doubles, \(label): \(format3(parseMs)) ms, \(format3(bodyMB / parseMs * 1000)) MB/s")
+    }
 }

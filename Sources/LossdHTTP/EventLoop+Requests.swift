@@ -61,7 +61,22 @@ extension EventLoop {
         }
         // A few reads per wake-up keeps one fast sender from starving the others.
         for _ in 0..<4 {
-            let result = readBuffer.withUnsafeMutableBytes { connection.receive(into: $0) }
+            // A Content-Length body is received straight into the request's body (its bytes
+            // are written once); anything else through the loop's read buffer.
+            var storedInBody = false
+            let result: Socket.ReadResult
+            if connection.phase == .reading,
+                let direct = connection.parser.receiveBody({ space in
+                    let received = connection.receive(into: space)
+                    if case .data(let count) = received { return (received, count) }
+                    return (received, 0)
+                })
+            {
+                result = direct
+                storedInBody = true
+            } else {
+                result = readBuffer.withUnsafeMutableBytes { connection.receive(into: $0) }
+            }
             switch result {
             case .wouldBlock:
                 if connection.tls?.readWantsWritable == true { updateInterest(connection) }
@@ -103,7 +118,9 @@ extension EventLoop {
                         return
                     }
                 }
-                readBuffer.withUnsafeBytes { connection.parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                if !storedInBody {
+                    readBuffer.withUnsafeBytes { connection.parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                }
                 if connection.parser.isReadingBody {
                     setDeadline(connection, .body, seconds: configuration.bodyTimeout)
                 }

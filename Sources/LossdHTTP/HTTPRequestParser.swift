@@ -100,7 +100,13 @@ public struct HTTPRequestParser: Sendable {
     private var version = HTTPVersion.http1_1
     private var headers = HTTPHeaders()
     private var head: HTTPRequestHead?
+    /// A chunked body grows by appending. A Content-Length body is allocated at its full
+    /// length when its first byte is stored (after the server has admitted the head against
+    /// its memory budget) and filled in place: by copying what `append` buffered, or by the
+    /// socket itself through `receiveBody`.
     private var body: [UInt8] = []
+    /// How much of a Content-Length body has been stored.
+    private var bodyFilled = 0
     private var trailers = HTTPHeaders()
     private var trailerBytes = 0
 
@@ -142,6 +148,31 @@ public struct HTTPRequestParser: Sendable {
         compactIfWorthwhile()
         // A typed view takes Array's memcpy path; raw buffers are appended byte by byte.
         buffer.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// Receives straight into the body being read, so its bytes are written once: when a
+    /// Content-Length body is incomplete and nothing is buffered ahead of it, `receive` gets
+    /// the body's missing bytes (never more, so it cannot read into a pipelined request)
+    /// and returns its result with how many bytes it wrote. Returns nil, calling nothing,
+    /// otherwise; then receive into a buffer of your own and `append` it.
+    public mutating func receiveBody<Result>(_ receive: (UnsafeMutableRawBufferPointer) -> (Result, written: Int)) -> Result? {
+        guard case .fixedBody(let remaining) = state, remaining > 0, readIndex == buffer.count else { return nil }
+        allocateFixedBody(length: remaining)
+        let start = bodyFilled
+        let (result, written) = body.withUnsafeMutableBytes { storage in
+            receive(UnsafeMutableRawBufferPointer(rebasing: storage[start..<(start + remaining)]))
+        }
+        let stored = min(max(written, 0), remaining)
+        bodyFilled += stored
+        state = .fixedBody(remaining: remaining - stored)
+        return result
+    }
+
+    /// The first time a Content-Length body's bytes arrive (`length` is then all of it).
+    private mutating func allocateFixedBody(length: Int) {
+        guard body.isEmpty else { return }
+        body = [UInt8](repeating: 0, count: length)
+        bodyFilled = 0
     }
 
     /// Parses as far as the buffered bytes allow. Returns nil when more bytes are needed.
@@ -198,7 +229,15 @@ public struct HTTPRequestParser: Sendable {
                 let available = buffer.count - readIndex
                 guard available > 0 else { return nil }
                 let take = min(available, remaining)
-                body.append(contentsOf: buffer[readIndex..<(readIndex + take)])
+                allocateFixedBody(length: remaining)
+                let (from, to) = (readIndex, bodyFilled)
+                body.withUnsafeMutableBytes { storage in
+                    buffer.withUnsafeBytes { received in
+                        UnsafeMutableRawBufferPointer(rebasing: storage[to..<(to + take)])
+                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: received[from..<(from + take)]))
+                    }
+                }
+                bodyFilled += take
                 consume(take)
                 state = .fixedBody(remaining: remaining - take)
 
@@ -301,7 +340,6 @@ public struct HTTPRequestParser: Sendable {
         case .none:
             state = .fixedBody(remaining: 0)
         case .contentLength(let n):
-            body.reserveCapacity(min(n, 1 << 20))
             state = .fixedBody(remaining: n)
         case .chunked:
             state = .chunkSize
@@ -319,6 +357,7 @@ public struct HTTPRequestParser: Sendable {
         headers = HTTPHeaders()
         head = nil
         body = []
+        bodyFilled = 0
         trailers = HTTPHeaders()
         trailerBytes = 0
         return request

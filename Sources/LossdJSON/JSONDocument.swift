@@ -88,22 +88,29 @@ public struct JSONLimits: Sendable {
 
 /// A strict RFC 8259 parser over UTF-8 bytes.
 public struct JSONReader {
+    /// Parses a whole document, in place.
     public static func parse(_ bytes: [UInt8], limits: JSONLimits = JSONLimits()) throws(JSONSyntaxError) -> JSONNode {
-        let scratch = UnsafeMutableBufferPointer<Double>.allocate(capacity: 512)
-        defer { scratch.deallocate() }
         let result: Result<JSONNode, JSONSyntaxError> = bytes.withUnsafeBufferPointer { buffer in
-            var reader = JSONReader(buffer: buffer, limits: limits, scratch: scratch)
             do throws(JSONSyntaxError) {
-                reader.skipWhitespace()
-                let value = try reader.parseValue(depth: 0)
-                reader.skipWhitespace()
-                guard reader.index == buffer.count else { throw reader.error("unexpected text after the JSON value") }
-                return .success(value)
+                return .success(try parse(buffer, limits: limits))
             } catch {
                 return .failure(error)
             }
         }
         return try result.get()
+    }
+
+    /// Parses a whole document from bytes that stay valid for the call (a part of a larger
+    /// body, say), in place.
+    public static func parse(_ buffer: UnsafeBufferPointer<UInt8>, limits: JSONLimits = JSONLimits()) throws(JSONSyntaxError) -> JSONNode {
+        let scratch = UnsafeMutableBufferPointer<Double>.allocate(capacity: 512)
+        defer { scratch.deallocate() }
+        var reader = JSONReader(buffer: buffer, limits: limits, scratch: scratch)
+        reader.skipWhitespace()
+        let value = try reader.parseValue(depth: 0)
+        reader.skipWhitespace()
+        guard reader.index == buffer.count else { throw reader.error("unexpected text after the JSON value") }
+        return value
     }
 
     private let buffer: UnsafeBufferPointer<UInt8>

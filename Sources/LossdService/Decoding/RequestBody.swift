@@ -19,13 +19,13 @@ enum RequestBody {
     static func object(_ request: HTTPRequest) throws(ServiceError) -> JSONObject {
         let isMultipart = try checkContentType(request.headers)
         let body = request.body
-        guard isMultipart, let contentType = request.headers["content-type"] else { return try parseObject(body) }
+        guard isMultipart, let contentType = request.headers["content-type"] else { return try parseObject(body[...]) }
 
         let parts = try Multipart.parse(body, boundary: Multipart.boundary(fromContentType: contentType))
         guard let jsonPart = parts.first(where: { $0.name == "request" }) else {
             throw Multipart.malformed("there is no part named request holding the JSON body")
         }
-        var object = try parseObject(Array(jsonPart.body))
+        var object = try parseObject(jsonPart.body)
         for part in parts where part.name != "request" {
             let tensor = try NPY.read(part.body, field: part.name)
             if let index = object.members.firstIndex(where: { $0.key == part.name }) {
@@ -52,15 +52,24 @@ enum RequestBody {
         return isMultipart
     }
 
-    private static func parseObject(_ body: [UInt8]) throws(ServiceError) -> JSONObject {
-        guard !body.isEmpty else {
-            throw ServiceError(status: .badRequest, code: "invalid_json", detail: "the request body is empty; send a JSON object")
+    /// The body's JSON object, parsed in place (a whole body, or a multipart part's slice of one).
+    private static func parseObject(_ body: ArraySlice<UInt8>) throws(ServiceError) -> JSONObject {
+        let parsed: Result<JSONNode, JSONSyntaxError>? = body.withUnsafeBufferPointer { bytes in
+            guard !bytes.isEmpty else { return nil }
+            do throws(JSONSyntaxError) {
+                return .success(try JSONReader.parse(bytes))
+            } catch {
+                return .failure(error)
+            }
         }
         let node: JSONNode
-        do {
-            node = try JSONReader.parse(body)
-        } catch {
+        switch parsed {
+        case nil:
+            throw ServiceError(status: .badRequest, code: "invalid_json", detail: "the request body is empty; send a JSON object")
+        case .failure(let error):
             throw ServiceError(status: .badRequest, code: "invalid_json", detail: "malformed JSON: \(error)")
+        case .success(let value):
+            node = value
         }
         guard case .object(let object) = node else {
             throw ServiceError(status: .badRequest, code: "invalid_json", detail: "the request body must be a JSON object, not \(node.typeName)")

@@ -17,6 +17,9 @@
     double lossd_exp_shifted_sum_f64_##level(const double *, int64_t, double, double *);       \
     double lossd_max_f64_##level(const double *, int64_t);                                     \
     double lossd_sigmoid_sum_f64_##level(const double *, int64_t, double, double, double *);   \
+    void lossd_log1p_unit_f64_##level(const double *, int64_t, double *);                      \
+    double lossd_bce_row_f64_##level(const double *, const double *, const double *, const double *, int64_t, \
+                                     double *, double *);                                      \
     void lossd_softmax_two_pass_f32_##level(const float *, int64_t, float *);                  \
     void lossd_softmax_three_pass_f32_##level(const float *, int64_t, float *);                \
     void lossd_softmax_two_pass_f64_##level(const double *, int64_t, double *);                \
@@ -35,6 +38,8 @@ typedef struct {
     double (*exp_shifted_sum_f64)(const double *, int64_t, double, double *);
     double (*max_f64)(const double *, int64_t);
     double (*sigmoid_sum_f64)(const double *, int64_t, double, double, double *);
+    void (*log1p_unit_f64)(const double *, int64_t, double *);
+    double (*bce_row_f64)(const double *, const double *, const double *, const double *, int64_t, double *, double *);
     void (*softmax_f32[2])(const float *, int64_t, float *);
     void (*softmax_f64[2])(const double *, int64_t, double *);
 } kernel_table;
@@ -42,6 +47,7 @@ typedef struct {
 #define TABLE(level)                                                                           \
     {lossd_extsum_f32_##level, lossd_extsum_f64_##level, lossd_exp_shifted_f64_##level,         \
      lossd_exp_shifted_sum_f64_##level, lossd_max_f64_##level, lossd_sigmoid_sum_f64_##level,  \
+     lossd_log1p_unit_f64_##level, lossd_bce_row_f64_##level,                                  \
      {lossd_softmax_two_pass_f32_##level, lossd_softmax_three_pass_f32_##level},                \
      {lossd_softmax_two_pass_f64_##level, lossd_softmax_three_pass_f64_##level}}
 
@@ -119,6 +125,13 @@ double lossd_exp_shifted_sum_f64(const double *x, int64_t n, double shift, doubl
 double lossd_max_f64(const double *x, int64_t n) { return table()->max_f64(x, n); }
 double lossd_sigmoid_sum_f64(const double *x, int64_t n, double alpha, double t, double *slope) {
     return table()->sigmoid_sum_f64(x, n, alpha, t, slope);
+}
+
+void lossd_log1p_unit_f64(const double *e, int64_t n, double *y) { table()->log1p_unit_f64(e, n, y); }
+
+double lossd_bce_row_f64(
+    const double *x, const double *t, const double *w, const double *q, int64_t n, double *elements, double *grad) {
+    return table()->bce_row_f64(x, t, w, q, n, elements, grad);
 }
 
 int lossd_bench_softmax_f32(int level, int three_pass, const float *x, int64_t n, float *y) {

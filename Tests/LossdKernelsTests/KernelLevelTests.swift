@@ -1,4 +1,5 @@
 import Foundation
+import CLossdKernels
 import LossdKernels
 import Testing
 
@@ -157,6 +158,61 @@ struct SigmoidSumTests {
                     abs(got.derivatives - derivatives) <= 1e-13 * max(1e-300, derivatives) + 1e-300,
                     "n \(n) spread \(spread): \(got.derivatives) vs \(derivatives)")
             }
+        }
+    }
+}
+
+/// The vector log1p on [0, 1] and the binary cross-entropy row kernel built on it, at the
+/// process's level, against libm (scalar exp and log1p) element by element.
+@Suite("Vector log1p and binary cross-entropy rows")
+struct BinaryCrossEntropyKernelTests {
+    @Test func log1pIsWithinThreeUlpsOfLibmOnTheUnitInterval() {
+        var e: [Double] = [0, .leastNonzeroMagnitude, 0x1p-1074 * 3, 0x1p-60, 0x1p-53, 0x1p-52, 1e-20, 1e-8, 0.5, 1,
+            0.41421356237309503, 0.41421356237309515, 0.4142135623730951, 1 - 0x1p-53]
+        var generator = SplitMix64(seed: 3)
+        for _ in 0..<200_000 { e.append(Double.random(in: 0...1, using: &generator)) }
+        for _ in 0..<20_000 { e.append(exp(-Double.random(in: 0...745, using: &generator))) }
+        var got = [Double](repeating: .nan, count: e.count)
+        e.withUnsafeBufferPointer { input in got.withUnsafeMutableBufferPointer { VectorMath.log1pUnit(input, into: $0) } }
+        var worst = 0.0, at = 0.0
+        for (value, result) in zip(e, got) {
+            let want = log1p(value)
+            let ulps = want == 0 ? (result == 0 ? 0 : .infinity) : abs(result - want) / want.ulp
+            if ulps > worst { (worst, at) = (ulps, value) }
+        }
+        #expect(worst <= 3, "worst \(worst) ulps at e = \(at)")
+    }
+
+    @Test func rowsMatchTheScalarDefinitionOverEveryTailLength() {
+        for n in KernelLevelTests.lengths {
+            var generator = SplitMix64(seed: UInt64(n) &+ 17)
+            let x = (0..<n).map { k -> Double in
+                k % 7 == 3 ? Double.random(in: -800...800, using: &generator) : Double.random(in: -12...12, using: &generator)
+            }
+            let t = (0..<n).map { k -> Double in k % 3 == 0 ? 0 : k % 3 == 1 ? 1 : Double.random(in: 0...1, using: &generator) }
+            let w = (0..<n).map { _ in Double.random(in: 0.1...3, using: &generator) }
+            let q = (0..<n).map { _ in Double.random(in: 0.5...4, using: &generator) }
+            var elements = [Double](repeating: .nan, count: n), grad = [Double](repeating: .nan, count: n)
+            let sum = elements.withUnsafeMutableBufferPointer { out in
+                grad.withUnsafeMutableBufferPointer { g in
+                    lossd_bce_row_f64(x, t, w, q, Int64(n), out.baseAddress, g.baseAddress)
+                }
+            }
+            var total = 0.0
+            for j in 0..<n {
+                let e = exp(-abs(x[j])), l = log1p(e)
+                var want = 0.0
+                if t[j] != 0 { want += q[j] * t[j] * (max(-x[j], 0) + l) }
+                if t[j] != 1 { want += (1 - t[j]) * (max(x[j], 0) + l) }
+                want *= w[j]
+                total += want
+                let big = 1 / (1 + e), small = e / (1 + e)
+                let (plus, minus) = x[j] >= 0 ? (big, small) : (small, big)
+                let wantGrad = w[j] * ((1 - t[j]) * plus - q[j] * t[j] * minus)
+                #expect(abs(elements[j] - want) <= 1e-14 * max(1, abs(want)), "n \(n) j \(j): \(elements[j]) vs \(want)")
+                #expect(abs(grad[j] - wantGrad) <= 1e-14 * max(1, abs(wantGrad)), "n \(n) j \(j): \(grad[j]) vs \(wantGrad)")
+            }
+            #expect(abs(sum - total) <= 1e-13 * max(1, abs(total)), "n \(n): \(sum) vs \(total)")
         }
     }
 }

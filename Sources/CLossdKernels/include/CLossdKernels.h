@@ -59,4 +59,14 @@ double lossd_max_f64(const double *x, int64_t n);
 /// sum_i sigma'(alpha (x[i] + t)) = sum_i sigma(v) sigma(-v) (without the factor alpha).
 double lossd_sigmoid_sum_f64(const double *x, int64_t n, double alpha, double t, double *slope);
 
+/// y[i] = log1p(e[i]) for e[i] in [0, 1] (at most two ulps from libm's in the tests; the losses' log1p(exp(-|x|))).
+void lossd_log1p_unit_f64(const double *e, int64_t n, double *y);
+
+/// One row of sigmoid cross-entropy with logits (BCEWithLogits): elements[j] =
+/// w[j] (q[j] t[j] softplus(-x[j]) + (1 - t[j]) softplus(x[j])), and with grad non-null
+/// grad[j] = w[j] ((1 - t[j]) sigma(x[j]) - q[j] t[j] sigma(-x[j])); returns the elements' sum.
+/// x finite, t in [0, 1].
+double lossd_bce_row_f64(
+    const double *x, const double *t, const double *w, const double *q, int64_t n, double *elements, double *grad);
+
 #endif

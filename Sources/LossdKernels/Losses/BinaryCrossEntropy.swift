@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
+import CLossdKernels
 
 /// Sigmoid cross-entropy per column, PyTorch's `BCEWithLogitsLoss` (docs/losses.md §3): multi-label
 /// targets in [0, 1], optional class weights and positive-class weights.
@@ -21,28 +19,19 @@ public enum BinaryCrossEntropy {
         withMutableBuffers(&elements, &grad, &values) { elementsOut, gradOut, valuesOut in
             withBuffers(logits.values, targets.values) { x, t in
                 Parallel.forEachRange(n, costPerRow: 8 * c) { rows in
-                    for i in rows {
-                        var rowValue = 0.0
-                        for j in 0..<c {
-                            let k = i * c + j
-                            let (xk, tk) = (x[k], t[k])
-                            // One exp and one log1p give softplus(±x) and σ(±x), each
-                            // without cancellation: e = exp(−|x|) ≤ 1.
-                            let e = exp(-abs(xk)), l = log1p(e)
-                            let softplusPlus = max(xk, 0) + l, softplusMinus = max(-xk, 0) + l
-                            var value = 0.0
-                            if tk != 0 { value += q[j] * tk * softplusMinus }
-                            if tk != 1 { value += (1 - tk) * softplusPlus }
-                            value *= w[j]
-                            elementsOut[k] = value
-                            rowValue += value
-                            if gradient {
-                                let big = 1 / (1 + e), small = e / (1 + e)
-                                let (sigmoidPlus, sigmoidMinus) = xk >= 0 ? (big, small) : (small, big)
-                                gradOut[k] = w[j] * ((1 - tk) * sigmoidPlus - q[j] * tk * sigmoidMinus)
+                    w.withUnsafeBufferPointer { w in
+                        q.withUnsafeBufferPointer { q in
+                            for i in rows {
+                                // A vector row kernel (CLossdKernels): one exp and one log1p
+                                // of e = exp(−|x|) ≤ 1 give softplus(±x) and σ(±x), each
+                                // without cancellation.
+                                let row = i * c
+                                valuesOut[i] = lossd_bce_row_f64(
+                                    x.baseAddress.map { $0 + row }, t.baseAddress.map { $0 + row }, w.baseAddress,
+                                    q.baseAddress, Int64(c), elementsOut.baseAddress.map { $0 + row },
+                                    gradient ? gradOut.baseAddress.map { $0 + row } : nil)
                             }
                         }
-                        valuesOut[i] = rowValue
                     }
                 }
             }

@@ -45,16 +45,18 @@ public enum KDKL {
                             let z = zAll.row(r, width: c)
                             TwoPassSoftmax.logSoftmax(z, temperature: t, scratch: scaled, into: lq)
                             TwoPassSoftmax.logSoftmax(tAll.row(r, width: c), temperature: t, scratch: scaled, into: lp)
+                            // The exponentials in vector passes (CLossdKernels), not one libm
+                            // call an element: p^T into `scaled` (free once both log-softmaxes
+                            // are done), then q^T over lq in place once the KL has read it.
+                            TwoPassSoftmax.expShifted(UnsafeBufferPointer(lp), shift: 0, into: scaled)
                             var kl = 0.0
-                            for k in 0..<c {
-                                let p = exp(lp[k])
-                                if p > 0 { kl += p * (lp[k] - lq[k]) }
-                            }
+                            for k in 0..<c where scaled[k] > 0 { kl += scaled[k] * (lp[k] - lq[k]) }
                             klOut[r] = kl
                             var value = alpha * t * t * kl
                             let base = r * c
                             if gradient {
-                                for k in 0..<c { gradOut[base + k] = alpha * t * (exp(lq[k]) - exp(lp[k])) }
+                                TwoPassSoftmax.expShifted(UnsafeBufferPointer(lq), shift: 0, into: lq)
+                                for k in 0..<c { gradOut[base + k] = alpha * t * (lq[k] - scaled[k]) }
                             }
                             if let labels {
                                 // Hard-label CE at temperature 1; lq is reused for log softmax(z).
@@ -64,8 +66,9 @@ public enum KDKL {
                                 ceOut[r] = ce
                                 value += (1 - alpha) * ce
                                 if gradient {
+                                    TwoPassSoftmax.expShifted(UnsafeBufferPointer(lq), shift: 0, into: lq)
                                     for k in 0..<c {
-                                        gradOut[base + k] += (1 - alpha) * (exp(lq[k]) - (k == y ? 1 : 0))
+                                        gradOut[base + k] += (1 - alpha) * (lq[k] - (k == y ? 1 : 0))
                                     }
                                 }
                             }

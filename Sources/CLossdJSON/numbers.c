@@ -10,12 +10,16 @@ static inline int is_digit(uint8_t b) { return (uint8_t)(b - '0') < 10; }
 
 static inline int is_space(uint8_t b) { return b == ' ' || b == '\n' || b == '\r' || b == '\t'; }
 
-/// All eight bytes (little-endian word) are ASCII digits: each has high nibble 3, and
-/// adding 6 keeps it 3 (0x3A...0x3F would carry into 4).
-static inline int is_eight_digits(uint64_t chunk) {
-    return ((chunk & 0xF0F0F0F0F0F0F0F0u) | (((chunk + 0x0606060606060606u) & 0xF0F0F0F0F0F0F0F0u) >> 4)) ==
-           0x3333333333333333u;
+/// How many of the word's eight bytes (little-endian), from the first, are ASCII digits:
+/// t = byte ^ '0' is a digit's value when below 10; (t & 0x7F) + 0x76 sets bit 7 exactly
+/// when that is 10 or more (no carry into the next byte), and t's own bit 7 catches the rest.
+static inline unsigned leading_digits(uint64_t chunk) {
+    uint64_t t = chunk ^ 0x3030303030303030u;
+    uint64_t non_digit = (((t & 0x7F7F7F7F7F7F7F7Fu) + 0x7676767676767676u) | t) & 0x8080808080808080u;
+    return non_digit == 0 ? 8 : (unsigned)__builtin_ctzll(non_digit) >> 3;
 }
+
+static const uint64_t powers_of_ten_u64[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
 
 /// The value of eight ASCII digits, the first in the lowest byte: pairs, then quadruples,
 /// then the whole, in three multiplications.
@@ -99,14 +103,27 @@ static inline int scan_common(const uint8_t *bytes, size_t count, size_t i, doub
         while (i + 8 <= count) {
             uint64_t chunk;
             memcpy(&chunk, bytes + i, sizeof chunk);  // little-endian (x86-64, aarch64)
-            if (!is_eight_digits(chunk)) break;
-            mantissa = mantissa * 100000000u + eight_digits_value(chunk);
-            i += 8;
+            unsigned digits_here = leading_digits(chunk);
+            if (digits_here == 8) {
+                mantissa = mantissa * 100000000u + eight_digits_value(chunk);
+                i += 8;
+                continue;
+            }
+            // The last digits of the run, without a loop: keep the k digits at the top of
+            // the word, fill the low bytes with '0' (leading zeros), convert all eight.
+            if (digits_here > 0) {
+                unsigned shift = 64 - 8 * digits_here;
+                uint64_t padded = (chunk << shift) | (0x3030303030303030u >> (64 - shift));
+                mantissa = mantissa * powers_of_ten_u64[digits_here] + eight_digits_value(padded);
+                i += digits_here;
+            }
+            goto fraction_done;
         }
         while (i < count && is_digit(bytes[i])) {
             mantissa = mantissa * 10 + (uint64_t)(bytes[i] - '0');
             i++;
         }
+    fraction_done:;
         size_t fraction_digits = i - fraction_start;
         if (fraction_digits == 0) return 0;
         digits += (int)fraction_digits;

@@ -314,15 +314,9 @@ static inline __attribute__((always_inline)) vd log1p_unit_vd(vd e) {
     vd f = m - 1.0;  // exact (Sterbenz)
     vd s = f / (2.0 + f);
     vd z = s * s;
-    vd r = z * (1.0 / 21.0) + (1.0 / 19.0);
-    r = r * z + (1.0 / 17.0);
-    r = r * z + (1.0 / 15.0);
-    r = r * z + (1.0 / 13.0);
-    r = r * z + (1.0 / 11.0);
-    r = r * z + (1.0 / 9.0);
-    r = r * z + (1.0 / 7.0);
-    r = r * z + (1.0 / 5.0);
-    r = r * z + (1.0 / 3.0);
+    // atanh(s)/s - 1 = z (1/3 + z (1/5 + ... + z/21)), by Horner from the innermost term.
+    vd r = 1.0 / 21.0;
+    for (int k = 9; k >= 1; k--) r = r * z + 1.0 / (2 * k + 1);
     vd log_m = 2.0 * s + 2.0 * s * (z * r);
     vd correction = (e - (u - 1.0)) / u;
     // ln 2 split (fdlibm's ln2_hi, ln2_lo): k ln2_hi is exact.

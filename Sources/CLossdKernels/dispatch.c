@@ -18,6 +18,7 @@
     double lossd_max_f64_##level(const double *, int64_t);                                     \
     double lossd_sigmoid_sum_f64_##level(const double *, int64_t, double, double, double *);   \
     void lossd_log1p_unit_f64_##level(const double *, int64_t, double *);                      \
+    void lossd_log_softplus_f64_##level(const double *, int64_t, double *, double *);          \
     double lossd_bce_row_f64_##level(const double *, const double *, const double *, const double *, int64_t, \
                                      double *, double *);                                      \
     void lossd_softmax_two_pass_f32_##level(const float *, int64_t, float *);                  \
@@ -39,6 +40,7 @@ typedef struct {
     double (*max_f64)(const double *, int64_t);
     double (*sigmoid_sum_f64)(const double *, int64_t, double, double, double *);
     void (*log1p_unit_f64)(const double *, int64_t, double *);
+    void (*log_softplus_f64)(const double *, int64_t, double *, double *);
     double (*bce_row_f64)(const double *, const double *, const double *, const double *, int64_t, double *, double *);
     void (*softmax_f32[2])(const float *, int64_t, float *);
     void (*softmax_f64[2])(const double *, int64_t, double *);
@@ -47,7 +49,7 @@ typedef struct {
 #define TABLE(level)                                                                           \
     {lossd_extsum_f32_##level, lossd_extsum_f64_##level, lossd_exp_shifted_f64_##level,         \
      lossd_exp_shifted_sum_f64_##level, lossd_max_f64_##level, lossd_sigmoid_sum_f64_##level,  \
-     lossd_log1p_unit_f64_##level, lossd_bce_row_f64_##level,                                  \
+     lossd_log1p_unit_f64_##level, lossd_log_softplus_f64_##level, lossd_bce_row_f64_##level,  \
      {lossd_softmax_two_pass_f32_##level, lossd_softmax_three_pass_f32_##level},                \
      {lossd_softmax_two_pass_f64_##level, lossd_softmax_three_pass_f64_##level}}
 
@@ -128,6 +130,10 @@ double lossd_sigmoid_sum_f64(const double *x, int64_t n, double alpha, double t,
 }
 
 void lossd_log1p_unit_f64(const double *e, int64_t n, double *y) { table()->log1p_unit_f64(e, n, y); }
+
+void lossd_log_softplus_f64(const double *x, int64_t n, double *log_softplus, double *sigmoid_ratio) {
+    table()->log_softplus_f64(x, n, log_softplus, sigmoid_ratio);
+}
 
 double lossd_bce_row_f64(
     const double *x, const double *t, const double *w, const double *q, int64_t n, double *elements, double *grad) {

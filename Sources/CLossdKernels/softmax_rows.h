@@ -306,21 +306,42 @@ double NAME(lossd_sigmoid_sum_f64)(const double *x, int64_t n, double alpha, dou
 // (Goldberg, "What every computer scientist should know about floating-point arithmetic",
 // 1991, Theorem 4). At most two ulps from libm's log1p in the tests.
 
-static inline __attribute__((always_inline)) vd log1p_unit_vd(vd e) {
-    vd u = 1.0 + e;
-    vl upper = u > 1.4142135623730951;
-    vd m = upper ? u * 0.5 : u;
-    vd k = upper ? (vd)1.0 : (vd)0.0;
+/// log m for m in [sqrt(1/2), sqrt(2)]: 2 atanh(s) with s = (m - 1)/(m + 1), m - 1 exact.
+static inline __attribute__((always_inline)) vd log_reduced_vd(vd m) {
     vd f = m - 1.0;  // exact (Sterbenz)
     vd s = f / (2.0 + f);
     vd z = s * s;
     // atanh(s)/s - 1 = z (1/3 + z (1/5 + ... + z/21)), by Horner from the innermost term.
     vd r = 1.0 / 21.0;
-    for (int k = 9; k >= 1; k--) r = r * z + 1.0 / (2 * k + 1);
-    vd log_m = 2.0 * s + 2.0 * s * (z * r);
+    for (int j = 9; j >= 1; j--) r = r * z + 1.0 / (2 * j + 1);
+    return 2.0 * s + 2.0 * s * (z * r);
+}
+
+/// k ln 2 + tail, with ln 2 split (fdlibm's ln2_hi, ln2_lo) so that k ln2_hi is exact.
+static inline __attribute__((always_inline)) vd add_k_ln2_vd(vd k, vd tail) {
+    return k * 6.93147180369123816490e-01 + (tail + k * 1.90821492927058770002e-10);
+}
+
+static inline __attribute__((always_inline)) vd log1p_unit_vd(vd e) {
+    vd u = 1.0 + e;
+    vl upper = u > 1.4142135623730951;
+    vd m = upper ? u * 0.5 : u;
+    vd k = upper ? (vd)1.0 : (vd)0.0;
     vd correction = (e - (u - 1.0)) / u;
-    // ln 2 split (fdlibm's ln2_hi, ln2_lo): k ln2_hi is exact.
-    return k * 6.93147180369123816490e-01 + (log_m + (correction + k * 1.90821492927058770002e-10));
+    return add_k_ln2_vd(k, log_reduced_vd(m) + correction);
+}
+
+/// log x for positive, normal, finite x: x = 2^k m with m in [sqrt(1/2), sqrt(2)] read off
+/// the bits (the exponent field becomes a double through the 2^52 trick, no integer
+/// conversion instruction needed), then log_reduced_vd.
+static inline __attribute__((always_inline)) vd log_normal_vd(vd x) {
+    vl bits = BITCAST(vl, x);
+    vd m = BITCAST(vd, (bits & 0x000FFFFFFFFFFFFFLL) | 0x3FF0000000000000LL);  // [1, 2)
+    vd biased = BITCAST(vd, (bits >> 52) | 0x4330000000000000LL) - 0x1p52;   // exponent field
+    vl upper = m > 1.4142135623730951;
+    m = upper ? m * 0.5 : m;
+    vd k = biased - 1023.0 + (upper ? (vd)1.0 : (vd)0.0);
+    return add_k_ln2_vd(k, log_reduced_vd(m));
 }
 
 void NAME(lossd_log1p_unit_f64)(const double *e, int64_t n, double *y) {
@@ -387,6 +408,37 @@ double NAME(lossd_bce_row_f64)(
         sum += value;  // padded lanes have w = 0: value 0
     }
     return sum_vd(sum);
+}
+
+/// For the ldr_kl score transform: log softplus(x) and sigma(x)/softplus(x) per element.
+/// softplus(x) = max(x, 0) + log1p(e), e = exp(-|x|); below x = -20 softplus underflows
+/// long before its logarithm does, so log softplus(x) = x + log1p(-e/2) = x - e/2 - e^2/8
+/// (the next term is below 2^-80 of x there). log sigma(x) = -(max(-x, 0) + log1p(e)), and
+/// the ratio is exp(log sigma - log softplus) <= 1.
+void NAME(lossd_log_softplus_f64)(const double *x, int64_t n, double *log_softplus, double *sigmoid_ratio) {
+    for (int64_t i = 0; i < n; i += DL) {
+        int64_t count = n - i < DL ? n - i : DL;
+        vd v = 0;
+        memcpy(&v, x + i, (size_t)count * sizeof(double));
+        vd u = v < 0.0 ? v : -v;
+        u = u < -746.0 ? (vd)-746.0 : u;
+        vd ex;
+        vd p = ext_exp_f64(u, &ex);
+        vd e = p * exp2_f64(ex);
+        vd l = log1p_unit_vd(e);
+        vd softplus = (v > 0.0 ? v : (vd)0.0) + l;
+        vl far_left = v < -20.0;
+        // Lanes left of -20 take the series; keep their softplus normal for log_normal_vd.
+        vd ls = far_left ? v - e * 0.5 - e * e * 0.125 : log_normal_vd(far_left ? (vd)1.0 : softplus);
+        vd log_sigmoid = -((v < 0.0 ? -v : (vd)0.0) + l);
+        vd w = log_sigmoid - ls;
+        w = w < -746.0 ? (vd)-746.0 : w;
+        vd ew;
+        vd pw = ext_exp_f64(w, &ew);
+        vd ratio = pw * exp2_f64(ew);
+        memcpy(log_softplus + i, &ls, (size_t)count * sizeof(double));
+        memcpy(sigmoid_ratio + i, &ratio, (size_t)count * sizeof(double));
+    }
 }
 
 // ---- Whole-row softmax, two-pass against three-pass (benchmark only) ----

@@ -216,3 +216,27 @@ struct BinaryCrossEntropyKernelTests {
         }
     }
 }
+
+/// ldr_kl's softplus_mean pass (log softplus and σ/softplus) at the process's level against
+/// the scalar definitions in StableMath, from −1e300 to 1e300 and across the −20 switch.
+@Suite("Vector log softplus")
+struct LogSoftplusKernelTests {
+    @Test func matchesTheScalarDefinitionsEverywhere() {
+        var x: [Double] = [0, -20, -20.000001, -19.999999, 1e300, -1e300, 745, -745, 746, -746, 0.5413248546129181, 1e-300, -1e-300]
+        var generator = SplitMix64(seed: 5)
+        for n in 0..<60_000 {
+            let scale = [3.0, 40.0, 1000.0, 1e6][n % 4]
+            x.append(Double.random(in: -scale...scale, using: &generator))
+        }
+        var logSoftplus = [Double](repeating: .nan, count: x.count), ratio = logSoftplus
+        logSoftplus.withUnsafeMutableBufferPointer { ls in
+            ratio.withUnsafeMutableBufferPointer { r in lossd_log_softplus_f64(x, Int64(x.count), ls.baseAddress, r.baseAddress) }
+        }
+        for (k, v) in x.enumerated() {
+            let ls = StableMath.logSoftplus(v)
+            let r = exp(StableMath.logSigmoid(v) - ls)
+            #expect(abs(logSoftplus[k] - ls) <= 1e-15 + 1e-14 * abs(ls), "x \(v): log softplus \(logSoftplus[k]) vs \(ls)")
+            #expect(abs(ratio[k] - r) <= 1e-14 * r + 1e-300, "x \(v): ratio \(ratio[k]) vs \(r)")
+        }
+    }
+}

@@ -62,6 +62,11 @@ double lossd_sigmoid_sum_f64(const double *x, int64_t n, double alpha, double t,
 /// y[i] = log1p(e[i]) for e[i] in [0, 1] (at most two ulps from libm's in the tests; the losses' log1p(exp(-|x|))).
 void lossd_log1p_unit_f64(const double *e, int64_t n, double *y);
 
+/// log_softplus[i] = log softplus(x[i]) and sigmoid_ratio[i] = sigma(x[i]) / softplus(x[i])
+/// (ldr_kl's softplus_mean score transform), for finite x; neither overflows nor underflows
+/// to -inf (below x = -20 the logarithm comes from a series).
+void lossd_log_softplus_f64(const double *x, int64_t n, double *log_softplus, double *sigmoid_ratio);
+
 /// One row of sigmoid cross-entropy with logits (BCEWithLogits): elements[j] =
 /// w[j] (q[j] t[j] softplus(-x[j]) + (1 - t[j]) softplus(x[j])), and with grad non-null
 /// grad[j] = w[j] ((1 - t[j]) sigma(x[j]) - q[j] t[j] sigma(-x[j])); returns the elements' sum.

@@ -1,3 +1,5 @@
+import CLossdKernels
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -184,14 +186,12 @@ public enum LDRKL {
             return (1, 1)
         case .softplusMean:
             // f = exp(ls − (LSE(ls) − log C)) with ls = log softplus(x): no overflow at ±1e30,
-            // no underflow of softplus below −745.
-            for k in 0..<c { aux[k] = StableMath.logSoftplus(x[k]) }
-            let logMean = StableMath.logSumExp(UnsafeBufferPointer(aux)) - log(Double(c))
-            for k in 0..<c {
-                let ls = aux[k]
-                f[k] = exp(ls - logMean)
-                aux[k] = exp(StableMath.logSigmoid(x[k]) - ls)
-            }
+            // no underflow of softplus below −745. Vector passes (CLossdKernels): ls into f and
+            // σ(x)/softplus(x) into aux, then f = exp(ls − logMean) in place (arguments ≤ log C).
+            guard let xBase = x.baseAddress, let fBase = f.baseAddress, let auxBase = aux.baseAddress else { return (1, 1) }
+            lossd_log_softplus_f64(xBase, Int64(c), fBase, auxBase)
+            let logMean = StableMath.logSumExp(UnsafeBufferPointer(f)) - log(Double(c))
+            TwoPassSoftmax.expShifted(UnsafeBufferPointer(f), shift: logMean, into: f)
             return (1, 1)
         case .l1Mean:
             // Divide by max|x| first so that Σ|x| cannot overflow.

@@ -157,6 +157,14 @@ static inline __attribute__((always_inline)) vd exp2_f64(vd d) {
     return BITCAST(vd, bits);
 }
 
+/// exp(z) for z <= 0 (0 for z below -746, where it underflows).
+static inline __attribute__((always_inline)) vd exp_nonpositive_vd(vd z) {
+    z = z < -746.0 ? (vd)-746.0 : z;
+    vd e;
+    vd p = ext_exp_f64(z, &e);
+    return p * exp2_f64(e);
+}
+
 int NAME(lossd_extsum_f64)(const double *x, int64_t n, double *v_out, double *e_out, double *max_out) {
     const vd limit = 1e15;
     vd v0 = 0, v1 = 0, E0 = -INFINITY, E1 = -INFINITY, M = -INFINITY;
@@ -263,11 +271,7 @@ double NAME(lossd_max_f64)(const double *x, int64_t n) {
 // sigma'(v) = sigma(v) sigma(-v) = e^u d^2 (no cancellation in the tails).
 
 static inline __attribute__((always_inline)) vd sigmoid_parts_vd(vd v, vd *derivative) {
-    vd u = v < 0.0 ? v : -v;
-    u = u < -746.0 ? (vd)-746.0 : u;
-    vd e;
-    vd p = ext_exp_f64(u, &e);
-    vd eu = p * exp2_f64(e);
+    vd eu = exp_nonpositive_vd(v < 0.0 ? v : -v);
     vd d = 1.0 / (1.0 + eu);
     *derivative = eu * d * d;
     return v < 0.0 ? eu * d : d;
@@ -344,6 +348,14 @@ static inline __attribute__((always_inline)) vd log_normal_vd(vd x) {
     return add_k_ln2_vd(k, log_reduced_vd(m));
 }
 
+/// The shared start of softplus(+-x) and sigma(+-x): e = exp(-|x|) in [0, 1] (into *e_out)
+/// and log1p(e), so that softplus(+-x) = max(+-x, 0) + log1p(e) neither overflows nor cancels.
+static inline __attribute__((always_inline)) vd log1p_exp_neg_abs_vd(vd x, vd *e_out) {
+    vd e = exp_nonpositive_vd(x < 0.0 ? x : -x);
+    *e_out = e;
+    return log1p_unit_vd(e);
+}
+
 void NAME(lossd_log1p_unit_f64)(const double *e, int64_t n, double *y) {
     int64_t i = 0;
     for (; i + DL <= n; i += DL) {
@@ -366,12 +378,8 @@ void NAME(lossd_log1p_unit_f64)(const double *e, int64_t n, double *y) {
 /// the scalar definition does. Writes the elements (and the gradient when grad is non-null);
 /// returns their sum.
 static inline __attribute__((always_inline)) vd bce_vd(vd x, vd t, vd w, vd q, vd *gradient, int want_gradient) {
-    vd u = x < 0.0 ? x : -x;
-    u = u < -746.0 ? (vd)-746.0 : u;
-    vd ex;
-    vd p = ext_exp_f64(u, &ex);
-    vd e = p * exp2_f64(ex);
-    vd l = log1p_unit_vd(e);
+    vd e;
+    vd l = log1p_exp_neg_abs_vd(x, &e);
     vd softplus_plus = (x > 0.0 ? x : (vd)0.0) + l, softplus_minus = (x < 0.0 ? -x : (vd)0.0) + l;
     vd positive = t != 0.0 ? q * t * softplus_minus : (vd)0.0;
     vd negative = t != 1.0 ? (1.0 - t) * softplus_plus : (vd)0.0;
@@ -420,22 +428,14 @@ void NAME(lossd_log_softplus_f64)(const double *x, int64_t n, double *log_softpl
         int64_t count = n - i < DL ? n - i : DL;
         vd v = 0;
         memcpy(&v, x + i, (size_t)count * sizeof(double));
-        vd u = v < 0.0 ? v : -v;
-        u = u < -746.0 ? (vd)-746.0 : u;
-        vd ex;
-        vd p = ext_exp_f64(u, &ex);
-        vd e = p * exp2_f64(ex);
-        vd l = log1p_unit_vd(e);
+        vd e;
+        vd l = log1p_exp_neg_abs_vd(v, &e);
         vd softplus = (v > 0.0 ? v : (vd)0.0) + l;
         vl far_left = v < -20.0;
         // Lanes left of -20 take the series; keep their softplus normal for log_normal_vd.
         vd ls = far_left ? v - e * 0.5 - e * e * 0.125 : log_normal_vd(far_left ? (vd)1.0 : softplus);
         vd log_sigmoid = -((v < 0.0 ? -v : (vd)0.0) + l);
-        vd w = log_sigmoid - ls;
-        w = w < -746.0 ? (vd)-746.0 : w;
-        vd ew;
-        vd pw = ext_exp_f64(w, &ew);
-        vd ratio = pw * exp2_f64(ew);
+        vd ratio = exp_nonpositive_vd(log_sigmoid - ls);  // <= 0 up to rounding
         memcpy(log_softplus + i, &ls, (size_t)count * sizeof(double));
         memcpy(sigmoid_ratio + i, &ratio, (size_t)count * sizeof(double));
     }

@@ -66,7 +66,7 @@ extension EventLoop {
             var storedInBody = false
             let result: Socket.ReadResult
             if connection.phase == .reading,
-                let direct = connection.parser.receiveBody({ space in
+                let direct = connection.parser.receiveBody(minimum: connection.tls == nil ? 1 : 16 << 10, { space in
                     let received = connection.receive(into: space)
                     if case .data(let count) = received { return (received, count) }
                     return (received, 0)

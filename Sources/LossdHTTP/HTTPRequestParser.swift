@@ -154,9 +154,15 @@ public struct HTTPRequestParser: Sendable {
     /// Content-Length body is incomplete and nothing is buffered ahead of it, `receive` gets
     /// the body's missing bytes (never more, so it cannot read into a pipelined request)
     /// and returns its result with how many bytes it wrote. Returns nil, calling nothing,
-    /// otherwise; then receive into a buffer of your own and `append` it.
-    public mutating func receiveBody<Result>(_ receive: (UnsafeMutableRawBufferPointer) -> (Result, written: Int)) -> Result? {
-        guard case .fixedBody(let remaining) = state, remaining > 0, readIndex == buffer.count else { return nil }
+    /// otherwise, or when the body lacks fewer than `minimum` bytes; then receive into a
+    /// buffer of your own and `append` it. (A TLS reader asks for a whole record's worth, 16 KiB:
+    /// a smaller read could leave decrypted bytes of the next request inside the TLS library,
+    /// where the socket's readiness would never announce them.)
+    public mutating func receiveBody<Result>(
+        minimum: Int = 1, _ receive: (UnsafeMutableRawBufferPointer) -> (Result, written: Int)
+    ) -> Result? {
+        guard case .fixedBody(let remaining) = state, remaining > 0, remaining >= minimum, readIndex == buffer.count
+        else { return nil }
         allocateFixedBody(length: remaining)
         let start = bodyFilled
         let (result, written) = body.withUnsafeMutableBytes { storage in

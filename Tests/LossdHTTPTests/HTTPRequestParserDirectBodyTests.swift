@@ -76,4 +76,14 @@ struct HTTPRequestParserDirectBodyTests {
         var idle = HTTPRequestParser()
         #expect(idle.receiveBody { space in (space.count, 0) } == nil)
     }
+
+    @Test func aMinimumKeepsSmallRemaindersOnTheBufferedPath() throws {
+        var parser = HTTPRequestParser()
+        parser.append(Array("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n".utf8))
+        _ = try parser.next()
+        // 20,000 missing bytes: a 16 KiB minimum is met; after 5,000 arrive it is not.
+        #expect(parser.receiveBody(minimum: 16 << 10) { space in (space.count, 5000) } == 20000)
+        #expect(parser.receiveBody(minimum: 16 << 10) { space in (space.count, 0) } == nil)
+        #expect(parser.receiveBody { space in (space.count, 0) } == 15000)
+    }
 }

@@ -80,12 +80,12 @@ int lossd_json_eisel_lemire(uint64_t mantissa, int64_t exponent, double *out) {
 
 /// The common number at bytes[i] (a sign, at most 19 digits, optional fraction and
 /// exponent), decided by Clinger's path or Eisel-Lemire. Returns 0 for anything else,
-/// which the general scanner then reads (or rejects).
+/// which the general scanner then reads (or rejects). Requires i < count.
 static inline int scan_common(const uint8_t *bytes, size_t count, size_t i, double *value, size_t *end) {
     int negative = bytes[i] == '-';
     if (negative && ++i >= count) return 0;
     uint64_t mantissa = 0;
-    int digits = 0;
+    size_t digits = 0;
     if (bytes[i] == '0') {
         i++;
         if (i < count && is_digit(bytes[i])) return 0;  // a leading zero: not JSON
@@ -126,7 +126,7 @@ static inline int scan_common(const uint8_t *bytes, size_t count, size_t i, doub
     fraction_done:;
         size_t fraction_digits = i - fraction_start;
         if (fraction_digits == 0) return 0;
-        digits += (int)fraction_digits;
+        digits += fraction_digits;
         exponent = -(int64_t)fraction_digits;
     }
     // Leading fraction zeros count too: a conservative bound on what fits in 64 bits.

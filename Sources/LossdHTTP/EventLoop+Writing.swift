@@ -61,11 +61,15 @@ extension EventLoop {
         }
     }
 
-    /// Closes after a final response. A rejected request may still be arriving, so then the
-    /// write side is shut and input is discarded for up to two seconds: the client sees our
-    /// response rather than a connection reset.
+    /// Closes after a final response. A rejected request may still be arriving, or pipelined
+    /// bytes may be waiting (buffered, or still in the socket: bodies are read to their exact
+    /// length), so then the write side is shut and input is discarded for up to two seconds:
+    /// the client sees our response rather than a connection reset.
     func beginLingeringClose(_ connection: Connection) {
-        if connection.peerClosed || (!connection.rejected && connection.parser.bufferedByteCount == 0) {
+        if connection.peerClosed
+            || (!connection.rejected && connection.parser.bufferedByteCount == 0
+                && Socket.peekFirstByte(connection.fd) == nil)
+        {
             closeConnection(connection)
             return
         }

@@ -75,8 +75,9 @@ public struct JSONLimits: Sendable {
     public var maxStringBytes = 64 << 20
 
     /// A two-dimensional numeric array with at least this many bytes of input left after its
-    /// first row has its second half read on another thread (`ParallelRows`); `Int.max`
-    /// reads everything on the calling thread.
+    /// first row (and a first row of at least 1 KiB, or of this many bytes if fewer) has its
+    /// second half read on another thread (`ParallelRows`); `Int.max` reads everything on the
+    /// calling thread.
     public var parallelRowsMinimumBytes = 4 << 20
 
     public init(maxDepth: Int = 64, maxStringBytes: Int = 64 << 20, parallelRowsMinimumBytes: Int = 4 << 20) {
@@ -240,10 +241,10 @@ public struct JSONReader {
         var leafLevel = -1  // the level whose elements are numbers
         var values: [Double] = []
         var level = -1
-        // The second half of a large matrix, read on another thread; always waited for
-        // before returning, since it reads `buffer`.
+        // The second half of a large matrix, read on another thread; always stopped and
+        // waited for before returning, since it reads `buffer`.
         var tail: ParallelRows?
-        defer { _ = tail?.finish() }
+        defer { tail?.cancel() }
         var reserved = false
 
         // Opens an array (the current byte is '[').
@@ -281,7 +282,7 @@ public struct JSONReader {
                 }
                 index += 1
                 if level == 0 {
-                    return NumericArray(shape: shape, values: values)
+                    return NumericArray(shape: shape, values: Self.trimmed(values))
                 }
                 level -= 1
                 counts[level] += 1
@@ -293,25 +294,31 @@ public struct JSONReader {
                     // A row of a matrix whose first row has been read.
                     if !reserved {
                         // Room for the rest at the first row's density, so that the values never
-                        // grow by copying (pages never written are never committed); only after a
-                        // first row long enough for its density to say something.
+                        // grow by copying (pages never written are never committed; `trimmed` cuts an
+                        // overshoot to size at the end); only after a first row long enough for its
+                        // density to say something.
                         reserved = true
                         let valuesPerByte = Double(values.count) / Double(max(index - arrayStart, 1))
                         if index - arrayStart >= 1024 {
                             values.reserveCapacity(values.count + Int(Double(buffer.count - index) * valuesPerByte * 1.05))
                         }
-                        if buffer.count - index >= limits.parallelRowsMinimumBytes {
+                        // Only after a first row of 1 KiB (less when the limit itself is lower, as
+                        // in tests): small matrices never start a worker.
+                        if index - arrayStart >= min(1024, limits.parallelRowsMinimumBytes),
+                            buffer.count - index >= limits.parallelRowsMinimumBytes
+                        {
                             tail = ParallelRows.start(buffer, from: index, columns: shape[1], valuesPerByte: valuesPerByte)
                         }
                     } else if let rows = tail, index >= rows.rowStart {
                         tail = nil
-                        // Waited for in every case; used only when this row is where it began.
-                        if let read = rows.finish(), index == rows.rowStart {
+                        // Used only when this row is where the worker began; cancelled otherwise.
+                        if index == rows.rowStart, let read = rows.finish() {
                             values.append(contentsOf: read.values)
                             counts[0] += read.count
                             index = read.closingBracket
                             continue
                         }
+                        rows.cancel()
                     }
                 }
                 if leafLevel != -1 && leafLevel <= level { return nil }
@@ -335,6 +342,17 @@ public struct JSONReader {
         } catch {
             if case .invalidSyntax(let at) = error { index = at }
             throw self.error("invalid number")
+        }
+    }
+
+    /// The values with their storage cut to size when the reservation made after the first
+    /// row overshot (the matrix was not most of what followed it): reserved but unused
+    /// address space does not outlive the parse.
+    private static func trimmed(_ values: [Double]) -> [Double] {
+        guard values.capacity > 2 * values.count + 4096 else { return values }
+        return [Double](unsafeUninitializedCapacity: values.count) { storage, initialized in
+            _ = storage.initialize(fromContentsOf: values)
+            initialized = values.count
         }
     }
 

@@ -1,5 +1,6 @@
 import CLossdJSON
 import Dispatch
+import Synchronization
 
 /// Reading runs of numbers (`1.5, -2, 3e4`), the loop a tensor body spends its parse time
 /// in, and reading the second half of a large matrix on another thread.
@@ -54,7 +55,9 @@ enum NumberRuns {
 /// `]`. It is used only if the parser, reading from the front, arrives at exactly that `[`
 /// as the start of a row; if it never does (the `[` was past the array's end) or the worker
 /// found anything but rows of numbers, the parser reads on by itself, and reports any error
-/// at its true position. So the outcome, errors included, is the sequential one.
+/// at its true position. So the outcome, errors included, is the sequential one. A guess that
+/// turns out wrong is cancelled (the worker checks before every row), so a wrong guess costs
+/// at most the rows read before the parser noticed.
 final class ParallelRows: @unchecked Sendable {
     // @unchecked: the worker writes `result` before `done.leave()`, and the parser reads it
     // only after `done.wait()`, which orders the two. `buffer` is read-only, and the parser
@@ -67,6 +70,7 @@ final class ParallelRows: @unchecked Sendable {
     /// Values per input byte in the rows read so far, to size the worker's array.
     private let valuesPerByte: Double
     private let done = DispatchGroup()
+    private let cancelled = Atomic<Bool>(false)
     private var result: Rows?
 
     /// What the worker read: the rows' values, how many rows, and where the array's closing
@@ -107,6 +111,12 @@ final class ParallelRows: @unchecked Sendable {
         return result
     }
 
+    /// Tells the worker to stop at its next row and waits for it: its guess is not wanted.
+    func cancel() {
+        cancelled.store(true, ordering: .relaxed)
+        done.wait()
+    }
+
     /// `[n, ...] (, [n, ...])* ]` from `rowStart`, each row `columns` long.
     private func readRows() -> Rows? {
         let scratch = UnsafeMutableBufferPointer<Double>.allocate(capacity: 512)
@@ -124,7 +134,7 @@ final class ParallelRows: @unchecked Sendable {
             }
         }
         while true {
-            guard i < buffer.count, buffer[i] == UInt8(ascii: "[") else { return nil }
+            guard !cancelled.load(ordering: .relaxed), i < buffer.count, buffer[i] == UInt8(ascii: "[") else { return nil }
             i += 1
             skipWhitespace()
             guard i < buffer.count, buffer[i] == UInt8(ascii: "-") || DecimalParsing.isDigit(buffer[i]) else { return nil }

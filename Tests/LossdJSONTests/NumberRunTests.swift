@@ -125,6 +125,20 @@ struct NumberRunTests {
         #expect(Self.outcome(text, parallelRowsMinimumBytes: 0) == Self.outcome(text, parallelRowsMinimumBytes: .max))
     }
 
+    @Test func aReservationThatOvershootsIsCutToSize() throws {
+        // A 2 KiB first row, then a long string: the reservation made for "the rest of the
+        // input" must not stay with the small matrix.
+        let row = "[" + Array(repeating: "0.5", count: 512).joined(separator: ",") + "]"
+        let document = "{\"m\": [\(row), \(row)], \"s\": \"" + String(repeating: "x", count: 400_000) + "\"}"
+        guard case .object(let object) = try JSONReader.parse(Array(document.utf8)), case .numbers(let m)? = object["m"]
+        else {
+            Issue.record("not parsed as a matrix")
+            return
+        }
+        #expect(m.shape == [2, 512])
+        #expect(m.values.capacity <= 2 * m.values.count + 4096)
+    }
+
     @Test func aLargeMatrixSplitAtEveryPointMatchesOneThread() {
         // Rows of varying text length, so the split point falls in different places.
         let texts = Self.numberTexts(count: 3_000, seed: 11)

@@ -105,8 +105,6 @@ public struct HTTPRequestParser: Sendable {
     /// its memory budget) and filled in place: by copying what `append` buffered, or by the
     /// socket itself through `receiveBody`.
     private var body: [UInt8] = []
-    /// How much of a Content-Length body has been stored.
-    private var bodyFilled = 0
     private var trailers = HTTPHeaders()
     private var trailerBytes = 0
 
@@ -164,21 +162,19 @@ public struct HTTPRequestParser: Sendable {
         guard case .fixedBody(let remaining) = state, remaining > 0, remaining >= minimum, readIndex == buffer.count
         else { return nil }
         allocateFixedBody(length: remaining)
-        let start = bodyFilled
+        let start = body.count - remaining
         let (result, written) = body.withUnsafeMutableBytes { storage in
-            receive(UnsafeMutableRawBufferPointer(rebasing: storage[start..<(start + remaining)]))
+            receive(UnsafeMutableRawBufferPointer(rebasing: storage[start...]))
         }
-        let stored = min(max(written, 0), remaining)
-        bodyFilled += stored
-        state = .fixedBody(remaining: remaining - stored)
+        state = .fixedBody(remaining: remaining - min(max(written, 0), remaining))
         return result
     }
 
-    /// The first time a Content-Length body's bytes arrive (`length` is then all of it).
+    /// The first time a Content-Length body's bytes arrive (`length` is then all of it);
+    /// from then on the stored part is `body.count - remaining`.
     private mutating func allocateFixedBody(length: Int) {
         guard body.isEmpty else { return }
         body = [UInt8](repeating: 0, count: length)
-        bodyFilled = 0
     }
 
     /// Parses as far as the buffered bytes allow. Returns nil when more bytes are needed.
@@ -236,14 +232,13 @@ public struct HTTPRequestParser: Sendable {
                 guard available > 0 else { return nil }
                 let take = min(available, remaining)
                 allocateFixedBody(length: remaining)
-                let (from, to) = (readIndex, bodyFilled)
+                let (from, to) = (readIndex, body.count - remaining)
                 body.withUnsafeMutableBytes { storage in
                     buffer.withUnsafeBytes { received in
                         UnsafeMutableRawBufferPointer(rebasing: storage[to..<(to + take)])
                             .copyMemory(from: UnsafeRawBufferPointer(rebasing: received[from..<(from + take)]))
                     }
                 }
-                bodyFilled += take
                 consume(take)
                 state = .fixedBody(remaining: remaining - take)
 
@@ -363,7 +358,6 @@ public struct HTTPRequestParser: Sendable {
         headers = HTTPHeaders()
         head = nil
         body = []
-        bodyFilled = 0
         trailers = HTTPHeaders()
         trailerBytes = 0
         return request

@@ -460,12 +460,7 @@ public struct JSONReader {
 
     @inline(__always)
     private mutating func skipWhitespace() {
-        while index < buffer.count {
-            switch buffer[index] {
-            case 0x20, 0x0A, 0x0D, 0x09: index += 1
-            default: return
-            }
-        }
+        index = buffer.jsonWhitespaceEnd(from: index)
     }
 
     private func describe(_ b: UInt8) -> String {

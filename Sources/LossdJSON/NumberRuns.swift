@@ -125,14 +125,7 @@ final class ParallelRows: @unchecked Sendable {
         // The same density estimate as the parser's (see `parseNumericArray`).
         values.reserveCapacity(Int(Double(buffer.count - rowStart) * valuesPerByte * 1.05))
         var i = rowStart, rows = 0
-        func skipWhitespace() {
-            while i < buffer.count {
-                switch buffer[i] {
-                case 0x20, 0x0A, 0x0D, 0x09: i += 1
-                default: return
-                }
-            }
-        }
+        func skipWhitespace() { i = buffer.jsonWhitespaceEnd(from: i) }
         while true {
             guard !cancelled.load(ordering: .relaxed), i < buffer.count, buffer[i] == UInt8(ascii: "[") else { return nil }
             i += 1
@@ -154,5 +147,21 @@ final class ParallelRows: @unchecked Sendable {
             i += 1
             skipWhitespace()
         }
+    }
+}
+
+extension UnsafeBufferPointer<UInt8> {
+    /// The index of the first byte at or after `position` that is not JSON whitespace
+    /// (space, tab, LF, CR), or `count`.
+    @inline(__always)
+    func jsonWhitespaceEnd(from position: Int) -> Int {
+        var i = position
+        while i < count {
+            switch self[i] {
+            case 0x20, 0x0A, 0x0D, 0x09: i += 1
+            default: return i
+            }
+        }
+        return i
     }
 }

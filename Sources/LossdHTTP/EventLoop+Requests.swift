@@ -272,7 +272,7 @@ extension EventLoop {
             sendResponse(refusal, on: connection)
             return
         }
-        if plan.inline {
+        if plan.inline || plan.quick {
             sendResponse(responder.respond(to: request, context: context), on: connection)
             return
         }
@@ -297,8 +297,7 @@ extension EventLoop {
         {
             return given
         }
-        requestCounter += 1
-        return "\(requestIDPrefix)-\(String(requestCounter, radix: 16))"
+        return group.makeRequestID()
     }
 
     /// Answers a request that could not be read (framing, limits, timeouts) and closes.
@@ -339,32 +338,68 @@ extension EventLoop {
     }
 
     func logAccess(_ connection: Connection, response: HTTPResponse, bytesOut: Int) {
-        let elapsed = Double(Clock.now &- connection.requestStartNanos) / 1e6
+        let seconds = Double(Clock.now &- connection.requestStartNanos) / 1e9
         let head = connection.currentHead
-        var metadata: Logger.Metadata = [
-            "status": "\(response.status.code)",
-            "ms": "\(Double(Int(elapsed * 1000)) / 1000)",
-            "bytes_in": "\(connection.bytesIn)",
-            "bytes_out": "\(bytesOut)",
-            "peer": "\(connection.remoteAddress)",
-        ]
-        if !connection.requestID.isEmpty { metadata["request_id"] = "\(connection.requestID)" }
-        if let traceparent = head?.headers["traceparent"], let traceID = TraceContext.traceID(traceparent) {
-            metadata["trace_id"] = "\(traceID)"
-        }
         // A request rejected before its head was complete may still have a request line.
         let partial = head == nil ? connection.parser.currentRequestLine : nil
         let method = head?.method ?? partial?.method
         let path = head?.path ?? partial.map { String($0.target.prefix { $0 != "?" }) }
-        let line = method.map { "\($0) \(path ?? "")" } ?? "-"
         let route = connection.plan?.label ?? responder.routeLabel(method: method, path: path)
-        if let method { metadata["method"] = "\(method)" }
-        if let path { metadata["path"] = "\(path)" }
-        metadata["route"] = "\(route)"
-        logger.info("\(line)", metadata: metadata)
-        responder.requestCompleted(
-            RequestRecord(
-                method: method, path: path, route: route, status: response.status, bytesIn: connection.bytesIn,
-                bytesOut: bytesOut, duration: elapsed / 1000))
+        let traceID = head?.headers["traceparent"].flatMap { TraceContext.traceID($0) }.map { String($0) }
+        let record = RequestRecord(
+            method: method, path: path, route: route, status: response.status, bytesIn: connection.bytesIn,
+            bytesOut: bytesOut, duration: seconds, peer: connection.remoteAddress, requestID: connection.requestID,
+            traceID: traceID)
+        if let format = configuration.accessLog {
+            format.append(record, to: &accessLogBuffer)
+            if accessLogBuffer.count >= 64 << 10 { flushAccessLog() }
+        } else {
+            var metadata: Logger.Metadata = [
+                "status": "\(response.status.code)",
+                "ms": "\(record.milliseconds)",
+                "bytes_in": "\(connection.bytesIn)",
+                "bytes_out": "\(bytesOut)",
+                "peer": "\(connection.remoteAddress)",
+                "route": "\(route)",
+            ]
+            if !connection.requestID.isEmpty { metadata["request_id"] = "\(connection.requestID)" }
+            if let traceID { metadata["trace_id"] = "\(traceID)" }
+            if let method { metadata["method"] = "\(method)" }
+            if let path { metadata["path"] = "\(path)" }
+            logger.info("\(record.line)", metadata: metadata)
+        }
+        responder.requestCompleted(record)
+    }
+
+    /// Writes the buffered access-log lines to standard error: whole lines, in writes of at
+    /// most `PIPE_BUF` (4096) bytes unless one line is longer, so that writes from several
+    /// I/O threads into one pipe never interleave inside a line.
+    func flushAccessLog() {
+        accessLogBuffer.withUnsafeBytes { raw in
+            var start = 0
+            while start < raw.count {
+                var end = min(raw.count, start + 4096)
+                if end < raw.count {
+                    // Back up to the end of the last whole line in the chunk.
+                    var cut = end
+                    while cut > start && raw[cut - 1] != UInt8(ascii: "\n") { cut -= 1 }
+                    if cut > start {
+                        end = cut
+                    } else {
+                        // One line longer than the chunk: write it whole.
+                        while end < raw.count && raw[end - 1] != UInt8(ascii: "\n") { end += 1 }
+                    }
+                }
+                var offset = start
+                while offset < end {
+                    let n = write(2, raw.baseAddress! + offset, end - offset)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    offset += n
+                }
+                start = end
+            }
+        }
+        accessLogBuffer.removeAll(keepingCapacity: true)
     }
 }

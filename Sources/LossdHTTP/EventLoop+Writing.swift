@@ -101,14 +101,17 @@ extension EventLoop {
         guard connections[connection.fd] === connection else { return }
         if connection.phase == .awaitingResponse { connection.cancellation?.cancel() }
         connection.charge = nil
-        if connection.probeOnly { probeConnections -= 1 }
-        if connection.onOperationsListener { operationsConnections -= 1 }
+        if connection.onOperationsListener {
+            operationsConnections -= 1
+            group.openConnections.subtract(1, ordering: .relaxed)
+        } else {
+            releaseCount(probeOnly: connection.probeOnly)
+        }
         if !connection.detached { lossd_epoll_remove(epollFD, connection.fd) }
         if !connection.peerClosed { connection.tls?.closeNotify() }
         connection.tls = nil
         close(connection.fd)
         connections[connection.fd] = nil
-        connectionCount.store(connections.count, ordering: .relaxed)
     }
 
     // MARK: Deadlines

@@ -9,15 +9,23 @@ import Synchronization
 
 // MARK: - Event loop
 
-/// The I/O thread's state.
+/// One I/O thread's state. A server runs one loop per I/O thread; loop 0 also accepts, and
+/// hands each new connection to the loops in turn, so a connection lives on one loop (and
+/// its thread) from accept to close.
 ///
-/// `@unchecked Sendable` is safe because every stored property other than `inbox`,
-/// `draining`, `connectionCount` (each a `Mutex` or `Atomic`) and immutable `let`s is
-/// read and written only on the loop thread, inside `run()`; other threads reach the
-/// loop solely through `post(_:)`, which locks `inbox` and writes the eventfd.
+/// `@unchecked Sendable` is safe because every stored property other than `inbox` (a
+/// `Mutex`), `group` (atomics) and immutable `let`s is read and written only on the loop
+/// thread, inside `run()` (`peers` is set once, before any loop runs); other threads reach
+/// the loop solely through `post(_:)`, which locks `inbox` and writes the eventfd.
 final class EventLoop: @unchecked Sendable {
     enum Message {
         case response(connectionID: UInt64, fd: Int32, response: HTTPResponse)
+        /// A connection accepted by loop 0, now this loop's to serve.
+        case adopt(fd: Int32, connectionID: UInt64, remoteAddress: String, probeOnly: Bool)
+        /// Loop 0, at the connection cap, asks for this loop's longest-idle connection.
+        case reportOldestIdle(OldestIdleQuery)
+        /// Close this idle connection to make room (if it is still idle).
+        case evict(connectionID: UInt64, fd: Int32)
         case shutdown
     }
 
@@ -26,18 +34,24 @@ final class EventLoop: @unchecked Sendable {
     let pool: WorkerPool
     let budget: MemoryBudget
     let logger: Logger
+    let group: LoopGroup
+    /// This loop's place in the server (0: the accepting loop).
+    let index: Int
+    /// The other loops (set on loop 0 only, before any loop runs).
+    var peers: [EventLoop] = []
+    /// Which loop gets the next accepted connection (loop 0 only; 0 is itself).
+    var nextOwner = 0
     let boundAddress: (host: String, port: Int)
 
     let epollFD: Int32
     let wakeFD: Int32
-    var listenFD: Int32
-    /// The operations listener (-1 when none).
+    /// The listening socket (-1 on every loop but loop 0, and once draining).
+    var listenFD: Int32 = -1
+    /// The operations listener (-1 when none, and on every loop but loop 0).
     var operationsFD: Int32 = -1
     let operationsAddress: (host: String, port: Int)?
     var operationsConnections = 0
     let inbox = Mutex<[Message]>([])
-    let drainingFlag = Atomic<Bool>(false)
-    let connectionCount = Atomic<Int>(0)
 
     var connections: [Int32: Connection] = [:]
     var nextConnectionID: UInt64 = 1
@@ -45,42 +59,52 @@ final class EventLoop: @unchecked Sendable {
     var acceptPausedUntil: UInt64 = 0
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     var dateCache = HTTPDateCache()
-    let requestIDPrefix: String
-    var requestCounter: UInt64 = 0
     var refusedSinceWarning = 0
-    /// Open connections admitted over the cap for probes.
-    var probeConnections = 0
+    /// Access-log lines not yet written (with ``HTTPServerConfiguration/accessLog``).
+    var accessLogBuffer: [UInt8] = []
     var nextCapWarning: UInt64 = 0
 
+    /// Makes loop `index` of a server; loop 0 binds the listeners (at once, so that a port
+    /// clash fails here), the others serve what loop 0 hands them.
     init(
-        configuration: HTTPServerConfiguration, responder: any HTTPResponder, pool: WorkerPool, budget: MemoryBudget,
-        logger: Logger
+        index: Int, group: LoopGroup, configuration: HTTPServerConfiguration, responder: any HTTPResponder,
+        pool: WorkerPool, budget: MemoryBudget, logger: Logger, listeningAddress: (host: String, port: Int)? = nil
     ) throws(SocketError) {
+        self.index = index
+        self.group = group
         self.configuration = configuration
         self.responder = responder
         self.pool = pool
         self.budget = budget
         self.logger = logger
-        listenFD = try Socket.listen(host: configuration.host, port: configuration.port, backlog: 1024)
-        boundAddress = Socket.localAddress(listenFD) ?? (configuration.host, configuration.port)
-        if let operations = configuration.operations {
-            do throws(SocketError) {
-                operationsFD = try Socket.listen(host: operations.host, port: operations.port, backlog: 128)
-            } catch {
-                close(listenFD)
-                throw error
+        if index == 0 {
+            listenFD = try Socket.listen(host: configuration.host, port: configuration.port, backlog: 1024)
+            boundAddress = Socket.localAddress(listenFD) ?? (configuration.host, configuration.port)
+            if let operations = configuration.operations {
+                do throws(SocketError) {
+                    operationsFD = try Socket.listen(host: operations.host, port: operations.port, backlog: 128)
+                } catch {
+                    close(listenFD)
+                    throw error
+                }
+                operationsAddress = Socket.localAddress(operationsFD) ?? (operations.host, operations.port)
+            } else {
+                operationsAddress = nil
             }
-            operationsAddress = Socket.localAddress(operationsFD) ?? (operations.host, operations.port)
         } else {
+            boundAddress = listeningAddress ?? (configuration.host, configuration.port)
             operationsAddress = nil
         }
         epollFD = lossd_epoll_create()
         wakeFD = lossd_eventfd_create()
-        guard epollFD >= 0, wakeFD >= 0 else { throw SocketError("epoll/eventfd") }
-        lossd_epoll_add(epollFD, listenFD, 1, 0)
+        guard epollFD >= 0, wakeFD >= 0 else {
+            if listenFD >= 0 { close(listenFD) }
+            if operationsFD >= 0 { close(operationsFD) }
+            throw SocketError("epoll/eventfd")
+        }
+        if listenFD >= 0 { lossd_epoll_add(epollFD, listenFD, 1, 0) }
         if operationsFD >= 0 { lossd_epoll_add(epollFD, operationsFD, 1, 0) }
         lossd_epoll_add(epollFD, wakeFD, 1, 0)
-        requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     }
 
     /// The server's gauges, read when called: handed to every request in its context, so
@@ -93,8 +117,8 @@ final class EventLoop: @unchecked Sendable {
             inflightLimit: budget.limit, saturated: pool.isSaturated)
     }
 
-    var isDraining: Bool { drainingFlag.load(ordering: .acquiring) }
-    var openConnectionCount: Int { connectionCount.load(ordering: .relaxed) }
+    var isDraining: Bool { group.isDraining }
+    var openConnectionCount: Int { group.openConnections.load(ordering: .relaxed) }
 
     /// Hands a message to the loop thread from any thread.
     func post(_ message: Message) {
@@ -127,13 +151,15 @@ final class EventLoop: @unchecked Sendable {
                     handleEvent(connection, flags: flags[i])
                 }
             }
+            if !accessLogBuffer.isEmpty { flushAccessLog() }
             let now = Clock.now
             if now >= nextSweep {
                 sweepDeadlines(now: now)
                 nextSweep = now + Clock.nanos(0.1)
             }
             if isDraining {
-                if connections.isEmpty { break }
+                if shutdownDeadline == 0 { startDraining() }
+                if connections.isEmpty && inbox.withLock({ $0.isEmpty }) { break }
                 if now >= shutdownDeadline {
                     logger.warning("shutdown grace period over; closing \(connections.count) connection(s)")
                     for connection in Array(connections.values) { closeConnection(connection) }
@@ -141,10 +167,34 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
         }
+        if !accessLogBuffer.isEmpty { flushAccessLog() }
         if listenFD >= 0 { close(listenFD) }
         if operationsFD >= 0 { close(operationsFD) }
+    }
+
+    /// After every loop has stopped: closes what was handed to this loop too late to be
+    /// served, and the loop's own descriptors.
+    func closeAfterRun() {
+        let leftovers = inbox.withLock { inbox -> [Message] in
+            defer { inbox.removeAll() }
+            return inbox
+        }
+        for case let .adopt(fd, _, _, probeOnly) in leftovers {
+            close(fd)
+            releaseCount(probeOnly: probeOnly)
+        }
         close(epollFD)
         close(wakeFD)
+    }
+
+    /// Lowers the server-wide counts for a connection of the main listener that closed.
+    func releaseCount(probeOnly: Bool) {
+        group.openConnections.subtract(1, ordering: .relaxed)
+        if probeOnly {
+            group.probeConnections.subtract(1, ordering: .relaxed)
+        } else {
+            group.generalConnections.subtract(1, ordering: .relaxed)
+        }
     }
 
     func processInbox() {
@@ -165,6 +215,16 @@ final class EventLoop: @unchecked Sendable {
                     continue
                 }
                 sendResponse(response, on: connection)
+            case let .adopt(fd, connectionID, remoteAddress, probeOnly):
+                adopt(fd: fd, connectionID: connectionID, remoteAddress: remoteAddress, probeOnly: probeOnly)
+            case .reportOldestIdle(let query):
+                query.reply(oldestIdleConnection().map {
+                    OldestIdleQuery.Answer(idleSince: $0.idleSince, connectionID: $0.id, fd: $0.fd)
+                })
+            case let .evict(connectionID, fd):
+                if let connection = connections[fd], connection.id == connectionID, isIdle(connection) {
+                    closeConnection(connection)
+                }
             case .shutdown:
                 startDraining()
             }
@@ -172,8 +232,8 @@ final class EventLoop: @unchecked Sendable {
     }
 
     func startDraining() {
-        guard !isDraining else { return }
-        drainingFlag.store(true, ordering: .releasing)
+        guard shutdownDeadline == 0 else { return }
+        group.draining.store(true, ordering: .releasing)
         shutdownDeadline = Clock.now + Clock.nanos(configuration.shutdownGracePeriod)
         if listenFD >= 0 {
             lossd_epoll_remove(epollFD, listenFD)
@@ -185,7 +245,9 @@ final class EventLoop: @unchecked Sendable {
             close(operationsFD)
             operationsFD = -1
         }
-        logger.info("shutting down: stopped accepting, draining \(connections.count) connection(s)")
+        if index == 0 {
+            logger.info("shutting down: stopped accepting, draining \(openConnectionCount) connection(s)")
+        }
         for connection in Array(connections.values) where isIdle(connection) {
             closeConnection(connection)
         }
@@ -197,8 +259,9 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: Accept
 
+    /// Accepts on the main listener (loop 0) and hands each connection to the loops in turn.
     func acceptConnections() {
-        guard listenFD >= 0 else { return }
+        guard listenFD >= 0, !isDraining else { return }
         for _ in 0..<64 {
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -217,11 +280,11 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
             var probeOnly = false
-            if connections.count - probeConnections - operationsConnections >= configuration.maxConnections {
+            if group.generalConnections.load(ordering: .relaxed) >= configuration.maxConnections {
                 // At the cap: an idle keep-alive connection makes room; failing that, a few
                 // slots beyond the cap are kept for health probes.
-                if !evictOldestIdleConnection() {
-                    guard probeConnections < configuration.probeConnections else {
+                if !evictLongestIdleConnection() {
+                    guard group.probeConnections.load(ordering: .relaxed) < configuration.probeConnections else {
                         rejectOverCapacity(fd)
                         continue
                     }
@@ -229,26 +292,49 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
             Socket.setNoDelay(fd)
-            let connection = Connection(
-                fd: fd, id: nextConnectionID, remoteAddress: Socket.peerAddress(&storage),
-                limits: configuration.parserLimits)
-            connection.probeOnly = probeOnly
-            connection.idleSince = Clock.now
-            if probeOnly { probeConnections += 1 }
-            nextConnectionID += 1
-            if let context = configuration.tls {
-                guard let session = TLSSession(context: context, fd: fd) else {
-                    logger.error("cannot allocate a TLS session; closing the connection")
-                    close(fd)
-                    continue
-                }
-                connection.tls = session
+            group.openConnections.add(1, ordering: .relaxed)
+            if probeOnly {
+                group.probeConnections.add(1, ordering: .relaxed)
+            } else {
+                group.generalConnections.add(1, ordering: .relaxed)
             }
-            connections[fd] = connection
-            connectionCount.store(connections.count, ordering: .relaxed)
-            lossd_epoll_add(epollFD, fd, 1, 0)
-            setDeadline(connection, .header, seconds: configuration.headerTimeout)
+            let remoteAddress = Socket.peerAddress(&storage)
+            let connectionID = nextConnectionID
+            nextConnectionID += 1
+            let owner = nextOwner
+            nextOwner = (nextOwner + 1) % (peers.count + 1)
+            if owner == 0 {
+                adopt(fd: fd, connectionID: connectionID, remoteAddress: remoteAddress, probeOnly: probeOnly)
+            } else {
+                peers[owner - 1].post(
+                    .adopt(fd: fd, connectionID: connectionID, remoteAddress: remoteAddress, probeOnly: probeOnly))
+            }
         }
+    }
+
+    /// Starts serving a connection accepted (and counted) by loop 0.
+    func adopt(fd: Int32, connectionID: UInt64, remoteAddress: String, probeOnly: Bool) {
+        if isDraining && index != 0 {
+            // Handed over as shutdown began: nothing was read from it yet.
+            close(fd)
+            releaseCount(probeOnly: probeOnly)
+            return
+        }
+        let connection = Connection(fd: fd, id: connectionID, remoteAddress: remoteAddress, limits: configuration.parserLimits)
+        connection.probeOnly = probeOnly
+        connection.idleSince = Clock.now
+        if let context = configuration.tls {
+            guard let session = TLSSession(context: context, fd: fd) else {
+                logger.error("cannot allocate a TLS session; closing the connection")
+                close(fd)
+                releaseCount(probeOnly: probeOnly)
+                return
+            }
+            connection.tls = session
+        }
+        connections[fd] = connection
+        lossd_epoll_add(epollFD, fd, 1, 0)
+        setDeadline(connection, .header, seconds: configuration.headerTimeout)
     }
 
     /// Accepts on the operations listener: plain TCP, its own small cap, only its paths.
@@ -270,20 +356,46 @@ final class EventLoop: @unchecked Sendable {
             connection.onOperationsListener = true
             connection.idleSince = Clock.now
             operationsConnections += 1
+            group.openConnections.add(1, ordering: .relaxed)
             connections[fd] = connection
             lossd_epoll_add(epollFD, fd, 1, 0)
             setDeadline(connection, .header, seconds: configuration.headerTimeout)
         }
     }
 
-    /// Closes the connection that has been idle between requests the longest, if any.
-    func evictOldestIdleConnection() -> Bool {
+    /// This loop's connection that has been idle between requests the longest, if any.
+    func oldestIdleConnection() -> Connection? {
         var oldest: Connection?
         for connection in connections.values where isIdle(connection) && !connection.probeOnly && !connection.onOperationsListener {
             if oldest == nil || connection.idleSince < oldest!.idleSince { oldest = connection }
         }
-        guard let oldest else { return false }
-        closeConnection(oldest)
+        return oldest
+    }
+
+    /// Closes the server's connection that has been idle between requests the longest, on
+    /// whichever loop it lives (loop 0, at the cap): the other loops are asked for theirs,
+    /// each answering within its current iteration. Returns false when none is idle.
+    func evictLongestIdleConnection() -> Bool {
+        let queries = peers.map { peer -> OldestIdleQuery in
+            let query = OldestIdleQuery()
+            peer.post(.reportOldestIdle(query))
+            return query
+        }
+        var best: (loop: EventLoop, answer: OldestIdleQuery.Answer)?
+        if let own = oldestIdleConnection() {
+            best = (self, OldestIdleQuery.Answer(idleSince: own.idleSince, connectionID: own.id, fd: own.fd))
+        }
+        for (peer, query) in zip(peers, queries) {
+            guard let answer = query.wait(seconds: 0.5) else { continue }
+            if best == nil || answer.idleSince < best!.answer.idleSince { best = (peer, answer) }
+        }
+        guard let best else { return false }
+        if best.loop === self {
+            if let connection = connections[best.answer.fd] { closeConnection(connection) }
+        } else {
+            // Closed by its own loop; the cap may be exceeded by one until it is.
+            best.loop.post(.evict(connectionID: best.answer.connectionID, fd: best.answer.fd))
+        }
         return true
     }
 

@@ -8,6 +8,10 @@ public struct RequestPlan: Sendable {
     public var refusal: HTTPResponse?
     /// Cheap and non-blocking: answered on the I/O thread, even while every worker is busy.
     public var inline: Bool
+    /// Pure computation on a small body, cheaper to run than to hand to a worker (two
+    /// thread wake-ups): the I/O thread runs it itself. Unlike `inline`, not served on a
+    /// probe-only connection.
+    public var quick: Bool
     /// Which lane of the worker pool it may use.
     public var workClass: WorkClass
     /// A bounded label for the access log and the metrics (a route pattern, never the raw path).
@@ -16,11 +20,12 @@ public struct RequestPlan: Sendable {
     public var route: (any Sendable)?
 
     public init(
-        label: String, inline: Bool = false, workClass: WorkClass = .heavy, route: (any Sendable)? = nil,
-        refusal: HTTPResponse? = nil
+        label: String, inline: Bool = false, quick: Bool = false, workClass: WorkClass = .heavy,
+        route: (any Sendable)? = nil, refusal: HTTPResponse? = nil
     ) {
         self.label = label
         self.inline = inline
+        self.quick = quick
         self.workClass = workClass
         self.route = route
         self.refusal = refusal
@@ -95,6 +100,28 @@ public struct RequestRecord: Sendable {
     public var bytesOut: Int
     /// Seconds from the request's first byte to its response being queued for sending.
     public var duration: Double
+    /// The client's address (`host:port`).
+    public var peer = ""
+    /// The request's ID (``RequestContext/requestID``); empty when no request was read.
+    public var requestID = ""
+    /// The trace ID of a valid W3C `traceparent` the request carried.
+    public var traceID: String?
+
+    /// The access log's message: the method and path, `-` when no request line was read.
+    public var line: String { method.map { "\($0) \(path ?? "")" } ?? "-" }
+
+    /// Milliseconds, truncated to the microsecond (the access log's `ms`).
+    public var milliseconds: Double { Double(Int(duration * 1_000_000)) / 1000 }
+}
+
+/// Writes access-log lines without swift-log's metadata dictionaries: the server formats
+/// each finished exchange into its I/O thread's buffer and writes that buffer to standard
+/// error once per event-loop turn (complete lines, at most `PIPE_BUF` bytes a write, so
+/// lines from several threads never interleave). Without one, every exchange is logged at
+/// `info` through the server's `Logger`.
+public protocol AccessLogFormat: Sendable {
+    /// Appends one line, newline included.
+    func append(_ record: RequestRecord, to buffer: inout [UInt8])
 }
 
 /// The application side of the server: turns complete requests into responses.

@@ -7,13 +7,16 @@ import Synchronization
     import Glibc
 #endif
 
-/// Our HTTP/1.1 server: one epoll I/O thread that owns every connection, and a
-/// ``WorkerPool`` that runs handlers. Keep-alive, pipelining (answered in order),
+/// Our HTTP/1.1 server: epoll I/O threads (``HTTPServerConfiguration/ioThreads``), each
+/// owning the connections handed to it, and a ``WorkerPool`` that runs handlers. The I/O
+/// threads answer inline and quick requests themselves. Keep-alive, pipelining (answered in order),
 /// `Expect: 100-continue`, strict framing, size limits, read/write deadlines, a
 /// connection cap and graceful shutdown are all handled here.
 public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
-    private let loop: EventLoop
+    /// Loop 0 accepts and runs on the thread that calls ``run()``; the others on threads of their own.
+    private let loops: [EventLoop]
+    private var loop: EventLoop { loops[0] }
     private let started = Mutex(false)
     /// The bytes requests hold at once (bodies and handlers' working sets), bounded by
     /// ``HTTPServerConfiguration/maxInflightBytes``.
@@ -31,8 +34,24 @@ public final class HTTPServer: Sendable {
             threads: configuration.workerThreads, reservedLightThreads: configuration.reservedLightThreads,
             queueCapacity: configuration.maxQueuedRequests)
         memoryBudget = MemoryBudget(limit: configuration.maxInflightBytes)
-        loop = try EventLoop(
-            configuration: configuration, responder: responder, pool: pool, budget: memoryBudget, logger: logger)
+        let group = LoopGroup()
+        let first = try EventLoop(
+            index: 0, group: group, configuration: configuration, responder: responder, pool: pool,
+            budget: memoryBudget, logger: logger)
+        var loops = [first]
+        for index in 1..<max(1, configuration.ioThreads) {
+            do throws(SocketError) {
+                loops.append(
+                    try EventLoop(
+                        index: index, group: group, configuration: configuration, responder: responder, pool: pool,
+                        budget: memoryBudget, logger: logger, listeningAddress: first.boundAddress))
+            } catch {
+                for loop in loops { loop.closeAfterRun() }
+                throw error
+            }
+        }
+        first.peers = Array(loops.dropFirst())
+        self.loops = loops
     }
 
     /// The host and port actually bound.
@@ -64,13 +83,23 @@ public final class HTTPServer: Sendable {
             return value
         }
         precondition(!alreadyStarted, "HTTPServer.run() called twice")
+        let others = DispatchGroup()
+        for other in loops.dropFirst() {
+            others.enter()
+            WorkerThread(name: "lossd-io-\(other.index)") {
+                other.run()
+                others.leave()
+            }.start()
+        }
         loop.run()
+        others.wait()
+        for each in loops { each.closeAfterRun() }
         loop.pool.shutdown(timeout: 1)
     }
 
     /// Stops accepting connections, lets in-flight requests finish within the grace
     /// period, then makes ``run()`` return. Safe from any thread, idempotent.
     public func beginShutdown() {
-        loop.requestShutdown()
+        for each in loops { each.requestShutdown() }
     }
 }

@@ -23,6 +23,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxInflightBytes = 256 << 20
     /// Open connections at most; further ones get 503 and are closed.
     public var maxConnections = 1024
+    /// I/O threads (event loops), each serving its share of the connections; the first also
+    /// accepts. Inline and quick requests run on them (see ``RequestPlan``).
+    public var ioThreads = 1
     /// Request-handler threads.
     public var workerThreads = 2
     /// Threads beside `workerThreads` that run only light requests, so that cheap work keeps
@@ -37,6 +40,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var shutdownGracePeriod: Double = 10
     /// Seconds suggested in `Retry-After` when overloaded.
     public var retryAfterSeconds = 1
+    /// How access-log lines are written; nil: at `info` through the server's `Logger`.
+    public var accessLog: (any AccessLogFormat)?
     /// Value of the `Server` header.
     public var serverName = "lossd"
     /// When set, every connection speaks TLS (HTTPS) with this identity; plain HTTP is not

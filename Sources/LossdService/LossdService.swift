@@ -91,7 +91,8 @@ public final class LossdService: HTTPResponder {
             return RequestPlan(label: "unmatched", inline: true, workClass: .light, refusal: refusal)
         }
         return RequestPlan(
-            label: route.pattern, inline: route.inline, workClass: route.cost.workClass(head),
+            label: route.pattern, inline: route.inline, quick: route.cost.isQuick(head),
+            workClass: route.cost.workClass(head),
             route: MatchedRoute(route: route, parameters: parameters), refusal: refusal)
     }
 

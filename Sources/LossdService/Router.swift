@@ -19,12 +19,29 @@ enum RouteCost: Sendable, Equatable {
     /// Costs about its body (a loss, metrics, an apply, a store read): light work, which
     /// may also use the worker pool's reserved light lane, up to `lightBodyBytes`; heavy beyond.
     case bodySized
+    /// Pure computation costing about its body, with no store or other waiting (a loss,
+    /// metrics, an ensemble): like `bodySized`, and with a small plain body (at most
+    /// `quickBodyBytes`, no `Content-Encoding`) run by the I/O thread itself, which costs
+    /// less than handing it to a worker.
+    case compute
     /// Costs that cannot be bounded from the head (fits, aggregation, O(N²) metrics from a
     /// small body): the general workers only.
     case heavy
 
     /// The largest body of light work.
     static let lightBodyBytes = 1 << 20
+    /// The largest body of a `compute` request that the I/O thread runs itself: at most a
+    /// few hundred microseconds of work for every loss and metric.
+    static let quickBodyBytes = 64 << 10
+
+    /// Whether a request of this route with `head` is run by the I/O thread (``RequestPlan/quick``).
+    func isQuick(_ head: HTTPRequestHead) -> Bool {
+        guard self == .compute, case .contentLength(let length) = head.framing, length <= Self.quickBodyBytes else {
+            return false
+        }
+        guard let encoding = head.headers["content-encoding"] else { return true }
+        return encoding.lowercased() == "identity"
+    }
 
     /// The worker-pool lane for a request of this route with `head`.
     func workClass(_ head: HTTPRequestHead) -> WorkClass {
@@ -50,7 +67,17 @@ public struct Router: Sendable {
         /// Cheap and non-blocking: may run on the I/O thread.
         var inline: Bool { cost == .inline }
 
-        var literalCount: Int { segments.filter { if case .literal = $0 { true } else { false } }.count }
+        /// Literal segments: the more, the more specific the route.
+        let literalCount: Int
+
+        init(method: String, segments: [Segment], pattern: String, cost: RouteCost, handler: @escaping RouteHandler) {
+            self.method = method
+            self.segments = segments
+            self.pattern = pattern
+            self.cost = cost
+            self.handler = handler
+            literalCount = segments.filter { if case .literal = $0 { true } else { false } }.count
+        }
     }
 
     enum Segment: Sendable, Equatable {
@@ -59,6 +86,9 @@ public struct Router: Sendable {
     }
 
     private(set) var routes: [Route] = []
+    /// Routes without parameters, by their exact path (indices into `routes`): a path found
+    /// here binds no route with more literal segments, so these are its whole match.
+    private var literalRoutes: [String: [Int]] = [:]
 
     public init() {}
 
@@ -69,7 +99,9 @@ public struct Router: Sendable {
             if part.hasPrefix("{"), part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
             return .literal(String(part))
         }
-        routes.append(Route(method: method, segments: segments, pattern: pattern, cost: cost, handler: handler))
+        let route = Route(method: method, segments: segments, pattern: pattern, cost: cost, handler: handler)
+        if route.literalCount == segments.count { literalRoutes[pattern, default: []].append(routes.count) }
+        routes.append(route)
     }
 
     enum Match {
@@ -83,6 +115,12 @@ public struct Router: Sendable {
     /// `GET .../{name}`), only those with the most literal segments are considered, so
     /// `GET /v1/calibrators/fit` is a 405 with `Allow: POST`, never the calibrator `fit`.
     func match(method: String, path: String) -> Match {
+        if let exact = literalRoutes[path] {
+            // The common case (`/v1/loss`): one lookup, no path splitting.
+            for index in exact where routes[index].method == method || (method == "HEAD" && routes[index].method == "GET") {
+                return .found(routes[index], [:])
+            }
+        }
         let parts = Router.split(path)
         var bound: [(Route, [String: String])] = []
         var mostLiterals = -1

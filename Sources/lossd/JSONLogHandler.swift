@@ -61,7 +61,7 @@ struct JSONLogHandler: LogHandler {
 
     /// A metadata value as JSON; numbers stay numbers when the whole value is one (status,
     /// bytes, ms).
-    private static func json(_ value: Logger.Metadata.Value) -> JSONValue {
+    static func json(_ value: Logger.Metadata.Value) -> JSONValue {
         switch value {
         case .string(let text):
             guard isJSONNumber(text) else { return .string(text) }

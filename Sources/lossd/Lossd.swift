@@ -45,6 +45,9 @@ struct Lossd: ParsableCommand {
     @Option(help: "Request-handler threads. [env: LOSSD_THREADS] (default: the number of cores)")
     var threads: Int?
 
+    @Option(help: "I/O threads, each serving its share of the connections and answering small loss, metrics and ensemble requests itself. [env: LOSSD_IO_THREADS] (default: the number of cores, at most 16)")
+    var ioThreads: Int?
+
     @Option(help: "Directory of the embedded store. [env: LOSSD_DATA_DIR] (default: \(Defaults.service.dataDirectory))")
     var dataDir: String?
 
@@ -194,6 +197,7 @@ struct Settings: Sendable {
         http.parserLimits.maxBodyBytes = try value(command.maxBodyBytes, "LOSSD_MAX_BODY_BYTES") { Int($0) } ?? http.parserLimits.maxBodyBytes
         http.parserLimits.maxHeaderBytes = try value(command.maxHeaderBytes, "LOSSD_MAX_HEADER_BYTES") { Int($0) } ?? http.parserLimits.maxHeaderBytes
         http.workerThreads = try value(command.threads, "LOSSD_THREADS") { Int($0) } ?? max(1, cores)
+        http.ioThreads = try value(command.ioThreads, "LOSSD_IO_THREADS") { Int($0) } ?? min(16, max(1, cores))
         http.maxConnections = try value(command.maxConnections, "LOSSD_MAX_CONNECTIONS") { Int($0) } ?? http.maxConnections
         http.probeConnections = try value(command.probeConnections, "LOSSD_PROBE_CONNECTIONS") { Int($0) } ?? http.probeConnections
         // A connection has at most one request in flight, so a queue as deep as the connection
@@ -248,6 +252,7 @@ struct Settings: Sendable {
         guard http.parserLimits.maxBodyBytes >= 0 else { throw ValidationError("max body bytes must be >= 0") }
         guard http.parserLimits.maxHeaderBytes >= 256 else { throw ValidationError("max header bytes must be >= 256") }
         guard (1...1024).contains(http.workerThreads) else { throw ValidationError("threads must be in 1...1024") }
+        guard (1...64).contains(http.ioThreads) else { throw ValidationError("io threads must be in 1...64") }
         guard http.maxConnections >= 1 else { throw ValidationError("max connections must be >= 1") }
         guard (0...1024).contains(http.probeConnections) else { throw ValidationError("probe connections must be in 0...1024") }
         guard http.maxQueuedRequests >= 1 else { throw ValidationError("queue depth must be >= 1") }
@@ -266,7 +271,7 @@ struct Settings: Sendable {
     /// One line that says what the process runs with, printed at start-up.
     var summary: String {
         let limits = http.parserLimits
-        return "host=\(http.host) port=\(http.port) threads=\(http.workerThreads)+\(http.reservedLightThreads) queue=\(http.maxQueuedRequests) "
+        return "host=\(http.host) port=\(http.port) threads=\(http.workerThreads)+\(http.reservedLightThreads) io_threads=\(http.ioThreads) queue=\(http.maxQueuedRequests) "
             + "max_inflight_bytes=\(http.maxInflightBytes) request_timeout=\(http.requestTimeout)s "
             + "read_timeout=\(http.readTimeout)s write_timeout=\(http.writeTimeout)s "
             + "gzip=level:\(service.compression.level),\(service.compression.minBytes)...\(service.compression.maxBytes) "

@@ -63,6 +63,12 @@ enum Server {
             }
         }
 
+        // Access lines skip swift-log's metadata dictionaries: the same lines, formatted
+        // straight into each I/O thread's buffer.
+        if level <= .info {
+            http.accessLog = format == .json ? JSONAccessLog(label: "lossd") : TextAccessLog(label: "lossd")
+        }
+
         let gate = ServerGate()
         let service = LossdService(configuration: settings.service, acceptingWork: { gate.acceptingWork })
         let server: HTTPServer

@@ -42,6 +42,7 @@ enum RequestBody {
     @discardableResult
     static func checkContentType(_ headers: HTTPHeaders) throws(ServiceError) -> Bool {
         guard let contentType = headers["content-type"] else { return false }
+        if contentType == "application/json" { return false }  // the usual one, without splitting
         let mediaType = contentType.split(separator: ";").first.map { String($0).trimmingOWS().lowercased() } ?? ""
         let isMultipart = mediaType == multipartType
         guard isMultipart || jsonTypes.contains(mediaType) || mediaType.hasSuffix("+json") else {

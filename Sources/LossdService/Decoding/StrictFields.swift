@@ -8,16 +8,18 @@ enum StrictFields {
     /// Checks the members of `object` (at JSON pointer `pointer`) against `allowed`.
     /// `place` names the object in messages, e.g. "the request" or "`params` of loss `focal`".
     static func check(
-        _ object: JSONObject, allowed: [String], nullable: Set<String> = [], pointer: String, place: String
+        _ object: JSONObject, allowed: [String], nullable: Set<String> = [], pointer: String,
+        place: @autoclosure () -> String
     ) throws(ServiceError) {
+        // The pointer and the place are spelled out only for an error: this runs on every request.
         for (key, value) in object.members {
-            let field = "\(pointer)/\(JSONPointer.escape(key))"
             guard allowed.contains(key) else {
-                throw unknown(key, allowed: allowed, field: field, place: place)
+                throw unknown(key, allowed: allowed, field: "\(pointer)/\(JSONPointer.escape(key))", place: place())
             }
             if case .null = value, !nullable.contains(key) {
                 throw ServiceError.invalid(
-                    .invalidInput, field: field, "`\(key)` is null; omit a field to leave it unset")
+                    .invalidInput, field: "\(pointer)/\(JSONPointer.escape(key))",
+                    "`\(key)` is null; omit a field to leave it unset")
             }
         }
     }

@@ -52,8 +52,9 @@ enum LossEndpoint {
         for definition in definitions {
             for input in definition.inputNames where !allowed.contains(input) { allowed.append(input) }
         }
-        let names = definitions.map { "`\($0.name)`" }.joined(separator: ", ")
-        try StrictFields.check(body, allowed: allowed, pointer: "", place: "a request for \(names)")
+        try StrictFields.check(
+            body, allowed: allowed, pointer: "",
+            place: "a request for \(definitions.map { "`\($0.name)`" }.joined(separator: ", "))")
     }
 
     static func evaluate(_ route: RouteRequest, metrics: ServiceMetrics? = nil) throws(ServiceError) -> HTTPResponse {

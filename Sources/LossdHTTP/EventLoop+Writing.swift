@@ -185,23 +185,42 @@ extension EventLoop {
     ) -> (head: [UInt8], body: [UInt8]) {
         let status = response.status
         let bodyAllowed = status.code != 204 && status.code != 304 && status.code >= 200
-        var text = "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"
-        text += "Server: \(configuration.serverName)\r\nDate: \(dateCache.current())\r\n"
+        // Written as bytes, straight into one array sized for the usual head.
+        var head: [UInt8] = []
+        head.reserveCapacity(160 + 48 * response.headers.count)
+        func append(_ text: String) { head.append(contentsOf: text.utf8) }
+        func append(_ text: StaticString) { text.withUTF8Buffer { head.append(contentsOf: $0) } }
+        append("HTTP/1.1 ")
+        append(String(status.code))
+        append(" ")
+        append(status.reasonPhrase)
+        append("\r\nServer: ")
+        append(configuration.serverName)
+        append("\r\nDate: ")
+        append(dateCache.current())
+        append("\r\n")
         for (name, value) in response.headers {
             if name.equalsIgnoringASCIICase("content-length") || name.equalsIgnoringASCIICase("connection")
                 || name.equalsIgnoringASCIICase("transfer-encoding") || name.equalsIgnoringASCIICase("date")
             {
                 continue
             }
-            text += "\(name): \(value)\r\n"
+            append(name)
+            append(": ")
+            append(value)
+            append("\r\n")
         }
-        if bodyAllowed { text += "Content-Length: \(response.body.count)\r\n" }
+        if bodyAllowed {
+            append("Content-Length: ")
+            append(String(response.body.count))
+            append("\r\n")
+        }
         if !keepAlive {
-            text += "Connection: close\r\n"
+            append("Connection: close\r\n")
         } else if http10 {
-            text += "Connection: keep-alive\r\n"
+            append("Connection: keep-alive\r\n")
         }
-        text += "\r\n"
-        return (Array(text.utf8), bodyAllowed && !isHead ? response.body : [])
+        append("\r\n")
+        return (head, bodyAllowed && !isHead ? response.body : [])
     }
 }

@@ -294,12 +294,21 @@ public struct HTTPRequestParser: Sendable {
 
     /// Completes the head: validates framing (RFC 9112 section 6) and decides the body's length.
     private mutating func finishHead() throws(HTTPParseError) -> HTTPRequestHead {
-        let hosts = headers.values(named: "host")
-        if version.minor >= 1 && hosts.isEmpty { throw .malformed("missing Host header") }
-        if hosts.count > 1 { throw .malformed("more than one Host header") }
+        // One pass over the fields for the three that decide framing.
+        var hostCount = 0
+        var transferEncodings: [String] = []
+        var contentLengths: [String] = []
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 4 where name.equalsIgnoringASCIICase("host"): hostCount += 1
+            case 14 where name.equalsIgnoringASCIICase("content-length"): contentLengths.append(value)
+            case 17 where name.equalsIgnoringASCIICase("transfer-encoding"): transferEncodings.append(value)
+            default: break
+            }
+        }
+        if version.minor >= 1 && hostCount == 0 { throw .malformed("missing Host header") }
+        if hostCount > 1 { throw .malformed("more than one Host header") }
 
-        let transferEncodings = headers.values(named: "transfer-encoding")
-        let contentLengths = headers.values(named: "content-length")
         var framing = HTTPBodyFraming.none
 
         if !transferEncodings.isEmpty {

@@ -148,10 +148,15 @@ public enum HTTPBodyFraming: Sendable, Equatable {
 public struct HTTPRequestHead: Sendable {
     public var method: String
     /// The request target exactly as sent (origin-form, absolute-form or `*`).
-    public var target: String
+    public var target: String {
+        didSet { path = Self.path(of: target) }
+    }
     public var version: HTTPVersion
     public var headers: HTTPHeaders
     public var framing: HTTPBodyFraming
+    /// The path component of the target, without the query (`/` for `*` or an
+    /// authority-only URL); worked out once, since routing, planning and the access log all ask.
+    public private(set) var path: String
 
     public init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders, framing: HTTPBodyFraming = .none) {
         self.method = method
@@ -159,10 +164,10 @@ public struct HTTPRequestHead: Sendable {
         self.version = version
         self.headers = headers
         self.framing = framing
+        path = Self.path(of: target)
     }
 
-    /// The path component of the target, without the query (`/` for `*` or an authority-only URL).
-    public var path: String {
+    private static func path(of target: String) -> String {
         var rest = Substring(target)
         if let first = rest.first, first != "/" && first != "*", let colon = rest.firstIndex(of: ":") {
             // absolute-form: skip "scheme://authority".
@@ -235,6 +240,25 @@ public struct HTTPResponse: Sendable {
 
     public init(status: HTTPStatus, contentType: String, body: String) {
         self.init(status: status, headers: ["Content-Type": contentType], body: Array(body.utf8))
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive comparison of two strings' contiguous UTF-8 (the usual case:
+    /// header names and tokens, compared on every request), without a generic iterator.
+    func equalsIgnoringASCIICase(_ other: String) -> Bool {
+        guard utf8.count == other.utf8.count else { return false }
+        let fast = utf8.withContiguousStorageIfAvailable { a in
+            other.utf8.withContiguousStorageIfAvailable { b in
+                for i in 0..<a.count where a[i] != b[i] {
+                    let lower = a[i] | 0x20
+                    if lower != b[i] | 0x20 || lower < UInt8(ascii: "a") || lower > UInt8(ascii: "z") { return false }
+                }
+                return true
+            }
+        }
+        if let fast, let result = fast { return result }
+        return Substring(self).equalsIgnoringASCIICase(Substring(other))
     }
 }
 

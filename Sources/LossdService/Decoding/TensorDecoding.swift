@@ -38,22 +38,25 @@ struct TensorReader {
     func tensor(_ name: String, ranks: ClosedRange<Int>, of noun: String = "numbers") throws(ServiceError) -> DecodedTensor? {
         guard let node = object[name] else { return nil }
         if case .null = node { return nil }
-        let expected = "`\(name)` must be a rectangular \(Self.rankText(ranks)) array of \(noun) with every dimension >= 1"
-        let shapeError = ServiceError.invalid(.invalidShape, field: "/\(name)", expected)
+        // Messages are spelled out only for an error: this runs for every tensor of every request.
+        func expected() -> String {
+            "`\(name)` must be a rectangular \(Self.rankText(ranks)) array of \(noun) with every dimension >= 1"
+        }
+        func shapeError() -> ServiceError { ServiceError.invalid(.invalidShape, field: "/\(name)", expected()) }
         var decoded: DecodedTensor
         switch node {
         case .numbers(let array):
             decoded = DecodedTensor(shape: array.shape, values: array.values)
         case .object(let encoded):
-            decoded = try decodeEncoded(encoded, name: name, shapeError: shapeError)
+            decoded = try decodeEncoded(encoded, name: name)
         default:
             // Say what arrived: the first ragged row or non-number element, or the type.
             let (pointer, arrived) = ShapeDescription.fault(of: node, name: name)
-            throw ServiceError.invalid(.invalidShape, field: "/\(name)" + pointer, "\(expected); \(arrived)")
+            throw ServiceError.invalid(.invalidShape, field: "/\(name)" + pointer, "\(expected()); \(arrived)")
         }
         guard ranks.contains(decoded.shape.count), decoded.shape.allSatisfy({ $0 >= 1 }) else {
             throw ServiceError.invalid(
-                .invalidShape, field: "/\(name)", "\(expected); got \(ShapeDescription.describe(shape: decoded.shape))")
+                .invalidShape, field: "/\(name)", "\(expected()); got \(ShapeDescription.describe(shape: decoded.shape))")
         }
         guard decoded.values.count <= limits.maxElements else {
             throw ServiceError(
@@ -158,16 +161,18 @@ struct TensorReader {
     func integers(_ name: String) throws(ServiceError) -> [Int]? {
         guard let node = object[name] else { return nil }
         if case .null = node { return nil }
-        let shapeError = ServiceError.invalid(.invalidShape, field: "/\(name)", "`\(name)` must be a 1-D array of integers")
+        func shapeError() -> ServiceError {
+            ServiceError.invalid(.invalidShape, field: "/\(name)", "`\(name)` must be a 1-D array of integers")
+        }
         let values: [Double]
         switch node {
         case .numbers(let array):
-            guard array.shape.count == 1, array.shape[0] >= 1 else { throw shapeError }
+            guard array.shape.count == 1, array.shape[0] >= 1 else { throw shapeError() }
             values = array.values
         case .object(let encoded):
-            guard encoded["base64"] == nil else { throw shapeError }
-            let decoded = try decodeEncoded(encoded, name: name, shapeError: shapeError)
-            guard decoded.shape.count == 1, decoded.shape[0] >= 1 else { throw shapeError }
+            guard encoded["base64"] == nil else { throw shapeError() }
+            let decoded = try decodeEncoded(encoded, name: name)
+            guard decoded.shape.count == 1, decoded.shape[0] >= 1 else { throw shapeError() }
             values = decoded.values
         case .array(let items):
             // A general array: report the first element that is not a number.
@@ -177,9 +182,9 @@ struct TensorReader {
                         .invalidLabel, field: "/\(name)/\(i)", "`\(name)[\(i)]` must be an integer (got \(item.typeName))")
                 }
             }
-            throw shapeError
+            throw shapeError()
         default:
-            throw shapeError
+            throw shapeError()
         }
         var result = [Int]()
         result.reserveCapacity(values.count)
@@ -195,7 +200,7 @@ struct TensorReader {
 
     // MARK: Encodings 2 and 3
 
-    private func decodeEncoded(_ encoded: JSONObject, name: String, shapeError: ServiceError) throws(ServiceError) -> DecodedTensor {
+    private func decodeEncoded(_ encoded: JSONObject, name: String) throws(ServiceError) -> DecodedTensor {
         guard case .numbers(let shapeArray)? = encoded["shape"], shapeArray.shape.count == 1 else {
             throw ServiceError.invalid(.invalidShape, field: "/\(name)/shape", "`\(name).shape` must be an array of positive integers")
         }

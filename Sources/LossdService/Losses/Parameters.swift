@@ -155,14 +155,16 @@ struct ResolvedParameters: Sendable {
     init(
         _ params: JSONObject?, specs: [ParameterSpec], pointer: String, extra: [String] = [], owner: String? = nil
     ) throws(ServiceError) {
+        numbers.reserveCapacity(specs.count)  // no rehashing as the defaults go in
         if let params {
-            let place = owner.map { "`params` of \($0)" } ?? "`params`"
             try StrictFields.check(
                 params, allowed: specs.map(\.name) + extra,
-                nullable: Set(specs.filter(\.nullable).map(\.name)), pointer: pointer, place: place)
+                nullable: Set(specs.filter(\.nullable).map(\.name)), pointer: pointer,
+                place: owner.map { "`params` of \($0)" } ?? "`params`")
         }
         for spec in specs {
-            let field = "\(pointer)/\(spec.name)"
+            // Spelled out only for an error.
+            func field() -> String { "\(pointer)/\(spec.name)" }
             let node = params?[spec.name]
             if node != nil { given.insert(spec.name) }
             if case .null? = node, spec.nullable {
@@ -170,9 +172,9 @@ struct ResolvedParameters: Sendable {
                 continue
             }
             guard let node, !node.isNull else {
-                if case .bins = spec.kind { throw BinsValue.missing(name: spec.name, field: field) }
+                if case .bins = spec.kind { throw BinsValue.missing(name: spec.name, field: field()) }
                 guard let value = spec.defaultValue else {
-                    throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` is required")
+                    throw ServiceError.invalid(.invalidParam, field: field(), "`\(spec.name)` is required")
                 }
                 switch value {
                 case .double(let d): numbers[spec.name] = d
@@ -190,43 +192,43 @@ struct ResolvedParameters: Sendable {
             switch spec.kind {
             case let .number(lower, upper):
                 guard case .number(let v) = node, v.isFinite else {
-                    throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` must be a finite number (got \(Self.text(node)))")
+                    throw ServiceError.invalid(.invalidParam, field: field(), "`\(spec.name)` must be a finite number (got \(Self.text(node)))")
                 }
                 let belowLower = lower.map { $0.inclusive ? v < $0.value : v <= $0.value } ?? false
                 let aboveUpper = upper.map { $0.inclusive ? v > $0.value : v >= $0.value } ?? false
                 if belowLower || aboveUpper {
                     throw ServiceError.invalid(
-                        .invalidParam, field: field, "`\(spec.name)` must be in \(spec.rangeText ?? "") (got \(NumberText.format(v)))")
+                        .invalidParam, field: field(), "`\(spec.name)` must be in \(spec.rangeText ?? "") (got \(NumberText.format(v)))")
                 }
                 numbers[spec.name] = v
             case let .integer(lower, upper):
                 guard case .number(let v) = node, v.isFinite, v == v.rounded(), abs(v) < 1e15 else {
-                    throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` must be an integer (got \(Self.text(node)))")
+                    throw ServiceError.invalid(.invalidParam, field: field(), "`\(spec.name)` must be an integer (got \(Self.text(node)))")
                 }
-                if let lower, Int(v) < lower { throw rangeError(spec, field, v) }
-                if let upper, Int(v) > upper { throw rangeError(spec, field, v) }
+                if let lower, Int(v) < lower { throw rangeError(spec, field(), v) }
+                if let upper, Int(v) > upper { throw rangeError(spec, field(), v) }
                 numbers[spec.name] = v
             case .choice(let options):
                 guard case .string(let s) = node, options.contains(s) else {
                     throw ServiceError.invalid(
-                        .invalidParam, field: field,
+                        .invalidParam, field: field(),
                         "`\(spec.name)` must be one of \(options.joined(separator: ", ")) (got \(Self.text(node)))")
                 }
                 strings[spec.name] = s
             case .boolean:
                 guard case .bool(let b) = node else {
-                    throw ServiceError.invalid(.invalidParam, field: field, "`\(spec.name)` must be true or false (got \(Self.text(node)))")
+                    throw ServiceError.invalid(.invalidParam, field: field(), "`\(spec.name)` must be true or false (got \(Self.text(node)))")
                 }
                 numbers[spec.name] = b ? 1 : 0
             case .bins:
-                supports[spec.name] = try BinsValue(node, name: spec.name, field: field)
+                supports[spec.name] = try BinsValue(node, name: spec.name, field: field())
             case .interval(let bounds):
                 let within = bounds.map { " within [\(Self.text(.number($0.lowerBound))), \(Self.text(.number($0.upperBound)))]" } ?? ""
                 guard case .numbers(let pair) = node, pair.shape == [2], pair.values.allSatisfy(\.isFinite),
                     pair.values[0] < pair.values[1], bounds.map({ $0.contains(pair.values[0]) && $0.contains(pair.values[1]) }) ?? true
                 else {
                     throw ServiceError.invalid(
-                        .invalidParam, field: field,
+                        .invalidParam, field: field(),
                         "`\(spec.name)` must be [lower, upper] with finite lower < upper\(within) (got \(Self.text(node)))")
                 }
                 intervals[spec.name] = (pair.values[0], pair.values[1])

@@ -64,12 +64,15 @@ final class PrometheusRegistry: Sendable {
         state.withLock { state in
             guard let i = state.index[name] else { return }
             let bounds = state.families[i].bounds
-            var histogram = state.families[i].histograms[labels] ?? Histogram(buckets: Array(repeating: 0, count: bounds.count))
-            for (b, bound) in bounds.enumerated() where value <= bound { histogram.buckets[b] += 1 }
-            histogram.count += 1
-            histogram.sum += value
-            state.families[i].histograms[labels] = histogram
+            // Updated in place: a copy out and back would copy the bucket array every time.
+            Self.record(value, bounds: bounds, in: &state.families[i].histograms[labels, default: Histogram(buckets: Array(repeating: 0, count: bounds.count))])
         }
+    }
+
+    private static func record(_ value: Double, bounds: [Double], in histogram: inout Histogram) {
+        for (b, bound) in bounds.enumerated() where value <= bound { histogram.buckets[b] += 1 }
+        histogram.count += 1
+        histogram.sum += value
     }
 
     /// The current value of a counter or gauge sample (for tests).

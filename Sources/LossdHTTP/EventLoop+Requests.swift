@@ -371,9 +371,9 @@ extension EventLoop {
         responder.requestCompleted(record)
     }
 
-    /// Writes the buffered access-log lines to standard error: whole lines, in writes of at
-    /// most `PIPE_BUF` (4096) bytes unless one line is longer, so that writes from several
-    /// I/O threads into one pipe never interleave inside a line.
+    /// Writes the buffered access-log lines (to ``HTTPServerConfiguration/accessLogDescriptor``):
+    /// whole lines, in writes of at most `PIPE_BUF` (4096) bytes unless one line is longer,
+    /// so that writes from several I/O threads into one pipe never interleave inside a line.
     func flushAccessLog() {
         accessLogBuffer.withUnsafeBytes { raw in
             var start = 0
@@ -392,7 +392,7 @@ extension EventLoop {
                 }
                 var offset = start
                 while offset < end {
-                    let n = write(2, raw.baseAddress! + offset, end - offset)
+                    let n = write(configuration.accessLogDescriptor, raw.baseAddress! + offset, end - offset)
                     if n < 0 && errno == EINTR { continue }
                     if n <= 0 { break }
                     offset += n

@@ -42,6 +42,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var retryAfterSeconds = 1
     /// How access-log lines are written; nil: at `info` through the server's `Logger`.
     public var accessLog: (any AccessLogFormat)?
+    /// Where ``accessLog`` lines go (standard error unless a test reads them).
+    public var accessLogDescriptor: Int32 = 2
     /// Value of the `Server` header.
     public var serverName = "lossd"
     /// When set, every connection speaks TLS (HTTPS) with this identity; plain HTTP is not

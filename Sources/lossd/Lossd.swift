@@ -45,7 +45,7 @@ struct Lossd: ParsableCommand {
     @Option(help: "Request-handler threads. [env: LOSSD_THREADS] (default: the number of cores)")
     var threads: Int?
 
-    @Option(help: "I/O threads, each serving its share of the connections and answering small loss, metrics and ensemble requests itself. [env: LOSSD_IO_THREADS] (default: the number of cores, at most 16)")
+    @Option(help: "I/O threads, each serving its share of the connections and answering small loss, metrics and ensemble requests itself. [env: LOSSD_IO_THREADS] (default: --threads, at most 16)")
     var ioThreads: Int?
 
     @Option(help: "Directory of the embedded store. [env: LOSSD_DATA_DIR] (default: \(Defaults.service.dataDirectory))")
@@ -197,7 +197,7 @@ struct Settings: Sendable {
         http.parserLimits.maxBodyBytes = try value(command.maxBodyBytes, "LOSSD_MAX_BODY_BYTES") { Int($0) } ?? http.parserLimits.maxBodyBytes
         http.parserLimits.maxHeaderBytes = try value(command.maxHeaderBytes, "LOSSD_MAX_HEADER_BYTES") { Int($0) } ?? http.parserLimits.maxHeaderBytes
         http.workerThreads = try value(command.threads, "LOSSD_THREADS") { Int($0) } ?? max(1, cores)
-        http.ioThreads = try value(command.ioThreads, "LOSSD_IO_THREADS") { Int($0) } ?? min(16, max(1, cores))
+        http.ioThreads = try value(command.ioThreads, "LOSSD_IO_THREADS") { Int($0) } ?? min(16, http.workerThreads)
         http.maxConnections = try value(command.maxConnections, "LOSSD_MAX_CONNECTIONS") { Int($0) } ?? http.maxConnections
         http.probeConnections = try value(command.probeConnections, "LOSSD_PROBE_CONNECTIONS") { Int($0) } ?? http.probeConnections
         // A connection has at most one request in flight, so a queue as deep as the connection

@@ -13,7 +13,7 @@
 # Functions (in the order a run uses them):
 #   log MSG... / die MSG...        "bench: MSG" on stderr (die: then exit 1)
 #   bench_init                     mkdir $out, scratch folder $tmp, traps
-#   stop_servers                   stop lossd and fastapi (by pid), remove $tmp
+#   stop_servers                   stop lossd, fastapi and $peer_pids (by pid), remove $tmp
 #   bench_check_system             scripts/install-deps.sh --test, wrk present
 #   bench_locate_lossd             build or find lossd (BENCH_BUILD, BENCH_LOSSD);
 #                                  sets lossd_bin
@@ -38,6 +38,7 @@ bench_init() {
   tmp=$(mktemp -d)
   lossd_pid=
   fastapi_pid=
+  peer_pids=
   trap stop_servers EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -81,6 +82,20 @@ bench_pair_row() {  # WIDTH LABEL CONNS KEY
     "${rps[$l]}" "${p99[$l]} ms" "${rps[$f]}" "${p99[$f]} ms" "$(bench_ratio "${rps[$l]}" "${rps[$f]}")"
 }
 
+# The header of a lossd-beside-PEER table that also compares tail latency: ratio is
+# lossd req/s / PEER req/s, p99 ratio lossd p99 / PEER p99 (below 1: lossd's is shorter).
+bench_peer_header() {  # WIDTH FIRST PEER
+  printf "%-${1}s %5s %12s %12s %17s %17s %7s %9s\n" "$2" conns "lossd req/s" "lossd p99" "$3 req/s" "$3 p99" ratio "p99 ratio"
+}
+
+bench_peer_row() {  # WIDTH LABEL CONNS KEY PEER
+  local width=$1 label=$2 conns=$3 key=$4 peer=$5
+  local l="$key $conns lossd" f="$key $conns $peer"
+  printf "%-${width}s %5s %12s %12s %17s %17s %7s %9s\n" "$label" "$conns" \
+    "${rps[$l]}" "${p99[$l]} ms" "${rps[$f]}" "${p99[$f]} ms" "$(bench_ratio "${rps[$l]}" "${rps[$f]}")" \
+    "$(bench_ratio "${p99[$l]}" "${p99[$f]}")"
+}
+
 # Says where the raw output is and prints the table ($out/table.txt).
 bench_show_table() {
   log "raw wrk output, logs and table in $out"
@@ -90,9 +105,10 @@ bench_show_table() {
 # Stops what this script started (by pid), then removes the scratch folder.
 stop_servers() {
   # shellcheck disable=SC2086  # empty pids vanish
-  stop_pids $lossd_pid $fastapi_pid
+  stop_pids $lossd_pid $fastapi_pid $peer_pids
   lossd_pid=
   fastapi_pid=
+  peer_pids=
   rm -rf -- "$tmp"
 }
 

@@ -248,6 +248,10 @@ extension EventLoop {
     }
 
     func dispatch(_ request: HTTPRequest, on connection: Connection) {
+        if let owner = newOwner(of: connection, quick: connection.plan?.quick == true) {
+            handOver(connection, request: request, to: owner)
+            return
+        }
         connection.phase = .awaitingResponse
         connection.deadlineKind = .none
         connection.currentHead = request.head

@@ -9,9 +9,13 @@ import Synchronization
 
 // MARK: - Event loop
 
-/// One I/O thread's state. A server runs one loop per I/O thread; loop 0 also accepts, and
-/// hands each new connection to the loops in turn, so a connection lives on one loop (and
-/// its thread) from accept to close.
+/// One I/O thread's state. A server runs one loop per I/O thread. Loop 0 accepts, and every
+/// connection starts on it. The first time a connection brings a quick request (computation
+/// the loop runs itself), or any request while loop 0 holds more than `keptConnections`,
+/// loop 0 gives it an owner among the loops in turn and moves it there, where it stays. A
+/// few connections bringing cheap requests (probes, metrics) or work for the worker pool
+/// stay on loop 0, so that they never wake, or compete for a core with, another loop;
+/// computation, and the traffic of many connections, spread over every loop's thread.
 ///
 /// `@unchecked Sendable` is safe because every stored property other than `inbox` (a
 /// `Mutex`), `group` (atomics) and immutable `let`s is read and written only on the loop
@@ -20,8 +24,8 @@ import Synchronization
 final class EventLoop: @unchecked Sendable {
     enum Message {
         case response(connectionID: UInt64, fd: Int32, response: HTTPResponse)
-        /// A connection accepted by loop 0, now this loop's to serve.
-        case adopt(fd: Int32, connectionID: UInt64, remoteAddress: String, probeOnly: Bool)
+        /// A connection moved from loop 0, now this loop's to serve, with the request to run.
+        case migrate(ConnectionHandover)
         /// Loop 0, at the connection cap, asks for this loop's longest-idle connection.
         case reportOldestIdle(OldestIdleQuery)
         /// Close this idle connection to make room (if it is still idle).
@@ -39,8 +43,11 @@ final class EventLoop: @unchecked Sendable {
     let index: Int
     /// The other loops (set on loop 0 only, before any loop runs).
     var peers: [EventLoop] = []
-    /// Which loop gets the next accepted connection (loop 0 only; 0 is itself).
+    /// Which loop gets the next connection that brings a quick request (loop 0 only; 0 is itself).
     var nextOwner = 0
+    /// Connections leaving this loop, posted to their new loop once this turn's events are
+    /// handled (nothing on this loop touches them after that).
+    var handovers: [(loop: EventLoop, handover: ConnectionHandover)] = []
     let boundAddress: (host: String, port: Int)
 
     let epollFD: Int32
@@ -157,6 +164,10 @@ final class EventLoop: @unchecked Sendable {
                 sweepDeadlines(now: now)
                 nextSweep = now + Clock.nanos(0.1)
             }
+            if !handovers.isEmpty {
+                for (loop, handover) in handovers { loop.post(.migrate(handover)) }
+                handovers.removeAll(keepingCapacity: true)
+            }
             if isDraining {
                 if shutdownDeadline == 0 { startDraining() }
                 if connections.isEmpty && inbox.withLock({ $0.isEmpty }) { break }
@@ -179,12 +190,50 @@ final class EventLoop: @unchecked Sendable {
             defer { inbox.removeAll() }
             return inbox
         }
-        for case let .adopt(fd, _, _, probeOnly) in leftovers {
-            close(fd)
-            releaseCount(probeOnly: probeOnly)
+        for case let .migrate(handover) in leftovers {
+            handover.connection.tls = nil
+            close(handover.connection.fd)
+            releaseCount(probeOnly: handover.connection.probeOnly)
         }
         close(epollFD)
         close(wakeFD)
+    }
+
+    /// Connections loop 0 keeps before it spreads every connection, whatever it brings.
+    static let keptConnections = 32
+
+    /// The loop a connection about to run a request moves to: chosen, in turn, at its first
+    /// quick request or at its first request while loop 0 holds more than `keptConnections`
+    /// (loop 0 only, once per connection; nil: it stays here).
+    func newOwner(of connection: Connection, quick: Bool) -> EventLoop? {
+        guard index == 0, !peers.isEmpty, !connection.placed, !connection.onOperationsListener else { return nil }
+        guard quick || connections.count > Self.keptConnections else { return nil }
+        connection.placed = true
+        let owner = nextOwner
+        nextOwner = (nextOwner + 1) % (peers.count + 1)
+        return owner == 0 ? nil : peers[owner - 1]
+    }
+
+    /// Moves a connection, with the request it is to run, to `loop`: out of this loop's table
+    /// and epoll now, posted at the end of this turn's events.
+    func handOver(_ connection: Connection, request: HTTPRequest, to loop: EventLoop) {
+        lossd_epoll_remove(epollFD, connection.fd)
+        connections[connection.fd] = nil
+        // Stops this loop's parser loop for it; the new loop dispatches the request.
+        connection.phase = .awaitingResponse
+        handovers.append((loop, ConnectionHandover(connection: connection, request: request)))
+    }
+
+    /// Takes over a connection from loop 0 and runs the request it came with.
+    func receive(_ handover: ConnectionHandover) {
+        let connection = handover.connection
+        connections[connection.fd] = connection
+        // Registered afresh for reading, as a new connection is.
+        connection.readInterest = true
+        connection.writeInterest = false
+        connection.hangupInterest = false
+        lossd_epoll_add(epollFD, connection.fd, 1, 0)
+        dispatch(handover.request, on: connection)
     }
 
     /// Lowers the server-wide counts for a connection of the main listener that closed.
@@ -215,8 +264,8 @@ final class EventLoop: @unchecked Sendable {
                     continue
                 }
                 sendResponse(response, on: connection)
-            case let .adopt(fd, connectionID, remoteAddress, probeOnly):
-                adopt(fd: fd, connectionID: connectionID, remoteAddress: remoteAddress, probeOnly: probeOnly)
+            case .migrate(let handover):
+                receive(handover)
             case .reportOldestIdle(let query):
                 query.reply(oldestIdleConnection().map {
                     OldestIdleQuery.Answer(idleSince: $0.idleSince, connectionID: $0.id, fd: $0.fd)
@@ -298,28 +347,14 @@ final class EventLoop: @unchecked Sendable {
             } else {
                 group.generalConnections.add(1, ordering: .relaxed)
             }
-            let remoteAddress = Socket.peerAddress(&storage)
             let connectionID = nextConnectionID
             nextConnectionID += 1
-            let owner = nextOwner
-            nextOwner = (nextOwner + 1) % (peers.count + 1)
-            if owner == 0 {
-                adopt(fd: fd, connectionID: connectionID, remoteAddress: remoteAddress, probeOnly: probeOnly)
-            } else {
-                peers[owner - 1].post(
-                    .adopt(fd: fd, connectionID: connectionID, remoteAddress: remoteAddress, probeOnly: probeOnly))
-            }
+            adopt(fd: fd, connectionID: connectionID, remoteAddress: Socket.peerAddress(&storage), probeOnly: probeOnly)
         }
     }
 
-    /// Starts serving a connection accepted (and counted) by loop 0.
+    /// Starts serving a connection just accepted (and counted).
     func adopt(fd: Int32, connectionID: UInt64, remoteAddress: String, probeOnly: Bool) {
-        if isDraining && index != 0 {
-            // Handed over as shutdown began: nothing was read from it yet.
-            close(fd)
-            releaseCount(probeOnly: probeOnly)
-            return
-        }
         let connection = Connection(fd: fd, id: connectionID, remoteAddress: remoteAddress, limits: configuration.parserLimits)
         connection.probeOnly = probeOnly
         connection.idleSince = Clock.now

@@ -9,7 +9,8 @@ import Synchronization
 
 // MARK: - Connection
 
-/// One client connection. Touched only by the I/O thread.
+/// One client connection. Touched only by the I/O thread of the loop that owns it (it may
+/// move once, from loop 0 to another loop; see ``EventLoop``).
 final class Connection {
     enum Phase {
         /// Reading (and parsing) the next request.
@@ -82,6 +83,8 @@ final class Connection {
     var hangupInterest = false
     /// Accepted on the operations listener: only its paths are served.
     var onOperationsListener = false
+    /// Its owning loop has been chosen (at its first quick request); it moves no more.
+    var placed = false
 
     init(fd: Int32, id: UInt64, remoteAddress: String, limits: HTTPParserLimits) {
         self.fd = fd

@@ -51,3 +51,20 @@ final class OldestIdleQuery: Sendable {
         return answer.withLock { $0 }
     }
 }
+
+/// A connection moving from loop 0 to the loop that will own it, with the request it is to
+/// run there.
+///
+/// `@unchecked Sendable` is safe because ownership moves with the message: the sending loop
+/// has removed the connection from its table and its epoll before the handover is posted
+/// (at the end of its turn) and never touches it again, and the receiving loop touches it
+/// only after taking the message from its inbox (the inbox's lock orders the two).
+final class ConnectionHandover: @unchecked Sendable {
+    let connection: Connection
+    let request: HTTPRequest
+
+    init(connection: Connection, request: HTTPRequest) {
+        self.connection = connection
+        self.request = request
+    }
+}

@@ -9,11 +9,11 @@ import Testing
     import Glibc
 #endif
 
-/// Answers with the name of the thread that ran the handler: `/quick` is planned quick (run
-/// by the I/O thread), anything else goes to the worker pool.
+/// Answers with the name of the thread that ran the handler: `/quick` is planned quick and
+/// `/inline` inline (both run by the I/O thread), anything else goes to the worker pool.
 struct ThreadNamingResponder: HTTPResponder {
     func plan(_ head: HTTPRequestHead) -> RequestPlan {
-        RequestPlan(label: head.path, quick: head.path == "/quick", workClass: .light)
+        RequestPlan(label: head.path, inline: head.path == "/inline", quick: head.path == "/quick", workClass: .light)
     }
 
     func respond(to request: HTTPRequest, context: RequestContext) -> HTTPResponse {
@@ -32,8 +32,9 @@ struct LineFormat: AccessLogFormat {
 
 @Suite("I/O threads: connections spread over event loops, quick requests on them")
 struct IOThreadsTests {
-    /// Connections are handed to the loops in turn; a quick request runs on the loop that
-    /// owns its connection, any other on a worker.
+    /// A connection's first quick request gives it an owner among the loops in turn (it
+    /// moves there with that request); a quick request runs on the loop that owns its
+    /// connection, any other on a worker.
     @Test func connectionsAreSpreadOverTheLoopsAndQuickRequestsRunOnThem() throws {
         let running = try RunningServer({ $0.ioThreads = 3; $0.workerThreads = 2 }, responder: ThreadNamingResponder())
         defer { running.stop() }
@@ -46,12 +47,64 @@ struct IOThreadsTests {
             quickThreads.insert(String(decoding: quick.body, as: UTF8.self))
             let pooled = String(decoding: try client.exchange(get("/pooled")).body, as: UTF8.self)
             #expect(pooled.hasPrefix("lossd-worker-") || pooled.hasPrefix("lossd-light-"), "\(pooled)")
+            // It stays where its first quick request put it.
+            let again = try client.exchange(get("/quick"))
+            #expect(again.body == quick.body)
             clients.append(client)
         }
         // Three loops: loop 0 runs on the caller's thread, the others on lossd-io-1 and -2.
         #expect(quickThreads.count == 3, "\(quickThreads)")
         #expect(quickThreads.contains("lossd-io-1") && quickThreads.contains("lossd-io-2"), "\(quickThreads)")
         #expect(running.server.openConnections == 6)
+    }
+
+    /// Connections that bring only cheap (inline) requests stay on the accepting loop: probes
+    /// never wake another loop.
+    @Test func connectionsWithOnlyInlineRequestsStayOnTheAcceptingLoop() throws {
+        let running = try RunningServer({ $0.ioThreads = 3 }, responder: ThreadNamingResponder())
+        defer { running.stop() }
+        var threads = Set<String>()
+        for _ in 0..<6 {
+            let client = try RawClient(port: running.port)
+            for _ in 0..<3 { threads.insert(String(decoding: try client.exchange(get("/inline")).body, as: UTF8.self)) }
+        }
+        #expect(threads.count == 1, "\(threads)")
+        #expect(!threads.contains { $0.hasPrefix("lossd-io-") }, "\(threads)")
+    }
+
+    /// Beyond the connections the accepting loop keeps, every connection is spread at its
+    /// first request, whatever it brings.
+    @Test func manyConnectionsAreSpreadWhateverTheyBring() throws {
+        let running = try RunningServer({ $0.ioThreads = 3 }, responder: ThreadNamingResponder())
+        defer { running.stop() }
+        var clients: [RawClient] = []
+        var threads: [String] = []
+        for _ in 0..<(EventLoop.keptConnections + 12) {
+            let client = try RawClient(port: running.port)
+            threads.append(String(decoding: try client.exchange(get("/inline")).body, as: UTF8.self))
+            clients.append(client)
+        }
+        let kept = Set(threads.prefix(EventLoop.keptConnections))
+        #expect(kept.count == 1 && !kept.contains { $0.hasPrefix("lossd-io-") }, "\(kept)")
+        let spread = Set(threads.suffix(12))
+        #expect(spread.contains("lossd-io-1") && spread.contains("lossd-io-2"), "\(spread)")
+    }
+
+    /// Requests pipelined behind the quick request that moves a connection are read and
+    /// answered, in order, by its new loop.
+    @Test func pipelinedRequestsFollowAConnectionToItsNewLoop() throws {
+        let running = try RunningServer({ $0.ioThreads = 2 }, responder: ThreadNamingResponder())
+        defer { running.stop() }
+        // The first connection stays on loop 0; the second moves to loop 1 at its first quick request.
+        let first = try RawClient(port: running.port)
+        #expect(try first.exchange(get("/quick")).status == 200)
+        let second = try RawClient(port: running.port)
+        try second.send(get("/inline") + get("/quick") + get("/pooled") + get("/quick") + get("/inline"))
+        let answers = try (0..<5).map { _ in String(decoding: try second.readResponse().body, as: UTF8.self) }
+        #expect(answers[1] == "lossd-io-1" && answers[3] == "lossd-io-1", "\(answers)")
+        #expect(answers[4] == "lossd-io-1", "\(answers)")
+        #expect(answers[2].hasPrefix("lossd-worker-") || answers[2].hasPrefix("lossd-light-"), "\(answers)")
+        #expect(!answers[0].hasPrefix("lossd-io-"), "\(answers)")
     }
 
     /// At the connection cap, the connection idle the longest is evicted wherever it lives.

@@ -12,7 +12,7 @@ import Synchronization
 /// One I/O thread's state. A server runs one loop per I/O thread. Loop 0 accepts, and every
 /// connection starts on it. The first time a connection brings a quick request (computation
 /// the loop runs itself), or any request while loop 0 holds more than `keptConnections`,
-/// loop 0 gives it an owner among the loops in turn and moves it there, where it stays. A
+/// loop 0 moves it to the loop owning the fewest connections, where it stays. A
 /// few connections bringing cheap requests (probes, metrics) or work for the worker pool
 /// stay on loop 0, so that they never wake, or compete for a core with, another loop;
 /// computation, and the traffic of many connections, spread over every loop's thread.
@@ -43,7 +43,7 @@ final class EventLoop: @unchecked Sendable {
     let index: Int
     /// The other loops (set on loop 0 only, before any loop runs).
     var peers: [EventLoop] = []
-    /// Which loop gets the next connection that brings a quick request (loop 0 only; 0 is itself).
+    /// Where loop 0's search for the least loaded loop starts (loop 0 only; 0 is itself).
     var nextOwner = 0
     /// Connections leaving this loop, posted to their new loop once this turn's events are
     /// handled (nothing on this loop touches them after that).
@@ -60,7 +60,12 @@ final class EventLoop: @unchecked Sendable {
     var operationsConnections = 0
     let inbox = Mutex<[Message]>([])
 
-    var connections: [Int32: Connection] = [:]
+    var connections: [Int32: Connection] = [:] {
+        // Without `oldValue`, the dictionary is still changed in place (SE-0268).
+        didSet { connectionTally.store(connections.count, ordering: .relaxed) }
+    }
+    /// How many connections this loop owns, for loop 0 to place new ones on the least loaded.
+    let connectionTally = Atomic<Int>(0)
     var nextConnectionID: UInt64 = 1
     var shutdownDeadline: UInt64 = 0
     var acceptPausedUntil: UInt64 = 0
@@ -202,15 +207,22 @@ final class EventLoop: @unchecked Sendable {
     /// Connections loop 0 keeps before it spreads every connection, whatever it brings.
     static let keptConnections = 32
 
-    /// The loop a connection about to run a request moves to: chosen, in turn, at its first
-    /// quick request or at its first request while loop 0 holds more than `keptConnections`
-    /// (loop 0 only, once per connection; nil: it stays here).
+    /// The loop a connection about to run a request moves to: the least loaded (by
+    /// connections owned), at its first quick request or at its first request while loop 0
+    /// holds more than `keptConnections` (loop 0 only, once per connection; nil: it stays here).
     func newOwner(of connection: Connection, quick: Bool) -> EventLoop? {
         guard index == 0, !peers.isEmpty, !connection.placed, !connection.onOperationsListener else { return nil }
         guard quick || connections.count > Self.keptConnections else { return nil }
         connection.placed = true
-        let owner = nextOwner
-        nextOwner = (nextOwner + 1) % (peers.count + 1)
+        // The loop owning the fewest connections (this one not counting the connection being
+        // placed), starting the search after the last choice so that ties go round.
+        let loads = [connections.count - 1] + peers.map { $0.connectionTally.load(ordering: .relaxed) }
+        var owner = nextOwner
+        for step in 1...loads.count {
+            let candidate = (nextOwner + step) % loads.count
+            if loads[candidate] < loads[owner] { owner = candidate }
+        }
+        nextOwner = (owner + 1) % loads.count
         return owner == 0 ? nil : peers[owner - 1]
     }
 
@@ -308,7 +320,7 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: Accept
 
-    /// Accepts on the main listener (loop 0) and hands each connection to the loops in turn.
+    /// Accepts on the main listener (loop 0); every connection starts on this loop.
     func acceptConnections() {
         guard listenFD >= 0, !isDraining else { return }
         for _ in 0..<64 {

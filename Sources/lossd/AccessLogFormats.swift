@@ -28,7 +28,8 @@ final class TextAccessLog: AccessLogFormat {
         field("bytes_in", String(record.bytesIn), &buffer)
         field("bytes_out", String(record.bytesOut), &buffer)
         if let method = record.method { field("method", method, &buffer) }
-        field("ms", "\(record.milliseconds)", &buffer)
+        buffer.append(contentsOf: " ms=".utf8)
+        Self.appendMilliseconds(record.duration, to: &buffer)
         if let path = record.path { field("path", path, &buffer) }
         field("peer", record.peer, &buffer)
         if !record.requestID.isEmpty { field("request_id", record.requestID, &buffer) }
@@ -38,6 +39,36 @@ final class TextAccessLog: AccessLogFormat {
         buffer.append(contentsOf: " [LossdHTTP] ".utf8)
         buffer.append(contentsOf: record.line.utf8)
         buffer.append(UInt8(ascii: "\n"))
+    }
+
+    /// `RequestRecord.milliseconds` as `Double.description` spells it (`0.379`, `12.0`,
+    /// `0.001`), from the integer microseconds: a millisecond count with at most three
+    /// decimals below 10^9 ms prints as its shortest decimal, trailing zeros dropped and one
+    /// kept after the point.
+    static func appendMilliseconds(_ seconds: Double, to buffer: inout [UInt8]) {
+        let micros = Int(seconds * 1_000_000)
+        guard micros >= 0, micros < 1_000_000_000_000 else {
+            buffer.append(contentsOf: "\(Double(micros) / 1000)".utf8)
+            return
+        }
+        buffer.append(contentsOf: String(micros / 1000).utf8)
+        buffer.append(UInt8(ascii: "."))
+        var fraction = micros % 1000
+        guard fraction != 0 else {
+            buffer.append(UInt8(ascii: "0"))
+            return
+        }
+        var digits = 3
+        while fraction % 10 == 0 {
+            fraction /= 10
+            digits -= 1
+        }
+        var divisor = 1
+        for _ in 1..<digits { divisor *= 10 }
+        while divisor > 0 {
+            buffer.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
+            divisor /= 10
+        }
     }
 
     private func field(_ key: StaticString, _ value: String, _ buffer: inout [UInt8]) {

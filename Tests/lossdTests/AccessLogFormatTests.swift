@@ -42,6 +42,22 @@ struct AccessLogFormatTests {
                 == " info lossd: bytes_in=12 bytes_out=150 ms=10000.0 peer=[::1]:5000 route=none status=408 [LossdHTTP] -\n")
     }
 
+    /// The `ms` field is written from integer microseconds, as `Double.description` spells
+    /// the truncated milliseconds.
+    @Test func millisecondsAreSpelledAsDoubleDescriptionSpellsThem() {
+        var micros: [Int] = Array(0...2000) + [9_999, 10_000, 10_500, 123_456, 1_000_000, 59_999_999, 60_000_000, 123_456_789_012]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 { micros.append(Int.random(in: 0..<100_000_000_000, using: &generator)) }
+        for micro in micros {
+            // Seconds as the server computes them, from nanoseconds.
+            let seconds = Double(micro) / 1_000_000 + 0.000_000_4
+            var buffer: [UInt8] = []
+            TextAccessLog.appendMilliseconds(seconds, to: &buffer)
+            let record = RequestRecord(method: nil, path: nil, status: .ok, bytesIn: 0, bytesOut: 0, duration: seconds)
+            #expect(String(decoding: buffer, as: UTF8.self) == "\(record.milliseconds)", "\(micro) µs")
+        }
+    }
+
     /// JSONLogHandler's members, numbers as numbers.
     @Test func theJSONLineIsJSONLogHandlers() throws {
         var buffer: [UInt8] = []

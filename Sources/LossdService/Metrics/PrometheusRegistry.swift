@@ -9,13 +9,13 @@ final class PrometheusRegistry: Sendable {
         case counter, gauge, histogram
     }
 
-    private struct Histogram {
+    fileprivate struct Histogram {
         var buckets: [UInt64]
         var count: UInt64 = 0
         var sum: Double = 0
     }
 
-    private struct Family {
+    fileprivate struct Family {
         let name: String
         let help: String
         let kind: Kind
@@ -25,9 +25,24 @@ final class PrometheusRegistry: Sendable {
         var histograms: [[String]: Histogram] = [:]
     }
 
-    private struct State {
-        var families: [Family] = []
-        var index: [String: Int] = [:]
+    /// Every family's samples; changed under the registry's lock (see ``update(_:)``).
+    struct State {
+        fileprivate var families: [Family] = []
+        fileprivate var index: [String: Int] = [:]
+
+        /// Adds `amount` to a counter sample of the family at `family` (from ``PrometheusRegistry/position(of:)``).
+        mutating func add(_ family: Int, _ labels: [String], _ amount: Double = 1) {
+            families[family].values[labels, default: 0] += amount
+        }
+
+        /// Records one observation in the histogram family at `family`.
+        mutating func observe(_ family: Int, _ labels: [String], _ value: Double) {
+            let bounds = families[family].bounds
+            // Updated in place: a copy out and back would copy the bucket array every time.
+            PrometheusRegistry.record(
+                value, bounds: bounds,
+                in: &families[family].histograms[labels, default: Histogram(buckets: Array(repeating: 0, count: bounds.count))])
+        }
     }
 
     private let state = Mutex(State())
@@ -41,6 +56,16 @@ final class PrometheusRegistry: Sendable {
             state.families.append(
                 Family(name: name, help: help, kind: kind, labelNames: labels, bounds: buckets.sorted()))
         }
+    }
+
+    /// A declared family's position, for ``update(_:)``: resolved once, not per sample.
+    func position(of name: String) -> Int? {
+        state.withLock { $0.index[name] }
+    }
+
+    /// Several changes under one lock (a request's four samples), families by position.
+    func update(_ body: (inout State) -> Void) {
+        state.withLock { body(&$0) }
     }
 
     /// Adds `amount` to a counter (or gauge) sample.
@@ -63,13 +88,11 @@ final class PrometheusRegistry: Sendable {
     func observe(_ name: String, _ labels: [String] = [], _ value: Double) {
         state.withLock { state in
             guard let i = state.index[name] else { return }
-            let bounds = state.families[i].bounds
-            // Updated in place: a copy out and back would copy the bucket array every time.
-            Self.record(value, bounds: bounds, in: &state.families[i].histograms[labels, default: Histogram(buckets: Array(repeating: 0, count: bounds.count))])
+            state.observe(i, labels, value)
         }
     }
 
-    private static func record(_ value: Double, bounds: [Double], in histogram: inout Histogram) {
+    fileprivate static func record(_ value: Double, bounds: [Double], in histogram: inout Histogram) {
         for (b, bound) in bounds.enumerated() where value <= bound { histogram.buckets[b] += 1 }
         histogram.count += 1
         histogram.sum += value
@@ -142,9 +165,12 @@ final class ServiceMetrics: Sendable {
     /// Method labels are bounded: anything else is `other`.
     static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
-    let registry = PrometheusRegistry()
+    let registry: PrometheusRegistry
+    /// Where the families every exchange touches sit in the registry.
+    private let exchangeFamilies: (requests: Int, duration: Int, requestBytes: Int, responseBytes: Int)
 
     init(version: String, blas: String, simd: String) {
+        let registry = PrometheusRegistry()
         let labels = ["route", "method", "status"]
         registry.declare("lossd_requests_total", .counter, help: "HTTP requests answered, by route pattern, method and status.", labels: labels)
         registry.declare(
@@ -167,15 +193,28 @@ final class ServiceMetrics: Sendable {
             "lossd_batch_rows", .histogram, help: "Rows (N) of each loss evaluation's batch.", buckets: Self.batchRowBuckets)
         registry.declare("lossd_build_info", .gauge, help: "Build information; the value is always 1.", labels: ["version", "blas", "simd"])
         registry.set("lossd_build_info", [version, blas, simd], 1)
+        self.registry = registry
+        func position(_ name: String) -> Int {
+            guard let position = registry.position(of: name) else { preconditionFailure("\(name) is declared above") }
+            return position
+        }
+        exchangeFamilies = (
+            position("lossd_requests_total"), position("lossd_request_duration_seconds"),
+            position("lossd_request_bytes_total"), position("lossd_response_bytes_total"))
     }
 
     /// Records one exchange. `route` is the matched pattern (never the raw path).
     func record(route: String, method: String?, status: Int, bytesIn: Int, bytesOut: Int, seconds: Double) {
         let method = method.map { Self.knownMethods.contains($0) ? $0 : "other" } ?? "none"
-        registry.add("lossd_requests_total", [route, method, String(status)])
-        registry.observe("lossd_request_duration_seconds", [route, method], max(0, seconds))
-        registry.add("lossd_request_bytes_total", [route, method], Double(bytesIn))
-        registry.add("lossd_response_bytes_total", [route, method], Double(bytesOut))
+        let labels = [route, method]
+        let positions = exchangeFamilies
+        // One lock for the four samples (this runs on an I/O thread for every response).
+        registry.update { state in
+            state.add(positions.requests, labels + [String(status)])
+            state.observe(positions.duration, labels, max(0, seconds))
+            state.add(positions.requestBytes, labels, Double(bytesIn))
+            state.add(positions.responseBytes, labels, Double(bytesOut))
+        }
     }
 
     /// One loss evaluated over `rows` rows.

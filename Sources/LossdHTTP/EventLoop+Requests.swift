@@ -248,7 +248,7 @@ extension EventLoop {
     }
 
     func dispatch(_ request: HTTPRequest, on connection: Connection) {
-        if let owner = newOwner(of: connection, quick: connection.plan?.quick == true) {
+        if connection.plan?.quick == true, let owner = newOwner(of: connection) {
             handOver(connection, request: request, to: owner)
             return
         }

@@ -11,11 +11,12 @@ import Synchronization
 
 /// One I/O thread's state. A server runs one loop per I/O thread. Loop 0 accepts, and every
 /// connection starts on it. The first time a connection brings a quick request (computation
-/// the loop runs itself), or any request while loop 0 holds more than `keptConnections`,
-/// loop 0 moves it to the loop owning the fewest connections, where it stays. A
-/// few connections bringing cheap requests (probes, metrics) or work for the worker pool
-/// stay on loop 0, so that they never wake, or compete for a core with, another loop;
-/// computation, and the traffic of many connections, spread over every loop's thread.
+/// the loop runs itself), loop 0 moves it to the loop owning the fewest connections, where
+/// it stays. Connections bringing only cheap requests (probes, metrics) or work for the
+/// worker pool stay on loop 0: one loop answers tens of thousands of those a second, and
+/// spreading them would only wake more threads to compete for the cores with the workers
+/// (and, in a benchmark, with the client), which lengthens the tail; computation spreads
+/// over every loop's thread.
 ///
 /// `@unchecked Sendable` is safe because every stored property other than `inbox` (a
 /// `Mutex`), `group` (atomics) and immutable `let`s is read and written only on the loop
@@ -204,15 +205,10 @@ final class EventLoop: @unchecked Sendable {
         close(wakeFD)
     }
 
-    /// Connections loop 0 keeps before it spreads every connection, whatever it brings.
-    static let keptConnections = 32
-
-    /// The loop a connection about to run a request moves to: the least loaded (by
-    /// connections owned), at its first quick request or at its first request while loop 0
-    /// holds more than `keptConnections` (loop 0 only, once per connection; nil: it stays here).
-    func newOwner(of connection: Connection, quick: Bool) -> EventLoop? {
+    /// The loop a connection about to run its first quick request moves to: the least loaded
+    /// (by connections owned; loop 0 only, once per connection; nil: it stays here).
+    func newOwner(of connection: Connection) -> EventLoop? {
         guard index == 0, !peers.isEmpty, !connection.placed, !connection.onOperationsListener else { return nil }
-        guard quick || connections.count > Self.keptConnections else { return nil }
         connection.placed = true
         // The loop owning the fewest connections (this one not counting the connection being
         // placed), starting the search after the last choice so that ties go round.

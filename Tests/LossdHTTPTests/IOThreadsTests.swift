@@ -32,9 +32,8 @@ struct LineFormat: AccessLogFormat {
 
 @Suite("I/O threads: connections spread over event loops, quick requests on them")
 struct IOThreadsTests {
-    /// A connection's first quick request gives it an owner among the loops in turn (it
-    /// moves there with that request); a quick request runs on the loop that owns its
-    /// connection, any other on a worker.
+    /// A connection's first quick request moves it, with that request, to the least loaded
+    /// loop; a quick request runs on the loop that owns its connection, any other on a worker.
     @Test func connectionsAreSpreadOverTheLoopsAndQuickRequestsRunOnThem() throws {
         let running = try RunningServer({ $0.ioThreads = 3; $0.workerThreads = 2 }, responder: ThreadNamingResponder())
         defer { running.stop() }

@@ -398,7 +398,12 @@ extension EventLoop {
                 while offset < end {
                     let n = write(configuration.accessLogDescriptor, raw.baseAddress! + offset, end - offset)
                     if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
+                    if n <= 0 {
+                        // The descriptor refuses (full, closed): the rest of this chunk is lost,
+                        // and a line cut short is ended, so that the next one starts whole.
+                        if offset > start { _ = write(configuration.accessLogDescriptor, "\n", 1) }
+                        break
+                    }
                     offset += n
                 }
                 start = end

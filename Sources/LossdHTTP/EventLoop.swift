@@ -176,7 +176,13 @@ final class EventLoop: @unchecked Sendable {
             }
             if isDraining {
                 if shutdownDeadline == 0 { startDraining() }
-                if connections.isEmpty && inbox.withLock({ $0.isEmpty }) { break }
+                // The other loops stay until loop 0 has stopped: nothing is handed to a loop
+                // that has already gone.
+                if connections.isEmpty && inbox.withLock({ $0.isEmpty })
+                    && (index == 0 || group.acceptorStopped.load(ordering: .acquiring))
+                {
+                    break
+                }
                 if now >= shutdownDeadline {
                     logger.warning("shutdown grace period over; closing \(connections.count) connection(s)")
                     for connection in Array(connections.values) { closeConnection(connection) }
@@ -187,6 +193,10 @@ final class EventLoop: @unchecked Sendable {
         if !accessLogBuffer.isEmpty { flushAccessLog() }
         if listenFD >= 0 { close(listenFD) }
         if operationsFD >= 0 { close(operationsFD) }
+        listenFD = -1
+        operationsFD = -1
+        // Loop 0's last handovers were posted above (within its last turn).
+        if index == 0 { group.acceptorStopped.store(true, ordering: .releasing) }
     }
 
     /// After every loop has stopped: closes what was handed to this loop too late to be
@@ -201,6 +211,11 @@ final class EventLoop: @unchecked Sendable {
             close(handover.connection.fd)
             releaseCount(probeOnly: handover.connection.probeOnly)
         }
+        // Set up but never run (a later loop failed to start): the listeners are still open.
+        if listenFD >= 0 { close(listenFD) }
+        if operationsFD >= 0 { close(operationsFD) }
+        listenFD = -1
+        operationsFD = -1
         close(epollFD)
         close(wakeFD)
     }
@@ -208,7 +223,9 @@ final class EventLoop: @unchecked Sendable {
     /// The loop a connection about to run its first quick request moves to: the least loaded
     /// (by connections owned; loop 0 only, once per connection; nil: it stays here).
     func newOwner(of connection: Connection) -> EventLoop? {
-        guard index == 0, !peers.isEmpty, !connection.placed, !connection.onOperationsListener else { return nil }
+        guard index == 0, !peers.isEmpty, !connection.placed, !connection.onOperationsListener, !isDraining else {
+            return nil
+        }
         connection.placed = true
         // The loop owning the fewest connections (this one not counting the connection being
         // placed), starting the search after the last choice so that ties go round.
@@ -279,8 +296,12 @@ final class EventLoop: @unchecked Sendable {
                     OldestIdleQuery.Answer(idleSince: $0.idleSince, connectionID: $0.id, fd: $0.fd)
                 })
             case let .evict(connectionID, fd):
+                // The connection named may have started a request since it was chosen: then
+                // the loop's longest-idle one goes instead, so that the cap holds.
                 if let connection = connections[fd], connection.id == connectionID, isIdle(connection) {
                     closeConnection(connection)
+                } else if let oldest = oldestIdleConnection() {
+                    closeConnection(oldest)
                 }
             case .shutdown:
                 startDraining()
@@ -318,8 +339,8 @@ final class EventLoop: @unchecked Sendable {
 
     /// Accepts on the main listener (loop 0); every connection starts on this loop.
     func acceptConnections() {
-        guard listenFD >= 0, !isDraining else { return }
         for _ in 0..<64 {
+            guard listenFD >= 0, !isDraining else { return }
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let fd = withUnsafeMutablePointer(to: &storage) { lossd_accept(listenFD, $0, &length) }
@@ -428,15 +449,19 @@ final class EventLoop: @unchecked Sendable {
         if let own = oldestIdleConnection() {
             best = (self, OldestIdleQuery.Answer(idleSince: own.idleSince, connectionID: own.id, fd: own.fd))
         }
+        // One deadline for every answer: a loop busy with a long turn is skipped, not waited on
+        // loop by loop.
+        let deadline = Clock.now + Clock.nanos(0.1)
         for (peer, query) in zip(peers, queries) {
-            guard let answer = query.wait(seconds: 0.5) else { continue }
+            let remaining = Double(deadline &- min(deadline, Clock.now)) / 1e9
+            guard let answer = query.wait(seconds: remaining) else { continue }
             if best == nil || answer.idleSince < best!.answer.idleSince { best = (peer, answer) }
         }
         guard let best else { return false }
         if best.loop === self {
             if let connection = connections[best.answer.fd] { closeConnection(connection) }
         } else {
-            // Closed by its own loop; the cap may be exceeded by one until it is.
+            // Closed by its own loop (or, if it has become busy, that loop's longest-idle one).
             best.loop.post(.evict(connectionID: best.answer.connectionID, fd: best.answer.fd))
         }
         return true

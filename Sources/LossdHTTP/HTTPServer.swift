@@ -93,8 +93,9 @@ public final class HTTPServer: Sendable {
         }
         loop.run()
         others.wait()
-        for each in loops { each.closeAfterRun() }
+        // Workers first: a handler still running posts its answer to a loop's eventfd.
         loop.pool.shutdown(timeout: 1)
+        for each in loops { each.closeAfterRun() }
     }
 
     /// Stops accepting connections, lets in-flight requests finish within the grace

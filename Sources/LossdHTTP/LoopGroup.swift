@@ -6,6 +6,9 @@ import Synchronization
 final class LoopGroup: Sendable {
     /// Set once shutdown begins, by whichever loop hears of it first.
     let draining = Atomic<Bool>(false)
+    /// Set once loop 0 (which accepts and hands connections over) has stopped; the other
+    /// loops stop only after it.
+    let acceptorStopped = Atomic<Bool>(false)
     /// Open client connections on every loop, the operations listener's included (the gauge).
     let openConnections = Atomic<Int>(0)
     /// Connections counted against ``HTTPServerConfiguration/maxConnections``: neither

@@ -81,7 +81,7 @@ final class EventLoop: @unchecked Sendable {
     /// clash fails here), the others serve what loop 0 hands them.
     init(
         index: Int, group: LoopGroup, configuration: HTTPServerConfiguration, responder: any HTTPResponder,
-        pool: WorkerPool, budget: MemoryBudget, logger: Logger, listeningAddress: (host: String, port: Int)? = nil
+        pool: WorkerPool, budget: MemoryBudget, logger: Logger
     ) throws(SocketError) {
         self.index = index
         self.group = group
@@ -105,7 +105,8 @@ final class EventLoop: @unchecked Sendable {
                 operationsAddress = nil
             }
         } else {
-            boundAddress = listeningAddress ?? (configuration.host, configuration.port)
+            // Read from loop 0 only (``HTTPServer/boundAddress``).
+            boundAddress = (configuration.host, configuration.port)
             operationsAddress = nil
         }
         epollFD = lossd_epoll_create()
@@ -191,11 +192,8 @@ final class EventLoop: @unchecked Sendable {
             }
         }
         if !accessLogBuffer.isEmpty { flushAccessLog() }
-        if listenFD >= 0 { close(listenFD) }
-        if operationsFD >= 0 { close(operationsFD) }
-        listenFD = -1
-        operationsFD = -1
-        // Loop 0's last handovers were posted above (within its last turn).
+        // The listeners were closed when draining began. Loop 0's last handovers were posted
+        // above (within its last turn).
         if index == 0 { group.acceptorStopped.store(true, ordering: .releasing) }
     }
 
@@ -211,7 +209,8 @@ final class EventLoop: @unchecked Sendable {
             close(handover.connection.fd)
             releaseCount(probeOnly: handover.connection.probeOnly)
         }
-        // Set up but never run (a later loop failed to start): the listeners are still open.
+        // Set up but never run (a later loop failed to start): the listeners are still open;
+        // a loop that ran closed them when it began draining.
         if listenFD >= 0 { close(listenFD) }
         if operationsFD >= 0 { close(operationsFD) }
         listenFD = -1

@@ -44,7 +44,7 @@ public final class HTTPServer: Sendable {
                 loops.append(
                     try EventLoop(
                         index: index, group: group, configuration: configuration, responder: responder, pool: pool,
-                        budget: memoryBudget, logger: logger, listeningAddress: first.boundAddress))
+                        budget: memoryBudget, logger: logger))
             } catch {
                 for loop in loops { loop.closeAfterRun() }
                 throw error

@@ -2,7 +2,8 @@ import Dispatch
 import Synchronization
 
 /// What the event loops of one server share. Each loop owns its connections outright;
-/// only these server-wide counts, the draining flag and the request counter cross loops.
+/// beside these server-wide counts, flags and the request counter, only messages cross
+/// loops (a connection handed over, an eviction query).
 final class LoopGroup: Sendable {
     /// Set once shutdown begins, by whichever loop hears of it first.
     let draining = Atomic<Bool>(false)

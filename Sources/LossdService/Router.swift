@@ -67,6 +67,9 @@ public struct Router: Sendable {
         /// Cheap and non-blocking: may run on the I/O thread.
         var inline: Bool { cost == .inline }
 
+        /// Whether it answers `method` (`HEAD` is answered by the `GET` route).
+        func answers(_ method: String) -> Bool { self.method == method || (method == "HEAD" && self.method == "GET") }
+
         /// Literal segments: the more, the more specific the route.
         let literalCount: Int
 
@@ -117,7 +120,7 @@ public struct Router: Sendable {
     func match(method: String, path: String) -> Match {
         if let exact = literalRoutes[path] {
             // The common case (`/v1/loss`): one lookup, no path splitting.
-            for index in exact where routes[index].method == method || (method == "HEAD" && routes[index].method == "GET") {
+            for index in exact where routes[index].answers(method) {
                 return .found(routes[index], [:])
             }
         }
@@ -135,7 +138,7 @@ public struct Router: Sendable {
         }
         var allowed: [String] = []
         for (route, parameters) in bound {
-            if route.method == method || (method == "HEAD" && route.method == "GET") {
+            if route.answers(method) {
                 return .found(route, parameters)
             }
             allowed.append(route.method)

@@ -72,7 +72,7 @@ final class PrometheusRegistry: Sendable {
     func add(_ name: String, _ labels: [String] = [], _ amount: Double = 1) {
         state.withLock { state in
             guard let i = state.index[name] else { return }
-            state.families[i].values[labels, default: 0] += amount
+            state.add(i, labels, amount)
         }
     }
 
